@@ -1,0 +1,3 @@
+from rvz.cli import main
+
+main()

@@ -1,0 +1,230 @@
+"""The `rvz` command line. Each command builds its config and calls one run_* function."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from rvz import applog
+from rvz.config import (
+    DEFAULT_USE_CASE,
+    ROLES,
+    Config,
+    ModelConfig,
+    config_from_json,
+    load_config,
+    parse_config,
+)
+from rvz.errors import ConfigError, ModelLoadError
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+DEFAULT_TARGET = "127.0.0.1:50051"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fail(message: str, code: int = EXIT_USAGE) -> None:
+    click.echo(f"rvz: {message}", err=True)
+    sys.exit(code)
+
+
+def config_options(func: F) -> F:
+    """--config/--data-dir (and hidden --config-json, which `rvz up` uses for its children)."""
+    func = click.option("--data-dir", type=click.Path(file_okay=False), help="Directory of the logs (log.dir).")(func)
+    func = click.option("--config-json", hidden=True, help="Effective config from `rvz up`.")(func)
+    func = click.option("--config", "config_path", type=click.Path(dir_okay=False),
+                        help="TOML config file; without one, the demo deployment's defaults.")(func)
+    return func
+
+
+def _build_config(config_path: str | None, config_json: str | None, *, demo: bool,
+                  listen: str | None = None, data_dir: str | None = None) -> Config:
+    try:
+        if config_json:
+            config = config_from_json(config_json)
+        elif config_path is None and not demo:
+            config = parse_config({}, "<defaults>")
+        else:
+            config = load_config(config_path)
+        return config.with_overrides(listen=listen, data_dir=data_dir)
+    except ConfigError as e:
+        _fail(f"config error: {e}")
+        raise  # unreachable
+
+
+def _supervised() -> None:
+    parent = os.environ.get("RVZ_PARENT_PID")
+    if parent and parent.isdigit() and int(parent) == os.getppid():
+        from rvz.run import die_with_parent
+
+        die_with_parent()
+
+
+@click.group(context_settings={"auto_envvar_prefix": "RVZ", "help_option_names": ["-h", "--help"]})
+@click.option("--log-level", default="INFO", show_default=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False), help="Log verbosity.")
+@click.option("--log-format", default="text", show_default=True, type=click.Choice(["text", "json"]),
+              help="Log line format (json for log shippers).")
+@click.pass_context
+def cli(ctx: click.Context, log_level: str, log_format: str) -> None:
+    """rvz: serve a champion, its challengers, a canary and a decoy on the same live traffic."""
+    ctx.obj = {"log_level": log_level, "log_format": log_format}
+
+
+def _logging(component: str) -> None:
+    obj = click.get_current_context().find_root().obj
+    applog.configure(component, obj["log_level"], obj["log_format"])
+
+
+@cli.command()
+@config_options
+@click.option("--listen", help="HOST:PORT for the gRPC frontend (frontend.listen).")
+def up(config_path: str | None, config_json: str | None, data_dir: str | None, listen: str | None) -> None:
+    """Start the frontend, the rendezvous and every configured model (the demo without --config)."""
+    from rvz.supervisor import run_up
+
+    config = _build_config(config_path, config_json, demo=True, listen=listen, data_dir=data_dir)
+    _logging("rvz-up")
+    sys.exit(run_up(config))
+
+
+@cli.command()
+@config_options
+@click.option("--listen", help="HOST:PORT to serve gRPC on (frontend.listen).")
+def frontend(config_path: str | None, config_json: str | None, data_dir: str | None, listen: str | None) -> None:
+    """Run the gRPC frontend alone."""
+    from rvz.run import run_frontend
+
+    config = _build_config(config_path, config_json, demo=False, listen=listen, data_dir=data_dir)
+    _logging("rvz-frontend")
+    _supervised()
+    run_frontend(config)
+
+
+@cli.command()
+@config_options
+def rendezvous(config_path: str | None, config_json: str | None, data_dir: str | None) -> None:
+    """Run the rendezvous alone."""
+    from rvz.run import run_rendezvous
+
+    config = _build_config(config_path, config_json, demo=False, data_dir=data_dir)
+    _logging("rvz-rendezvous")
+    _supervised()
+    run_rendezvous(config)
+
+
+@cli.group()
+def model() -> None:
+    """Model workers."""
+
+
+@model.command("run")
+@config_options
+@click.option("--name", required=True, help="Model name (unique within its use case).")
+@click.option("--version", "model_version", default="1", show_default=True, help="Model version.")
+@click.option("--role", default="champion", show_default=True, type=click.Choice(ROLES), help="Role in the schedule.")
+@click.option("--entry", default="", help="MODULE:ATTR of the model callable (not needed for a decoy).")
+@click.option("--use-case", default=DEFAULT_USE_CASE, show_default=True, help="Use case to serve.")
+@click.option("--batch-max", default=32, show_default=True, type=click.IntRange(min=1),
+              help="Most requests handed to predict_batch at once.")
+def model_run(config_path: str | None, config_json: str | None, data_dir: str | None, name: str,
+              model_version: str, role: str, entry: str, use_case: str, batch_max: int) -> None:
+    """Run one model worker: SUB to requests, score, PUSH scores to the rendezvous."""
+    config = _build_config(config_path, config_json, demo=False, data_dir=data_dir)
+    try:
+        spec = parse_config({"models": [{"name": name, "version": model_version, "role": role, "entry": entry,
+                                         "use_case": use_case, "batch_max": batch_max}]}, "command line").models[0]
+    except ConfigError as e:
+        _fail(str(e).replace("models[0].", "--").replace("_", "-"))
+        raise
+    _logging(f"rvz-model-{name}")
+    _supervised()
+    _run_model(config, spec)
+
+
+def _run_model(config: Config, spec: ModelConfig) -> None:
+    from rvz.run import run_model
+
+    try:
+        run_model(config, spec)
+    except ModelLoadError as e:
+        _fail(f"cannot load model {spec.name!r}: {e}")
+
+
+@cli.command()
+@click.option("--target", default=DEFAULT_TARGET, show_default=True, help="HOST:PORT of the frontend.")
+@click.option("--use-case", default="", help="Use case (empty: the default).")
+@click.option("--features", "features_json", help='Features as JSON, e.g. \'{"petal_length": 1.4}\'.')
+@click.option("--example", is_flag=True, help="Send a real row of the demo dataset.")
+@click.option("--timeout", "timeout_s", type=float, default=5.0, show_default=True, help="gRPC deadline, seconds.")
+def score(target: str, use_case: str, features_json: str | None, example: bool, timeout_s: float) -> None:
+    """Score one request and print the response as JSON."""
+    from rvz.client import ScoreFailed
+    from rvz.client import score as call_score
+
+    if bool(features_json) == example:
+        _fail("give exactly one of --features JSON or --example")
+    if example:
+        from rvz.demo import example_features
+
+        features: Any = example_features()
+    else:
+        try:
+            features = json.loads(features_json or "")
+        except json.JSONDecodeError as e:
+            _fail(f"--features is not valid JSON: {e}")
+        if not isinstance(features, dict):
+            _fail("--features must be a JSON object of feature name -> value")
+    try:
+        response = call_score(target, use_case, features, timeout_s)
+    except ScoreFailed as e:
+        _fail(str(e), EXIT_FAILURE)
+    click.echo(json.dumps(response))
+
+
+@cli.command()
+@click.option("--target", default=DEFAULT_TARGET, show_default=True, help="HOST:PORT of the frontend.")
+@click.option("--use-case", default="", help="Check one use case (default: the whole server).")
+@click.option("--timeout", "timeout_s", type=float, default=2.0, show_default=True, help="Seconds to wait.")
+def check(target: str, use_case: str, timeout_s: float) -> None:
+    """Exit 0 if SERVING, 1 otherwise (for container health checks)."""
+    from rvz.client import check as health_check
+
+    status = health_check(target, use_case, timeout_s)
+    click.echo(status)
+    sys.exit(EXIT_OK if status == "SERVING" else EXIT_FAILURE)
+
+
+@cli.group()
+def log() -> None:
+    """Read the request, scores and results logs."""
+
+
+@log.command("cat")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+@click.option("--strict", is_flag=True, help="Fail on a corrupt record instead of skipping the rest of its segment.")
+def log_cat(directory: str, strict: bool) -> None:
+    """Print every record of a log directory (e.g. rvz-data/requests) as JSON lines."""
+    from rvz.client import cat
+    from rvz.log import LogError
+
+    applog.configure("rvz-log", "WARNING")
+    try:
+        for line in cat(directory, strict):
+            click.echo(line)
+    except (LogError, ValueError) as e:
+        _fail(str(e), EXIT_FAILURE)
+    except BrokenPipeError:
+        sys.stderr.close()  # `rvz log cat ... | head` is fine
+
+
+def main(args: list[str] | None = None) -> None:
+    cli.main(args=args, prog_name="rvz")
+

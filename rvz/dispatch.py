@@ -1,0 +1,220 @@
+"""The frontend's side of the streams: publish each request once, route results back.
+
+Hot path per request: one protobuf envelope built around the client's request
+bytes (never re-encoded), one ``os.write`` to the request log, one NOBLOCK send
+on the XPUB socket, one future. Results are read by a reader callback on the
+DEALER socket's file descriptor that drains everything queued in one go, instead
+of one awaited ``recv`` (a task and a future) per message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import time
+from dataclasses import dataclass
+
+import zmq
+from zmq.utils.monitor import recv_monitor_message
+
+from rvz import streams
+from rvz._proto import envelope_pb2
+from rvz.config import Config
+from rvz.errors import Overloaded, Unavailable
+from rvz.log import LogWriter
+from rvz.readiness import Readiness
+
+logger = logging.getLogger(__name__)
+
+# How long past its deadline a request waits for the rendezvous before we stop trusting it.
+BACKSTOP_GRACE_NS = 250_000_000
+HOUSEKEEPING_S = 0.02
+DRAIN_BATCH = 1024
+
+
+@dataclass(eq=False)
+class Waiter:
+    future: asyncio.Future[envelope_pb2.ResultEnvelope]
+    log_seq: int
+
+
+class Dispatcher:
+    def __init__(self, config: Config, readiness: Readiness, request_log: LogWriter, identity: bytes) -> None:
+        self.config = config
+        self.readiness = readiness
+        self.request_log = request_log
+        self.identity = identity
+        self.durable_answers = config.log.durable_answers
+        self.waiting: dict[str, Waiter] = {}
+        self.published = 0
+        self.refused_full = 0
+        self._not_durable: list[tuple[Waiter, envelope_pb2.ResultEnvelope]] = []
+        self._backstops: list[tuple[int, str]] = []
+        self._ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        self._pub: zmq.Socket[bytes] | None = None
+        self._dealer: zmq.Socket[bytes] | None = None
+        self._monitor: zmq.Socket[bytes] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        s = self.config.streams
+        self._loop = asyncio.get_running_loop()
+        self._pub = streams.publisher(self._ctx, s.requests, s.high_water_mark)
+        self._dealer = streams.result_dealer(self._ctx, s.results, s.high_water_mark, self.identity)
+        self._monitor = self._dealer.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        self._loop.add_reader(self._dealer.FD, self._on_results)
+        self._loop.add_reader(self._monitor.FD, self._on_monitor)
+        self.request_log.add_durable_listener(self._durable_from_thread)
+        self._tasks = [asyncio.create_task(self._housekeeping(), name="rvz-housekeeping")]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._loop is not None and self._dealer is not None and self._monitor is not None:
+            self._loop.remove_reader(self._dealer.FD)
+            self._loop.remove_reader(self._monitor.FD)
+            self._dealer.disable_monitor()
+        for waiter in self.waiting.values():
+            if not waiter.future.done():
+                waiter.future.set_exception(Unavailable("the frontend is shutting down; retry on another"))
+        self._ctx.destroy(linger=0)
+
+    async def submit(self, request_id: str, use_case: str, request: bytes, received_ns: int,
+                     deadline_ns: int) -> envelope_pb2.ResultEnvelope:
+        """Log, publish and wait for the rendezvous's result; the caller handles cancellation."""
+        assert self._pub is not None and self._loop is not None
+        envelope = envelope_pb2.RequestEnvelope(
+            request_id=request_id, use_case=use_case, request=request, received_unix_ns=received_ns,
+            deadline_unix_ns=deadline_ns, return_address=self.identity).SerializeToString()
+        seq = self.request_log.append(envelope)  # logged before it is published
+        try:
+            self._pub.send_multipart([streams.topic_for(use_case), envelope], zmq.NOBLOCK)
+        except zmq.Again:
+            self.refused_full += 1
+            raise Overloaded("the input stream is full (a model is not keeping up); retry with backoff") from None
+        self.published += 1
+        waiter = Waiter(self._loop.create_future(), seq)
+        self.waiting[request_id] = waiter
+        heapq.heappush(self._backstops, (deadline_ns + BACKSTOP_GRACE_NS, request_id))
+        try:
+            return await waiter.future
+        finally:
+            del self.waiting[request_id]
+
+    # --- results ------------------------------------------------------------------------------
+
+    def _on_results(self) -> None:
+        dealer = self._dealer
+        assert dealer is not None
+        for _ in range(DRAIN_BATCH):
+            try:
+                kind, payload = dealer.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            except ValueError:
+                continue
+            if kind == streams.RESULT:
+                self._on_result(payload)
+            elif kind == streams.CONTROL:
+                self._on_control(payload)
+        # More is queued: continue after other callbacks had a turn (the fd is edge-triggered).
+        assert self._loop is not None
+        self._loop.call_soon(self._on_results)
+
+    def _on_result(self, payload: bytes) -> None:
+        result = envelope_pb2.ResultEnvelope.FromString(payload)
+        waiter = self.waiting.get(result.request_id)
+        if waiter is None or waiter.future.done():
+            return  # the caller gave up (client deadline or cancel) before the answer came
+        if self.durable_answers and waiter.log_seq > self.request_log.durable_seq:
+            self._not_durable.append((waiter, result))
+        else:
+            waiter.future.set_result(result)
+
+    def _durable_from_thread(self, seq: int) -> None:
+        loop = self._loop
+        # Always hop to the loop: checking _not_durable from this thread would race with the loop adding to it.
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._release_durable, seq)
+
+    def _release_durable(self, seq: int) -> None:
+        if not self._not_durable:
+            return
+        still: list[tuple[Waiter, envelope_pb2.ResultEnvelope]] = []
+        for waiter, result in self._not_durable:
+            if waiter.log_seq > seq:
+                still.append((waiter, result))
+            elif not waiter.future.done():
+                waiter.future.set_result(result)
+        self._not_durable = still
+
+    def _on_control(self, payload: bytes) -> None:
+        try:
+            message = envelope_pb2.Control.FromString(payload)
+        except Exception:
+            logger.warning("ignoring a malformed control message (%d bytes)", len(payload))
+            return
+        self.readiness.on_control(message, time.time_ns())
+
+    def _on_monitor(self) -> None:
+        monitor = self._monitor
+        assert monitor is not None
+        while True:
+            try:
+                event = recv_monitor_message(monitor, zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if event["event"] == zmq.EVENT_DISCONNECTED:
+                logger.warning("lost the connection to the rendezvous at %s", self.config.streams.results)
+                self.readiness.on_rendezvous_lost()
+                self._fail_all(Unavailable("the rendezvous went away before answering; retry"))
+
+    def _fail_all(self, error: Exception) -> None:
+        for waiter in self.waiting.values():
+            if not waiter.future.done():
+                waiter.future.set_exception(error)
+
+    # --- housekeeping -------------------------------------------------------------------------
+
+    async def _housekeeping(self) -> None:
+        probe_every_ns = self.config.frontend.heartbeat_ms * 1_000_000
+        next_probe = 0
+        while True:
+            now = time.time_ns()
+            if now >= next_probe:
+                self._probe(now)
+                self.readiness.refresh(now)
+                next_probe = now + probe_every_ns
+            self._expire_backstops(now)
+            await asyncio.sleep(HOUSEKEEPING_S)
+
+    def _probe(self, now: int) -> None:
+        assert self._pub is not None
+        self._drain_subscriptions()
+        probe = envelope_pb2.Control(kind=envelope_pb2.Control.PROBE, frontend_id=self.identity, sent_unix_ns=now)
+        try:
+            self._pub.send_multipart([streams.CONTROL_TOPIC, probe.SerializeToString()], zmq.NOBLOCK)
+        except zmq.Again:
+            logger.warning("input stream full: probe not sent")
+
+    def _drain_subscriptions(self) -> None:
+        # XPUB delivers (un)subscription messages; read them so they do not pile up.
+        assert self._pub is not None
+        while True:
+            try:
+                self._pub.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+
+    def _expire_backstops(self, now: int) -> None:
+        backstops = self._backstops
+        while backstops and backstops[0][0] <= now:
+            _, request_id = heapq.heappop(backstops)
+            waiter = self.waiting.get(request_id)
+            if waiter is not None and not waiter.future.done():
+                waiter.future.set_exception(Unavailable(
+                    f"the rendezvous did not answer request {request_id} by its deadline; "
+                    "check that `rvz rendezvous` is running and keeping up"))

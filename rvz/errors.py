@@ -1,0 +1,49 @@
+"""Every error rvz raises on purpose, each with the gRPC status a caller sees.
+
+The frontend turns an ``RvzError`` into ``context.abort(error.code, str(error))``
+in exactly one place; the message always says what to fix.
+"""
+
+from __future__ import annotations
+
+import grpc
+
+
+class RvzError(Exception):
+    """Root of rvz's errors."""
+
+    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+
+
+class ConfigError(RvzError):
+    """The configuration file or a command-line option is invalid."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class InvalidRequest(RvzError):
+    """The request cannot be scored as sent (missing or malformed features, bad use case name)."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class UnknownUseCase(RvzError):
+    """No model has ever announced the requested use case."""
+
+    code = grpc.StatusCode.NOT_FOUND
+
+
+class Unavailable(RvzError):
+    """The pipeline cannot take the request now (rendezvous or models unreachable)."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+
+
+class Overloaded(RvzError):
+    """Too many requests in flight or the input stream is full; retry with backoff."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class ModelLoadError(RvzError):
+    """A model entry point cannot be imported or is not callable."""

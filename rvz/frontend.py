@@ -1,0 +1,131 @@
+"""The gRPC front door: ``rvz.v1.Scoring/Score``, health and reflection.
+
+Score takes the request as raw bytes (the generic handler has no deserializer),
+so the bytes the client sent are the bytes that travel to the models: they are
+parsed once here for validation and never re-encoded. Every ``RvzError`` becomes
+a gRPC status in one place, ``score``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from rvz._proto import scoring_pb2
+from rvz.config import Config
+from rvz.dispatch import Dispatcher
+from rvz.errors import Overloaded, RvzError
+from rvz.ids import RequestIds
+from rvz.log import LogWriter
+from rvz.readiness import Readiness
+from rvz.validate import check_features, check_use_case, parse_request
+
+logger = logging.getLogger(__name__)
+
+SERVICE_NAME = scoring_pb2.DESCRIPTOR.services_by_name["Scoring"].full_name
+HEALTH_REFRESH_S = 0.05
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+class Frontend:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.sla_ns = int(config.rendezvous.deadline_ms * 1e6)
+        self.max_in_flight = config.frontend.max_in_flight
+        self.identity = b"fe-" + secrets.token_hex(6).encode()
+        self.ids = RequestIds()
+        self.readiness = Readiness(config.frontend, config.streams)
+        self.request_log = LogWriter(f"{config.log.dir}/requests", "rvz.v1.RequestEnvelope",
+                                     segment_bytes=config.log.segment_mb * 1024 * 1024, fsync=config.log.fsync)
+        self.dispatcher = Dispatcher(config, self.readiness, self.request_log, self.identity)
+        self.health = health.aio.HealthServicer()
+        self.server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        self.port = 0
+        self.started = False
+        self._health_task: asyncio.Task[None] | None = None
+        self._published_health: dict[str, int] = {}
+
+    async def start(self) -> int:
+        """Bind, connect the streams and start serving; returns the bound port."""
+        if self.started:
+            return self.port
+        self.request_log.start()
+        await self.dispatcher.start()
+        handler = grpc.unary_unary_rpc_method_handler(self.score)  # raw bytes in, raw bytes out
+        self.server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICE_NAME, {"Score": handler})])
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            [SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+            self.server)
+        await self.health.set("", NOT_SERVING)
+        self.port = self.server.add_insecure_port(self.config.frontend.listen)
+        if self.port == 0:
+            raise RvzError(f"cannot listen on {self.config.frontend.listen}: the address is in use or invalid")
+        await self.server.start()
+        self._health_task = asyncio.create_task(self._publish_health(), name="rvz-health")
+        self.started = True
+        return self.port
+
+    async def stop(self, grace: float = 2.0) -> None:
+        """Stop taking calls, let those in flight finish (up to ``grace`` s), then close everything."""
+        if not self.started:
+            return
+        self.started = False
+        await self.health.enter_graceful_shutdown()
+        if self._health_task is not None:
+            self._health_task.cancel()
+        await self.server.stop(grace)
+        await self.dispatcher.stop()
+        self.request_log.stop()
+
+    async def score(self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
+        received_ns = time.time_ns()
+        try:
+            return await self._score(request, context, received_ns)
+        except RvzError as e:
+            await context.abort(e.code, str(e))
+            raise  # unreachable: abort raises
+
+    async def _score(self, data: bytes, context: grpc.aio.ServicerContext[bytes, bytes], received_ns: int) -> bytes:
+        request = parse_request(data)
+        use_case = request.use_case or self.config.frontend.default_use_case
+        if request.use_case:
+            check_use_case(use_case)
+        schema = self.readiness.check(use_case)
+        check_features(request, use_case, schema)
+        if len(self.dispatcher.waiting) >= self.max_in_flight:
+            raise Overloaded(f"{self.max_in_flight} requests already in flight (frontend.max_in_flight); "
+                             "retry with backoff")
+        remaining = context.time_remaining()
+        budget_ns = self.sla_ns if remaining is None else min(self.sla_ns, int(remaining * 1e9))
+        request_id = self.ids.next()
+        result = await self.dispatcher.submit(request_id, use_case, data, received_ns, received_ns + budget_ns)
+        if result.status_code:
+            context.set_trailing_metadata((("rvz-request-id", request_id),))
+            await context.abort(_CODES.get(result.status_code, grpc.StatusCode.UNKNOWN), result.status_message)
+        return result.response
+
+    async def _publish_health(self) -> None:
+        """Mirror readiness into the gRPC health service: "" for the server, one name per use case."""
+        while True:
+            now = time.time_ns()
+            statuses = {"": SERVING if self.readiness.any_serving(now) else NOT_SERVING}
+            for use_case in self.readiness.models.use_cases():
+                statuses[use_case] = SERVING if self.readiness.serving(use_case, now) else NOT_SERVING
+            for service, status in statuses.items():
+                if self._published_health.get(service) != status:
+                    self._published_health[service] = status
+                    await self.health.set(service, status)
+                    logger.info("health of %r: %s", service or "<server>",
+                                health_pb2.HealthCheckResponse.ServingStatus.Name(status))
+            await asyncio.sleep(HEALTH_REFRESH_S)
+
+
+_CODES = {code.value[0]: code for code in grpc.StatusCode}

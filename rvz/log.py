@@ -1,0 +1,422 @@
+"""A small append-only durable log of opaque records, with group commit.
+
+On-disk format
+--------------
+A log is a directory. Records live in segment files named ``%020d.seg`` (0, 1, 2, ...); when the
+current segment reaches ``segment_bytes`` the next append starts a new one.
+
+Every segment starts with ``b"RVZLOG1\\n"`` followed by one framed record whose payload is the UTF-8
+name of the record type (e.g. ``rvz.v1.RequestEnvelope``), so a generic reader can decode the log.
+A record frame is the payload length (4 bytes, little-endian), ``zlib.crc32(payload)`` (4 bytes,
+little-endian), then the payload; payloads are at most 64 MiB.
+
+The file ``LOCK`` holds an exclusive ``flock`` for the writer's lifetime and contains its pid. There is
+one writer per directory; readers never lock.
+
+Durability
+----------
+``LogWriter.append`` writes each record with one ``os.write`` (so it survives a crash of this process
+once it returns) and never syncs. A sync thread ``fdatasync``s in batches and reports the highest
+durable sequence number to listeners. After a crash ``LogWriter.start`` truncates a torn or corrupt
+tail of the last segment; the reader stops at such a record and goes on with the next segment.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import re
+import struct
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+logger = logging.getLogger(__name__)
+
+MAGIC = b"RVZLOG1\n"
+MAX_PAYLOAD = 64 * 1024 * 1024
+LOCK_NAME = "LOCK"
+_FRAME = struct.Struct("<II")
+_SEGMENT_NAME = re.compile(r"\d{20}\.seg")
+
+
+class LogError(Exception):
+    """A log directory cannot be used as asked."""
+
+
+class LogLockedError(LogError):
+    """Another writer holds the lock of the log directory."""
+
+
+class CorruptRecord(LogError):
+    """A record is torn or fails its checksum (raised only by strict reading)."""
+
+    def __init__(self, path: Path, offset: int, reason: str) -> None:
+        super().__init__(f"{path}: corrupt record at offset {offset}: {reason}")
+        self.path = path
+        self.offset = offset
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    """One record as read back: the segment file's path, the frame's offset in it, the payload."""
+
+    segment: str
+    offset: int
+    payload: bytes
+
+
+def _frame(payload: bytes) -> bytes:
+    if len(payload) > MAX_PAYLOAD:
+        raise ValueError(f"log payload of {len(payload)} bytes exceeds the {MAX_PAYLOAD}-byte limit")
+    return _FRAME.pack(len(payload), zlib.crc32(payload)) + payload
+
+
+def _segments(directory: Path) -> list[Path]:
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        raise LogError(f"log directory {directory} does not exist; check the path") from None
+    return [directory / name for name in sorted(names) if _SEGMENT_NAME.fullmatch(name)]
+
+
+def _scan(f: BinaryIO, path: Path, offset: int) -> Iterator[tuple[int, bytes]]:
+    """Yield (offset, payload) for each good record from offset on; raise CorruptRecord at a bad one."""
+    while head := f.read(_FRAME.size):
+        if len(head) < _FRAME.size:
+            raise CorruptRecord(path, offset, f"torn frame header ({len(head)} bytes)")
+        length, crc = _FRAME.unpack(head)
+        if length > MAX_PAYLOAD:
+            raise CorruptRecord(path, offset, f"absurd payload length {length}")
+        payload = f.read(length)
+        if len(payload) < length:
+            raise CorruptRecord(path, offset, f"torn payload ({len(payload)} of {length} bytes)")
+        if zlib.crc32(payload) != crc:
+            raise CorruptRecord(path, offset, "checksum mismatch")
+        yield offset, payload
+        offset += _FRAME.size + length
+
+
+def _read_header(f: BinaryIO, path: Path) -> tuple[str, int]:
+    """Return the segment's record type and the offset of its first record."""
+    if f.read(len(MAGIC)) != MAGIC:
+        raise CorruptRecord(path, 0, "missing or torn segment header")
+    try:
+        _, payload = next(_scan(f, path, len(MAGIC)))
+        return payload.decode("utf-8"), len(MAGIC) + _FRAME.size + len(payload)
+    except StopIteration:
+        raise CorruptRecord(path, 0, "segment header has no record type") from None
+    except (CorruptRecord, UnicodeDecodeError) as e:
+        raise CorruptRecord(path, 0, f"bad segment header: {e}") from e
+
+
+def _good_end(path: Path) -> tuple[str | None, int, str]:
+    """Scan a segment: (record type or None if the header is bad, end of the last good record, problem)."""
+    with open(path, "rb") as f:
+        try:
+            record_type, end = _read_header(f, path)
+        except CorruptRecord as e:
+            return None, 0, e.reason
+        try:
+            for offset, payload in _scan(f, path, end):
+                end = offset + _FRAME.size + len(payload)
+        except CorruptRecord as e:
+            return record_type, end, e.reason
+    return record_type, end, ""
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        if written == 0:
+            raise OSError(f"os.write wrote nothing ({len(view)} bytes left)")
+        view = view[written:]
+
+
+def _take_lock(directory: Path) -> int:
+    fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise LogLockedError(
+            f"log {directory} is locked by another writer (pid {holder}); stop that process "
+            "or use another directory"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def _release_lock(fd: int) -> None:
+    os.ftruncate(fd, 0)  # an empty LOCK file tells a human nobody holds it
+    os.close(fd)
+
+
+class LogWriter:
+    """The single writer of a log directory; see the module docstring for the format."""
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        record_type: str,
+        *,
+        segment_bytes: int = 64 * 1024 * 1024,
+        fsync: bool = True,
+    ) -> None:
+        self.directory = Path(directory)
+        self.record_type = record_type
+        self._segment_bytes = segment_bytes
+        self._fsync = fsync
+        self._header = MAGIC + _frame(record_type.encode("utf-8"))
+        self._cond = threading.Condition(threading.Lock())
+        self._listeners: tuple[Callable[[int], None], ...] = ()
+        self._thread: threading.Thread | None = None
+        self._lock_fd = -1
+        self._fd = -1
+        self._segment = 0
+        self._segment_size = 0
+        self._retiring: list[int] = []  # rotated-out fds the sync thread must sync before closing
+        self._new_segment = False  # the directory needs an fsync before reporting durability
+        self._appended_seq = 0
+        self._durable_seq = 0
+        self._sync_error: OSError | None = None
+        self.started = False
+        self.closed = False
+        self.bytes_written = 0
+        self.fsync_count = 0
+        self.last_fsync_seconds = 0.0
+
+    @property
+    def durable_seq(self) -> int:
+        return self._durable_seq
+
+    def add_durable_listener(self, callback: Callable[[int], None]) -> None:
+        with self._cond:
+            self._listeners = (*self._listeners, callback)
+
+    def __enter__(self) -> LogWriter:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        if self.closed:
+            raise LogError(f"log {self.directory} is closed; create a new LogWriter")
+        if self.started:
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = _take_lock(self.directory)
+        try:
+            self._open_last_segment()
+        except BaseException:
+            _release_lock(self._lock_fd)
+            raise
+        self._thread = threading.Thread(
+            target=self._sync_loop, name=f"rvz-log-sync:{self.directory.name}", daemon=True
+        )
+        self._thread.start()
+        self.started = True
+
+    def _open_last_segment(self) -> None:
+        segments = _segments(self.directory)
+        if not segments:
+            self._fd = self._create_segment(0)
+            os.fsync(self._fd)
+            _fsync_dir(self.directory)
+            return
+        path = segments[-1]
+        self._segment = int(path.name.removesuffix(".seg"))
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        try:
+            self._recover(path)
+        except BaseException:
+            os.close(self._fd)
+            raise
+
+    def _recover(self, path: Path) -> None:
+        """Cut a torn or corrupt tail off the last segment, which a crash may have left behind."""
+        record_type, end, problem = _good_end(path)
+        if record_type is not None and record_type != self.record_type:
+            raise LogError(
+                f"log {self.directory} holds {record_type} records, not {self.record_type}; "
+                "use another directory"
+            )
+        size = os.fstat(self._fd).st_size
+        if end < size:
+            logger.warning("dropping %d bytes at the end of %s (%s)", size - end, path, problem)
+            os.ftruncate(self._fd, end)
+        if record_type is None:
+            _write_all(self._fd, self._header)
+            self.bytes_written += len(self._header)
+            end = len(self._header)
+        if end < size or record_type is None:
+            os.fsync(self._fd)
+        self._segment_size = end
+
+    def _create_segment(self, number: int) -> int:
+        path = self.directory / f"{number:020d}.seg"
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            _write_all(fd, self._header)
+        except BaseException:
+            os.close(fd)
+            path.unlink(missing_ok=True)  # a torn header would make every later rotation fail with EEXIST
+            raise
+        self._segment_size = len(self._header)
+        self.bytes_written += len(self._header)
+        return fd
+
+    def append(self, payload: bytes) -> int:
+        """Write one record; when this returns it survives a crash of this process (not of the host)."""
+        record = _frame(payload)
+        with self._cond:
+            self._check_writable()
+            try:
+                if self._segment_size >= self._segment_bytes:
+                    self._rotate()
+                _write_all(self._fd, record)
+            except OSError as e:
+                self._undo_partial_write()
+                raise LogError(f"cannot append to log {self.directory}: {e}") from e
+            self._segment_size += len(record)
+            self.bytes_written += len(record)
+            self._appended_seq += 1
+            self._cond.notify()
+            return self._appended_seq
+
+    def _check_writable(self) -> None:
+        if self.closed:
+            raise LogError(f"log {self.directory} is closed")
+        if not self.started:
+            raise LogError(f"log {self.directory} is not started; call start() first")
+        if self._sync_error is not None:
+            raise LogError(f"log {self.directory} failed to sync: {self._sync_error}")
+
+    def _rotate(self) -> None:
+        # Create the new segment first so a failure leaves the writer on the old one.
+        fd = self._create_segment(self._segment + 1)
+        self._retiring.append(self._fd)
+        self._fd = fd
+        self._segment += 1
+        self._new_segment = True
+
+    def _undo_partial_write(self) -> None:
+        # A half-written frame followed by later records would hide them from readers.
+        try:
+            os.ftruncate(self._fd, self._segment_size)
+        except OSError:
+            logger.exception("cannot cut a partial record off log %s", self.directory)
+
+    def _sync_loop(self) -> None:
+        while True:
+            with self._cond:
+                while self._appended_seq <= self._durable_seq and not self.closed:
+                    self._cond.wait()
+                if self._appended_seq <= self._durable_seq:
+                    return
+                target, current, retiring = self._appended_seq, self._fd, self._retiring
+                new_segment, self._retiring, self._new_segment = self._new_segment, [], False
+            try:
+                self._commit(current, retiring, new_segment)
+            except OSError as e:
+                logger.critical("log %s: sync failed, appends will fail: %s", self.directory, e)
+                with self._cond:
+                    self._sync_error = e
+                return
+            self._report(target)
+
+    def _commit(self, current: int, retiring: list[int], new_segment: bool) -> None:
+        """Make everything written to these fds durable; runs without the lock so appends go on."""
+        started = time.monotonic()
+        for fd in retiring:
+            try:
+                if self._fsync:
+                    os.fdatasync(fd)
+            finally:
+                os.close(fd)
+        if not self._fsync:
+            return
+        os.fdatasync(current)
+        if new_segment:
+            _fsync_dir(self.directory)
+        self.fsync_count += 1
+        self.last_fsync_seconds = time.monotonic() - started
+
+    def _report(self, seq: int) -> None:
+        with self._cond:
+            self._durable_seq = seq
+            listeners = self._listeners
+        for callback in listeners:
+            try:
+                callback(seq)
+            except Exception:
+                logger.exception("durable listener %r of log %s failed", callback, self.directory)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Sync everything appended, then close the segment and release the lock."""
+        with self._cond:
+            if self.closed:
+                return
+            self.closed = True
+            self._cond.notify()
+        if not self.started:
+            return
+        assert self._thread is not None
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            logger.warning("log %s: sync thread still running after %.1fs", self.directory, timeout)
+        with self._cond:
+            fds, self._retiring = [*self._retiring, self._fd], []
+        for fd in fds:
+            os.close(fd)
+        _release_lock(self._lock_fd)
+
+
+def read_record_type(directory: str | os.PathLike[str]) -> str:
+    """Return the record type named in the header of the log's first segment."""
+    path = Path(directory)
+    segments = _segments(path)
+    if not segments:
+        raise LogError(f"{path} is not an rvz log: it has no NNN.seg segment files; check the path")
+    with open(segments[0], "rb") as f:
+        try:
+            return _read_header(f, segments[0])[0]
+        except CorruptRecord as e:
+            raise LogError(f"{path} is not a readable rvz log: {e}") from e
+
+
+def iter_records(directory: str | os.PathLike[str], *, strict: bool = False) -> Iterator[LogRecord]:
+    """Yield every record of every segment in order (segment headers excluded)."""
+    for path in _segments(Path(directory)):
+        yield from _iter_segment(path, strict)
+
+
+def _iter_segment(path: Path, strict: bool) -> Iterator[LogRecord]:
+    with open(path, "rb") as f:
+        try:
+            _, start = _read_header(f, path)
+            for offset, payload in _scan(f, path, start):
+                yield LogRecord(str(path), offset, payload)
+        except CorruptRecord as e:
+            if strict:
+                raise
+            logger.warning("skipping the rest of segment %s: %s", path, e)

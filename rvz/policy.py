@@ -1,0 +1,58 @@
+"""The schedule that decides which score answers a request.
+
+A schedule is an ordered list of windows. Window i covers elapsed times
+[until_{i-1}, until_i) since the frontend received the request and names the
+roles or model names acceptable in it. A score that is acceptable in the window
+in which it arrives answers at once. Other scores are held; when a new window
+opens, the held score ranked best by the new window's ``accept`` list (then by
+arrival) answers. When the deadline passes, or the last window ends, with no
+acceptable score, the request times out: an error, or the default output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rvz._proto import envelope_pb2
+from rvz.codec import to_value
+from rvz.config import OnTimeout, RendezvousConfig, Window
+
+
+@dataclass(frozen=True)
+class Policy:
+    windows: tuple[Window, ...]
+    deadline_ms: float
+    on_timeout: OnTimeout
+    # Serialized google.protobuf.Value of the default output (empty when none).
+    default_output: bytes
+    version: int = 1
+
+    @classmethod
+    def from_config(cls, config: RendezvousConfig, version: int = 1) -> Policy:
+        default = b"" if config.default_output is None else to_value(config.default_output).SerializeToString()
+        return cls(config.schedule, config.deadline_ms, config.on_timeout, default, version)
+
+    @property
+    def schedule_end_ms(self) -> float:
+        return self.windows[-1].until_ms
+
+    def window_at(self, elapsed_ms: float) -> int | None:
+        """Index of the window covering ``elapsed_ms``; None once the schedule has ended."""
+        for i, window in enumerate(self.windows):
+            if elapsed_ms < window.until_ms:
+                return i
+        return None
+
+    def rank(self, window: int, score: envelope_pb2.ScoreEnvelope) -> int | None:
+        """Position of the score's role or name in the window's accept list; None if not acceptable."""
+        if score.error:
+            return None
+        for position, accepted in enumerate(self.windows[window].accept):
+            if accepted == score.role or accepted == score.model_name:
+                return position
+        return None
+
+    def rule(self, window: int, rank: int) -> str:
+        w = self.windows[window]
+        start = self.windows[window - 1].until_ms if window else 0.0
+        return f"window {window + 1} ({start:g}-{w.until_ms:g} ms): {w.accept[rank]}"

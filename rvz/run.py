@@ -1,0 +1,83 @@
+"""Entry points of the long-running processes: signal handling lives here and only sets a flag."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+
+from rvz.config import Config, ModelConfig
+from rvz.frontend import Frontend
+from rvz.model import load_model
+from rvz.rendezvous import Rendezvous
+from rvz.worker import Worker, WorkerConfig
+
+logger = logging.getLogger(__name__)
+
+# Printed on stdout once the frontend listens; `rvz up` and tests read it to learn the port.
+LISTENING_PREFIX = "rvz frontend listening on "
+_PR_SET_PDEATHSIG = 1
+
+
+def run_frontend(config: Config) -> None:
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(_serve_frontend(config))
+    else:
+        uvloop.run(_serve_frontend(config))
+
+
+async def _serve_frontend(config: Config) -> None:
+    should_exit = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, should_exit.set)
+    frontend = Frontend(config)
+    port = await frontend.start()
+    host = config.frontend.listen.rsplit(":", 1)[0]
+    print(f"{LISTENING_PREFIX}{host}:{port}", flush=True)
+    logger.info("serving rvz.v1.Scoring on %s:%d (SLA %g ms)", host, port, config.rendezvous.deadline_ms)
+    await should_exit.wait()
+    logger.info("stopping: draining calls in flight")
+    await frontend.stop(grace=max(1.0, config.rendezvous.deadline_ms / 1000 * 2))
+
+
+def run_rendezvous(config: Config) -> None:
+    rendezvous = Rendezvous(config)
+    with _exit_on_signal(rendezvous.should_exit):
+        rendezvous.run()
+
+
+def run_model(config: Config, model: ModelConfig) -> None:
+    loaded = None if model.role == "decoy" else load_model(model.entry)
+    worker = Worker(WorkerConfig(model, config.streams, config.log.dir, config.log.fsync), loaded)
+    with _exit_on_signal(worker.should_exit):
+        worker.run()
+
+
+@contextlib.contextmanager
+def _exit_on_signal(should_exit: threading.Event) -> Iterator[None]:
+    previous = {sig: signal.signal(sig, lambda *_: should_exit.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def die_with_parent() -> None:
+    """Ask Linux to SIGTERM this process when its parent dies (used by `rvz up` for its children)."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    # The parent may have died before prctl took effect.
+    if os.getppid() == 1:
+        os.kill(os.getpid(), signal.SIGTERM)

@@ -1,0 +1,91 @@
+"""The three ZeroMQ streams and how each process plugs into them.
+
+    requests  frontend XPUB (bind)  -> SUB (connect): workers by use case, rendezvous all
+    scores    worker PUSH (connect) -> PULL (bind): rendezvous
+    results   rendezvous ROUTER (bind) -> DEALER (connect): the frontend whose routing id
+              is the request's return address
+
+Messages are multipart: a first frame that says what follows (the use case topic
+on the requests stream, a one-byte kind on the others) and a protobuf payload.
+High-water marks are set on purpose, and senders use NOBLOCK or NODROP so a full
+queue is an error we count, never a silent drop.
+"""
+
+from __future__ import annotations
+
+import zmq
+
+# Topic of control messages on the requests stream. Use case names cannot
+# start with NUL, so a worker's subscription to its use case never matches it.
+CONTROL_TOPIC = b"\x00"
+
+# First frame on the scores stream (worker -> rendezvous).
+SCORE = b"s"
+ANNOUNCE = b"a"
+# Second frame on the results stream (rendezvous -> frontend), after the routing id.
+RESULT = b"r"
+CONTROL = b"c"
+
+# Queued scores are flushed for this long when a worker stops: nothing scored is thrown away.
+FLUSH_MS = 2000
+
+
+def topic_for(use_case: str) -> bytes:
+    return use_case.encode()
+
+
+def publisher(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, hwm: int) -> zmq.Socket[bytes]:
+    """The input stream. XPUB with NODROP: a full subscriber makes send raise Again instead of dropping."""
+    sock = ctx.socket(zmq.XPUB)
+    sock.setsockopt(zmq.SNDHWM, hwm)
+    sock.setsockopt(zmq.XPUB_NODROP, 1)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.bind(endpoint)
+    return sock
+
+
+def subscriber(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, hwm: int,
+               topics: list[bytes]) -> zmq.Socket[bytes]:
+    sock = ctx.socket(zmq.SUB)
+    sock.setsockopt(zmq.RCVHWM, hwm)
+    sock.setsockopt(zmq.LINGER, 0)
+    for topic in topics:
+        sock.setsockopt(zmq.SUBSCRIBE, topic)
+    sock.connect(endpoint)
+    return sock
+
+
+def score_pusher(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, hwm: int) -> zmq.Socket[bytes]:
+    sock = ctx.socket(zmq.PUSH)
+    sock.setsockopt(zmq.SNDHWM, hwm)
+    sock.setsockopt(zmq.LINGER, FLUSH_MS)
+    sock.connect(endpoint)
+    return sock
+
+
+def score_puller(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, hwm: int) -> zmq.Socket[bytes]:
+    sock = ctx.socket(zmq.PULL)
+    sock.setsockopt(zmq.RCVHWM, hwm)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.bind(endpoint)
+    return sock
+
+
+def result_router(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, hwm: int) -> zmq.Socket[bytes]:
+    sock = ctx.socket(zmq.ROUTER)
+    sock.setsockopt(zmq.SNDHWM, hwm)
+    # An unknown return address raises EHOSTUNREACH instead of vanishing, so we can count it.
+    sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+    sock.setsockopt(zmq.LINGER, FLUSH_MS)
+    sock.bind(endpoint)
+    return sock
+
+
+def result_dealer(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, hwm: int,
+                  identity: bytes) -> zmq.Socket[bytes]:
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.RCVHWM, hwm)
+    sock.setsockopt(zmq.ROUTING_ID, identity)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(endpoint)
+    return sock

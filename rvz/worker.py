@@ -1,0 +1,199 @@
+"""A model worker: SUB to the input stream, score, PUSH each score to the rendezvous.
+
+One process per model. The loop is synchronous on purpose: a model call blocks
+anyway, and a plain poll-and-drain loop costs far less per message than asyncio.
+Whatever a model does (raise, return garbage, hang on bad input) turns into an
+error score; the worker keeps serving.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from rvz import streams
+from rvz._proto import envelope_pb2, scoring_pb2
+from rvz.codec import EncodeError, python_to_value, struct_to_dict
+from rvz.config import ModelConfig, StreamsConfig
+from rvz.log import LogWriter
+from rvz.model import Model, Outcome
+
+logger = logging.getLogger(__name__)
+
+POLL_MS = 100
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    model: ModelConfig
+    streams: StreamsConfig
+    # Where a decoy archives what it receives.
+    log_dir: str
+    fsync: bool = True
+
+
+@dataclass
+class Received:
+    """A request as it arrived, decoded far enough to score it."""
+
+    envelope: envelope_pb2.RequestEnvelope
+    features: dict[str, Any] | None
+    error: str = ""
+
+
+class Worker:
+    """Scores every request of one use case with one model."""
+
+    def __init__(self, config: WorkerConfig, model: Model | None) -> None:
+        self.config = config
+        self.model = model
+        self.should_exit = threading.Event()
+        self.scored = 0
+        self.errors = 0
+        self.dropped = 0
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{config.model.name}"
+        self._topic = streams.topic_for(config.model.use_case)
+        self._info = self._model_info()
+        self._archive: LogWriter | None = None
+
+    def run(self) -> None:
+        """Serve until ``should_exit`` is set."""
+        cfg = self.config
+        ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        sub = streams.subscriber(ctx, cfg.streams.requests, cfg.streams.high_water_mark,
+                                 [self._topic, streams.CONTROL_TOPIC])
+        push = streams.score_pusher(ctx, cfg.streams.scores, cfg.streams.high_water_mark)
+        if cfg.model.role == "decoy":
+            self._archive = LogWriter(Path(cfg.log_dir, "decoy", cfg.model.use_case, cfg.model.name),
+                                      "rvz.v1.RequestEnvelope", fsync=cfg.fsync)
+            self._archive.start()
+        logger.info("model %s v%s (%s) serving use case %r", cfg.model.name, cfg.model.version,
+                    cfg.model.role, cfg.model.use_case)
+        try:
+            self._loop(sub, push)
+        finally:
+            sub.close()
+            push.close()  # lingers up to FLUSH_MS so queued scores still reach the rendezvous
+            ctx.term()
+            if self._archive is not None:
+                self._archive.stop()
+            if self.model is not None:
+                self.model.close()
+            logger.info("model %s stopped after %d scores (%d errors, %d dropped)",
+                        cfg.model.name, self.scored, self.errors, self.dropped)
+
+    def _loop(self, sub: zmq.Socket[bytes], push: zmq.Socket[bytes]) -> None:
+        poller = zmq.Poller()
+        poller.register(sub, zmq.POLLIN)
+        batch_max = self.config.model.batch_max if self.model is None or self.model.batches else 1
+        while not self.should_exit.is_set():
+            if not poller.poll(POLL_MS):
+                continue
+            # Drain what is queued (up to a batch) before scoring: one wake-up, many messages.
+            while True:
+                payloads = self._drain(sub, push, batch_max)
+                if not payloads:
+                    break
+                self._handle(payloads, push)
+
+    def _drain(self, sub: zmq.Socket[bytes], push: zmq.Socket[bytes], limit: int) -> list[bytes]:
+        payloads: list[bytes] = []
+        while len(payloads) < limit:
+            try:
+                topic, payload = sub.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            except ValueError:  # not two frames: nothing we sent
+                continue
+            if topic == self._topic:
+                payloads.append(payload)
+            elif topic == streams.CONTROL_TOPIC:
+                self._answer_probe(payload, push)
+        return payloads
+
+    def _handle(self, payloads: list[bytes], push: zmq.Socket[bytes]) -> None:
+        if self._archive is not None:
+            for payload in payloads:
+                self._archive.append(payload)
+            return
+        assert self.model is not None  # only a decoy has no model
+        received = [decode_request(payload) for payload in payloads]
+        features = [r.features for r in received if r.features is not None]
+        started = time.time_ns()
+        outcomes = self.model.score(features) if features else []
+        finished = time.time_ns()
+        by_request = iter(outcomes)
+        for item in received:
+            outcome = next(by_request) if item.features is not None else Outcome(error=ValueError(item.error))
+            self._send(push, self._score_envelope(item.envelope, outcome, started, finished))
+
+    def _score_envelope(self, request: envelope_pb2.RequestEnvelope, outcome: Outcome,
+                        started: int, finished: int) -> bytes:
+        m = self.config.model
+        score = envelope_pb2.ScoreEnvelope(
+            request_id=request.request_id, use_case=request.use_case, model_name=m.name,
+            model_version=m.version, role=m.role, started_unix_ns=started, finished_unix_ns=finished,
+            worker_id=self.worker_id)
+        error = outcome.error
+        if error is None:
+            try:
+                python_to_value(outcome.output, score.output)
+            except EncodeError as e:
+                error = e
+        if error is not None:
+            score.ClearField("output")
+            score.error = str(error) or type(error).__name__
+            score.error_type = type(error).__name__
+            self.errors += 1
+            logger.warning("model %s failed on request %s: %s: %s", m.name, request.request_id,
+                           score.error_type, score.error)
+        self.scored += 1
+        payload: bytes = score.SerializeToString()
+        return payload
+
+    def _send(self, push: zmq.Socket[bytes], payload: bytes) -> None:
+        try:
+            push.send_multipart([streams.SCORE, payload], zmq.NOBLOCK)
+        except zmq.Again:
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 1000 == 0:
+                logger.error("scores stream full (rendezvous down or slow): %d scores dropped", self.dropped)
+
+    def _answer_probe(self, payload: bytes, push: zmq.Socket[bytes]) -> None:
+        try:
+            probe = envelope_pb2.Control.FromString(payload)
+        except Exception:
+            logger.warning("ignoring a malformed control message (%d bytes)", len(payload))
+            return
+        announce = envelope_pb2.Control(kind=envelope_pb2.Control.ANNOUNCE, frontend_id=probe.frontend_id,
+                                        sent_unix_ns=time.time_ns(), model=self._info)
+        with contextlib.suppress(zmq.Again):  # the next probe asks again
+            push.send_multipart([streams.ANNOUNCE, announce.SerializeToString()], zmq.NOBLOCK)
+
+    def _model_info(self) -> envelope_pb2.ModelInfo:
+        m = self.config.model
+        features = self.model.features if self.model is not None else {}
+        return envelope_pb2.ModelInfo(
+            use_case=m.use_case, name=m.name, version=m.version, role=m.role, worker_id=self.worker_id,
+            pid=os.getpid(), host=socket.gethostname(),
+            features=[envelope_pb2.FeatureSpec(name=k, type=v) for k, v in features.items()])
+
+
+def decode_request(payload: bytes) -> Received:
+    """Parse an envelope and its ScoreRequest; a bad one becomes an error to report, not a crash."""
+    envelope = envelope_pb2.RequestEnvelope()
+    try:
+        envelope.ParseFromString(payload)
+        request = scoring_pb2.ScoreRequest.FromString(envelope.request)
+    except Exception as e:  # DecodeError and friends: report it as this request's error
+        return Received(envelope, None, f"malformed request envelope: {e}")
+    return Received(envelope, struct_to_dict(request.features))

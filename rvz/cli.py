@@ -37,10 +37,12 @@ def _fail(message: str, code: int = EXIT_USAGE) -> None:
 
 def config_options(func: F) -> F:
     """--config/--data-dir (and hidden --config-json, which `rvz up` uses for its children)."""
-    func = click.option("--data-dir", type=click.Path(file_okay=False), help="Directory of the logs (log.dir).")(func)
-    func = click.option("--config-json", hidden=True, help="Effective config from `rvz up`.")(func)
-    func = click.option("--config", "config_path", type=click.Path(dir_okay=False),
-                        help="TOML config file; without one, the demo deployment's defaults.")(func)
+    func = click.option("--data-dir", type=click.Path(file_okay=False), envvar="RVZ_DATA_DIR",
+                        help="Directory of the logs (log.dir). [env: RVZ_DATA_DIR]")(func)
+    func = click.option("--config-json", hidden=True, envvar="RVZ_CONFIG_JSON",
+                        help="Effective config, from `rvz up`.")(func)
+    func = click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="RVZ_CONFIG",
+                        help="TOML config file; without one, built-in defaults. [env: RVZ_CONFIG]")(func)
     return func
 
 
@@ -85,7 +87,7 @@ def _logging(component: str) -> None:
 
 @cli.command()
 @config_options
-@click.option("--listen", help="HOST:PORT for the gRPC frontend (frontend.listen).")
+@click.option("--listen", envvar="RVZ_LISTEN", help="HOST:PORT for the gRPC frontend (frontend.listen). [env: RVZ_LISTEN]")
 def up(config_path: str | None, config_json: str | None, data_dir: str | None, listen: str | None) -> None:
     """Start the frontend, the rendezvous and every configured model (the demo without --config)."""
     from rvz.supervisor import run_up
@@ -97,7 +99,7 @@ def up(config_path: str | None, config_json: str | None, data_dir: str | None, l
 
 @cli.command()
 @config_options
-@click.option("--listen", help="HOST:PORT to serve gRPC on (frontend.listen).")
+@click.option("--listen", envvar="RVZ_LISTEN", help="HOST:PORT to serve gRPC on (frontend.listen). [env: RVZ_LISTEN]")
 def frontend(config_path: str | None, config_json: str | None, data_dir: str | None, listen: str | None) -> None:
     """Run the gRPC frontend alone."""
     from rvz.run import run_frontend

@@ -22,6 +22,8 @@ logger = logging.getLogger(__name__)
 
 # Printed on stdout once the frontend listens; `rvz up` and tests read it to learn the port.
 LISTENING_PREFIX = "rvz frontend listening on "
+# Printed on stdout by a worker once its subscription is proven (it received a probe).
+MODEL_READY = "rvz model ready: "
 _PR_SET_PDEATHSIG = 1
 
 
@@ -57,7 +59,8 @@ def run_rendezvous(config: Config) -> None:
 
 def run_model(config: Config, model: ModelConfig) -> None:
     loaded = None if model.role == "decoy" else load_model(model.entry)
-    worker = Worker(WorkerConfig(model, config.streams, config.log.dir, config.log.fsync), loaded)
+    worker = Worker(WorkerConfig(model, config.streams, config.log.dir, config.log.fsync), loaded,
+                    on_ready=lambda: print(f"{MODEL_READY}{model.use_case}/{model.name}", flush=True))
     with _exit_on_signal(worker.should_exit):
         worker.run()
 

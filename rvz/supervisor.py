@@ -22,7 +22,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from rvz.config import Config, ModelConfig, config_to_json
-from rvz.run import LISTENING_PREFIX
+from rvz.run import LISTENING_PREFIX, MODEL_READY
 
 logger = logging.getLogger(__name__)
 
@@ -97,29 +97,37 @@ class Supervisor:
         self._spawn(self.rendezvous)
         self._spawn(self.frontend, stdout=subprocess.PIPE)
         for child in self.models:
-            self._spawn(child)
-        self.address = self._read_address(self.frontend)
+            self._spawn(child, stdout=subprocess.PIPE)
+        self.address = self._read_line(self.frontend, LISTENING_PREFIX)
         # A restarted frontend must come back on the same port, even when the configured one was 0.
         self.frontend.argv += ["--listen", self.address]
+        for child in self.models:
+            self._read_line(child, MODEL_READY)
         self._wait_serving()
 
-    def _spawn(self, child: Child, stdout: int | None = None) -> None:
+    def _spawn(self, child: Child, stdout: int = subprocess.DEVNULL) -> None:
+        # Only the first start's stdout is read (for its ready line); a restarted child's is not needed.
         child.process = subprocess.Popen(child.argv, env=self._env, stdout=stdout, start_new_session=True)
         child.started_at = time.monotonic()
         child.restart_at = None
         logger.info("started %s (pid %d)", child.name, child.process.pid)
 
-    def _read_address(self, child: Child) -> str:
+    def _read_line(self, child: Child, prefix: str) -> str:
+        """Wait for the child's ready line on stdout; return what follows ``prefix``."""
         assert child.process is not None and child.process.stdout is not None
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline and not self.should_exit.is_set():
             ready, _, _ = select.select([child.process.stdout], [], [], TICK_S)
             self._check_startup()
             if ready:
-                line = child.process.stdout.readline().decode().strip()
-                if line.startswith(LISTENING_PREFIX):
-                    return line.removeprefix(LISTENING_PREFIX)
-        raise StartupFailed("the frontend did not start listening")
+                line = child.process.stdout.readline().decode()
+                if not line:
+                    code = child.process.wait()
+                    raise StartupFailed(f"{child.name} exited with code {code} while starting (see its error above)",
+                                        EXIT_CONFIG if code == EXIT_CONFIG else EXIT_FAILURE)
+                if line.startswith(prefix):
+                    return line.removeprefix(prefix).strip()
+        raise StartupFailed(f"{child.name} did not report ready within {START_TIMEOUT_S:.0f} s")
 
     def _wait_serving(self) -> None:
         """Poll the health service until the frontend says SERVING (rendezvous and a model are ready)."""

@@ -14,6 +14,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,13 +54,17 @@ class Received:
 class Worker:
     """Scores every request of one use case with one model."""
 
-    def __init__(self, config: WorkerConfig, model: Model | None) -> None:
+    def __init__(self, config: WorkerConfig, model: Model | None,
+                 on_ready: Callable[[], None] | None = None) -> None:
         self.config = config
         self.model = model
+        # Called once, when the first probe arrives: from then on no request can be missed.
+        self.on_ready = on_ready
         self.should_exit = threading.Event()
         self.scored = 0
         self.errors = 0
         self.dropped = 0
+        self.archived = 0
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{config.model.name}"
         self._topic = streams.topic_for(config.model.use_case)
         self._info = self._model_info()
@@ -88,8 +93,11 @@ class Worker:
                 self._archive.stop()
             if self.model is not None:
                 self.model.close()
-            logger.info("model %s stopped after %d scores (%d errors, %d dropped)",
-                        cfg.model.name, self.scored, self.errors, self.dropped)
+            if self._archive is not None:
+                logger.info("decoy %s stopped after archiving %d requests", cfg.model.name, self.archived)
+            else:
+                logger.info("model %s stopped after %d scores (%d errors, %d dropped)",
+                            cfg.model.name, self.scored, self.errors, self.dropped)
 
     def _loop(self, sub: zmq.Socket[bytes], push: zmq.Socket[bytes]) -> None:
         poller = zmq.Poller()
@@ -124,6 +132,7 @@ class Worker:
         if self._archive is not None:
             for payload in payloads:
                 self._archive.append(payload)
+            self.archived += len(payloads)
             return
         assert self.model is not None  # only a decoy has no model
         received = [decode_request(payload) for payload in payloads]
@@ -174,6 +183,9 @@ class Worker:
         except Exception:
             logger.warning("ignoring a malformed control message (%d bytes)", len(payload))
             return
+        if self.on_ready is not None:
+            self.on_ready()
+            self.on_ready = None
         announce = envelope_pb2.Control(kind=envelope_pb2.Control.ANNOUNCE, frontend_id=probe.frontend_id,
                                         sent_unix_ns=time.time_ns(), model=self._info)
         with contextlib.suppress(zmq.Again):  # the next probe asks again

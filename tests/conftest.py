@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from harness import Deployment, base_config, short_tempdir
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    report = yield
+    if report.when == "call":
+        item.stash[_FAILED] = report.failed
+    return report
+
+
+_FAILED = pytest.StashKey[bool]()
+
+
+@pytest.fixture
+def root() -> Iterator[Path]:
+    yield from short_tempdir()
+
+
+@pytest.fixture
+def deployment(request: pytest.FixtureRequest, root: Path) -> Iterator[Callable[..., Deployment]]:
+    """Factory: ``deployment(policy=..., frontend=...)`` writes a config and returns an empty Deployment.
+
+    Everything it starts is stopped by PID at the end; on failure, each process's stderr is printed.
+    """
+    made: list[Deployment] = []
+
+    def make(**config: str) -> Deployment:
+        config_path = root / f"rvz-{len(made)}.toml"
+        config_path.write_text(base_config(root, **config))
+        made.append(Deployment(root, config_path))
+        return made[-1]
+
+    yield make
+    for d in made:
+        d.close()
+    if request.node.stash.get(_FAILED, False):
+        for d in made:
+            for proc in d.procs:
+                print(f"----- {proc.name} (pid {proc.pid}) stderr -----\n{proc.stderr()}")

@@ -1,0 +1,52 @@
+"""Small models for the tests, importable by workers (the harness puts tests/ on PYTHONPATH)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import Any
+
+
+def echo(features: dict[str, Any]) -> dict[str, Any]:
+    return {"x": features.get("x"), "by": os.environ.get("RVZ_TEST_TAG", "echo")}
+
+
+def slow(features: dict[str, Any]) -> dict[str, Any]:
+    """Answers after RVZ_TEST_DELAY_MS (default 80) milliseconds."""
+    time.sleep(float(os.environ.get("RVZ_TEST_DELAY_MS", "80")) / 1000)
+    return {"x": features.get("x"), "by": "slow"}
+
+
+def fragile(features: dict[str, Any]) -> dict[str, Any]:
+    """Raises on negative x: a model bug the worker must survive."""
+    if features.get("x", 0) < 0:
+        raise ValueError("x must not be negative")
+    return {"x": features["x"], "by": "fragile"}
+
+
+def unencodable(features: dict[str, Any]) -> Any:
+    return object()
+
+
+async def async_echo(features: dict[str, Any]) -> dict[str, Any]:
+    await asyncio.sleep(0)
+    return {"x": features.get("x"), "by": "async"}
+
+
+class Batcher:
+    """Uses predict_batch and reports the batch size it saw."""
+
+    features = {"x": "number"}
+
+    def predict_batch(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{"x": f["x"], "by": "batch", "batch": len(batch)} for f in batch]
+
+
+class Typed:
+    """Declares its features, so the frontend validates requests against them."""
+
+    features = {"x": "number", "name": "string"}
+
+    def predict(self, features: dict[str, Any]) -> dict[str, Any]:
+        return {"x": features["x"], "by": "typed"}

@@ -1,0 +1,159 @@
+"""The `rvz` command line as a user runs it: real processes, exit codes and output."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness import Proc, base_config
+from rvz.log import LogWriter
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def rvz(*args: str, cwd: Path | None = None, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "rvz", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=timeout_s)
+
+
+@pytest.mark.parametrize(("toml", "key"), [
+    ('[rendezvous]\non_timeout = "sometimes"\n', "rendezvous.on_timeout"),
+    ("[rendezvous]\n[[rendezvous.schedule]]\nuntil_ms = 50\naccept = ['champion']\n"
+     "[[rendezvous.schedule]]\nuntil_ms = 40\naccept = ['canary']\n", "rendezvous.schedule[1].until_ms"),
+    ("[frontend]\nlisten = 'nowhere'\n", "frontend.listen"),
+    ("[frontend]\nmax_in_flght = 3\n", "frontend.max_in_flght"),
+    ("[[models]]\nname = 'a'\nrole = 'champion'\n", "models[0].entry"),
+    ("[streams]\nrequests = 'http://x'\n", "streams.requests"),
+    ("[log\n", "not valid TOML"),
+])
+@pytest.mark.parametrize("command", ["up", "frontend", "rendezvous"])
+def test_invalid_config_is_one_line_naming_file_and_key(tmp_path: Path, toml: str, key: str,
+                                                        command: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(toml)
+    result = rvz(command, "--config", str(path))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(path) in lines[0] and key in lines[0], result.stderr
+
+
+def test_missing_config_file_and_bad_model_options(tmp_path: Path) -> None:
+    result = rvz("frontend", "--config", str(tmp_path / "nope.toml"))
+    assert result.returncode == 2 and "file not found" in result.stderr
+    result = rvz("model", "run", "--name", "m", "--role", "king", "--entry", "a:b")
+    assert result.returncode == 2 and "king" in result.stderr
+    result = rvz("model", "run", "--name", "m", "--entry", "no_such_module:f")
+    assert result.returncode == 2 and "cannot import module 'no_such_module'" in result.stderr
+    result = rvz("score", "--features", "{not json")
+    assert result.returncode == 2 and "--features is not valid JSON" in result.stderr
+
+
+def test_log_cat_prints_json_lines_and_survives_a_torn_tail(tmp_path: Path) -> None:
+    from rvz._proto import envelope_pb2
+
+    directory = tmp_path / "results"
+    with LogWriter(directory, "rvz.v1.ResultEnvelope") as log:
+        for i in range(3):
+            log.append(envelope_pb2.ResultEnvelope(request_id=f"r{i}", rule="default").SerializeToString())
+    segment = next(directory.glob("*.seg"))
+    segment.write_bytes(segment.read_bytes()[:-3])  # a crash in the middle of the last record
+    result = rvz("log", "cat", str(directory))
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line)["request_id"] for line in result.stdout.splitlines()] == ["r0", "r1"]
+    assert "skipping the rest of segment" in result.stderr
+    assert rvz("log", "cat", "--strict", str(directory)).returncode == 1
+    # A writer starting on it truncates the torn record and appends after the good ones.
+    with LogWriter(directory, "rvz.v1.ResultEnvelope") as log:
+        log.append(envelope_pb2.ResultEnvelope(request_id="r3").SerializeToString())
+    result = rvz("log", "cat", "--strict", str(directory))
+    assert [json.loads(line)["request_id"] for line in result.stdout.splitlines()] == ["r0", "r1", "r3"]
+
+
+DEMO_MODELS = """
+[[models]]
+name = "gbm"
+role = "champion"
+entry = "rvz.demo:Champion"
+[[models]]
+name = "logreg"
+role = "challenger"
+entry = "rvz.demo:Challenger"
+[[models]]
+name = "rules"
+role = "canary"
+entry = "rvz.demo:Canary"
+[[models]]
+name = "archive"
+role = "decoy"
+"""
+
+
+@pytest.fixture
+def up(root: Path) -> Iterator[tuple[Proc, str]]:
+    """`rvz up` with the demo's models (streams on ipc://, frontend on port 0)."""
+    config = root / "rvz.toml"
+    config.write_text(base_config(root, extra=DEMO_MODELS))
+    stderr_path = root / "up.stderr"
+    with open(stderr_path, "wb") as stderr:
+        popen = subprocess.Popen([sys.executable, "-m", "rvz", "up", "--config", str(config)],
+                                 stdout=subprocess.PIPE, stderr=stderr, cwd=root)
+    proc = Proc("up", popen, stderr_path)
+    try:
+        line = proc.read_line("rvz serving on ", timeout_s=90)
+        yield proc, line.split()[0]
+    finally:
+        proc.stop()
+
+
+def child_pids(proc: Proc) -> dict[str, int]:
+    return {m[0]: int(m[1]) for m in re.findall(r"started (.+?) \(pid (\d+)\)", proc.stderr())}
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead for our purposes.
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split(") ")[1][0] != "Z"
+
+
+def test_rvz_up_serves_the_demo_end_to_end(up: tuple[Proc, str], root: Path) -> None:
+    proc, address = up
+    result = rvz("score", "--target", address, "--example")
+    assert result.returncode == 0, result.stderr
+    response = json.loads(result.stdout)
+    assert response["model_name"] == "gbm" and response["role"] == "champion"
+    assert response["output"]["label"] in {"setosa", "versicolor", "virginica"}
+    assert rvz("check", "--target", address).returncode == 0
+    assert rvz("check", "--target", address, "--use-case", "default").stdout.strip() == "SERVING"
+    requests = rvz("log", "cat", str(root / "data" / "requests")).stdout.splitlines()
+    assert response["request_id"] in {json.loads(line)["request_id"] for line in requests}
+    pids = child_pids(proc)
+    assert set(pids) == {"rendezvous", "frontend", "model gbm", "model logreg", "model rules", "model archive"}
+    assert proc.stop(signal.SIGINT) == 0
+    assert not any(alive(pid) for pid in pids.values())
+    results = rvz("log", "cat", str(root / "data" / "results")).stdout
+    assert response["request_id"] in results
+
+
+def test_rvz_up_restarts_a_model_that_dies(up: tuple[Proc, str]) -> None:
+    proc, address = up
+    first = child_pids(proc)["model logreg"]
+    os.kill(first, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and child_pids(proc)["model logreg"] == first:
+        time.sleep(0.05)  # the supervisor's log is the only signal of a restart
+    assert child_pids(proc)["model logreg"] != first
+    assert "exited with code -9" in proc.stderr()
+    assert rvz("score", "--target", address, "--example").returncode == 0

@@ -1,0 +1,179 @@
+"""The request path end to end, through real processes started by the CLI."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+
+import grpc
+import pytest
+
+from harness import Deployment
+
+pytestmark = pytest.mark.timeout(90)
+Make = Callable[..., Deployment]
+
+
+def test_champion_answers_in_its_window(deployment: Make) -> None:
+    d = deployment().start([("champ", "rvz_test_models:echo", "champion"),
+                            ("chall", "rvz_test_models:echo", "challenger")])
+    for x in range(20):
+        response = d.score({"x": x})
+        assert response.role == "champion" and response.model_name == "champ"
+        assert response.output.struct_value.fields["x"].number_value == x
+        assert response.rule.startswith("window 1")
+        assert response.elapsed_ms < 30
+        assert len(response.request_id) == 32
+
+
+def test_slow_champion_falls_back_to_challenger_at_the_window_boundary(deployment: Make) -> None:
+    d = deployment()
+    d.start_rendezvous()
+    d.start_frontend()
+    d.start_model("champ", "rvz_test_models:slow", "champion", env={"RVZ_TEST_DELAY_MS": "60"})
+    d.start_model("chall", "rvz_test_models:echo", "challenger")
+    d.wait_serving("default")
+    elapsed = []
+    for x in range(5):
+        response = d.score({"x": x})
+        assert response.role == "challenger" and response.rule.startswith("window 2")
+        elapsed.append(response.elapsed_ms)
+    # The challenger is held until the champion-only window closes at 30 ms, then answers at once.
+    assert all(30 <= e < 35 for e in elapsed), elapsed
+
+
+def test_killed_champion_still_gets_answers_from_the_fallback(deployment: Make) -> None:
+    d = deployment().start([("champ", "rvz_test_models:echo", "champion"),
+                            ("chall", "rvz_test_models:echo", "challenger")])
+    assert d.score({"x": 1}).role == "champion"
+    d.proc("model-champ").stop(signal.SIGKILL)
+    for x in range(5):
+        response = d.score({"x": x})
+        assert response.role == "challenger" and response.model_name == "chall"
+        assert 30 <= response.elapsed_ms < 40
+
+
+def test_nothing_acceptable_gives_deadline_exceeded_at_the_deadline(deployment: Make) -> None:
+    d = deployment()
+    d.start_rendezvous()
+    d.start_frontend()
+    d.start_model("champ", "rvz_test_models:slow", "champion", env={"RVZ_TEST_DELAY_MS": "300"})
+    d.wait_serving("default")
+    started = time.monotonic()
+    error = d.score_error({"x": 1})
+    took_ms = (time.monotonic() - started) * 1000
+    assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert "within the deadline of 100 ms" in error.details() or "schedule ended at 100 ms" in error.details()
+    assert 100 <= took_ms < 115, took_ms
+
+
+def test_default_output_answers_when_configured(deployment: Make) -> None:
+    policy = """
+[rendezvous]
+deadline_ms = 50
+on_timeout = "default"
+default_output = {label = "unknown"}
+[[rendezvous.schedule]]
+until_ms = 50
+accept = ["champion"]
+"""
+    d = deployment(policy=policy)
+    d.start_rendezvous()
+    d.start_frontend()
+    d.start_model("champ", "rvz_test_models:slow", "champion", env={"RVZ_TEST_DELAY_MS": "200"})
+    d.wait_serving("default")
+    response = d.score({"x": 1})
+    assert response.is_default and response.role == "default"
+    assert response.output.struct_value.fields["label"].string_value == "unknown"
+    assert 50 <= response.elapsed_ms < 60
+
+
+def test_client_deadline_shorter_than_the_sla_is_respected(deployment: Make) -> None:
+    d = deployment()
+    d.start_rendezvous()
+    d.start_frontend()
+    d.start_model("champ", "rvz_test_models:slow", "champion", env={"RVZ_TEST_DELAY_MS": "300"})
+    d.wait_serving("default")
+    started = time.monotonic()
+    error = d.score_error({"x": 1}, timeout_s=0.04)
+    took_ms = (time.monotonic() - started) * 1000
+    assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert took_ms < 60, took_ms
+    # The request carried the client's deadline, not the 100 ms SLA.
+    request = d.wait_for_record("requests", lambda r: True)
+    budget_ms = (request.deadline_unix_ns - request.received_unix_ns) / 1e6
+    assert 30 < budget_ms <= 40, budget_ms
+    result = d.wait_for_record("results", lambda r: r.request_id == request.request_id)
+    assert result.status_code == grpc.StatusCode.DEADLINE_EXCEEDED.value[0]
+
+
+def test_late_scores_are_logged_and_every_answer_is_in_the_request_log(deployment: Make) -> None:
+    d = deployment()
+    d.start_rendezvous()
+    d.start_frontend()
+    d.start_model("champ", "rvz_test_models:slow", "champion", env={"RVZ_TEST_DELAY_MS": "50"})
+    d.start_model("chall", "rvz_test_models:echo", "challenger")
+    d.wait_serving("default")
+    answered = {d.score({"x": x}).request_id for x in range(10)}
+    late = {r.score.request_id for r in [d.wait_for_record(
+        "scores", lambda r, rid=rid: r.score.request_id == rid and r.score.model_name == "champ")
+        for rid in answered]}
+    assert late == answered
+    assert all(r.late for r in d.records("scores") if r.score.model_name == "champ")
+    assert not any(r.late for r in d.records("scores") if r.score.model_name == "chall")
+    assert answered <= {r.request_id for r in d.records("requests")}
+    results = {r.request_id: r for r in d.records("results")}
+    assert all(results[rid].model_name == "chall" for rid in answered)
+
+
+def test_a_model_that_raises_keeps_its_worker_serving(deployment: Make) -> None:
+    d = deployment().start([("champ", "rvz_test_models:fragile", "champion"),
+                            ("chall", "rvz_test_models:echo", "challenger")])
+    champ = d.proc("model-champ")
+    failed = d.score({"x": -1})
+    assert failed.role == "challenger"  # the champion's error score is never chosen
+    error = d.wait_for_record("scores", lambda r: r.score.request_id == failed.request_id
+                              and r.score.model_name == "champ")
+    assert error.score.error_type == "ValueError" and "negative" in error.score.error
+    ok = d.score({"x": 2})
+    assert ok.role == "champion" and champ.popen.poll() is None
+
+
+def test_every_model_failing_ends_the_request_at_once(deployment: Make) -> None:
+    d = deployment().start([("champ", "rvz_test_models:fragile", "champion")])
+    started = time.monotonic()
+    error = d.score_error({"x": -1})
+    assert error.code() == grpc.StatusCode.INTERNAL
+    assert "champ (champion) failed: ValueError: x must not be negative" in error.details()
+    assert time.monotonic() - started < 0.05
+
+
+def test_unencodable_output_becomes_an_error_score(deployment: Make) -> None:
+    d = deployment().start([("champ", "rvz_test_models:unencodable", "champion")])
+    error = d.score_error({"x": 1})
+    assert error.code() == grpc.StatusCode.INTERNAL and "cannot be encoded" in error.details()
+    assert d.proc("model-champ").popen.poll() is None
+
+
+@pytest.mark.parametrize("entry", ["rvz_test_models:async_echo", "rvz_test_models:Batcher"])
+def test_async_and_batch_models(deployment: Make, entry: str) -> None:
+    d = deployment().start([("champ", entry, "champion")])
+    response = d.score({"x": 3})
+    assert response.output.struct_value.fields["x"].number_value == 3
+
+
+def test_decoy_archives_requests_exactly_as_published(deployment: Make) -> None:
+    d = deployment().start([("champ", "rvz_test_models:echo", "champion"), ("decoy", "", "decoy")])
+    ids = {d.score({"x": x}).request_id for x in range(5)}
+    from rvz.log import iter_records
+
+    archive = d.root / "data" / "decoy" / "default" / "decoy"
+    requests = {r.request_id: r.SerializeToString() for r in d.records("requests")}
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        archived = {r.payload for r in iter_records(archive)} if archive.exists() else set()
+        if len(archived) >= len(ids):
+            break
+        time.sleep(0.02)
+    assert {requests[rid] for rid in ids} <= archived

@@ -20,7 +20,8 @@ from rvz.config import (
     load_config,
     parse_config,
 )
-from rvz.errors import ConfigError, ModelLoadError
+from rvz.errors import ConfigError, ModelLoadError, RvzError
+from rvz.log import LogError
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -87,7 +88,8 @@ def _logging(component: str) -> None:
 
 @cli.command()
 @config_options
-@click.option("--listen", envvar="RVZ_LISTEN", help="HOST:PORT for the gRPC frontend (frontend.listen). [env: RVZ_LISTEN]")
+@click.option("--listen", envvar="RVZ_LISTEN",
+              help="HOST:PORT for the gRPC frontend (frontend.listen). [env: RVZ_LISTEN]")
 def up(config_path: str | None, config_json: str | None, data_dir: str | None, listen: str | None) -> None:
     """Start the frontend, the rendezvous and every configured model (the demo without --config)."""
     from rvz.supervisor import run_up
@@ -107,7 +109,7 @@ def frontend(config_path: str | None, config_json: str | None, data_dir: str | N
     config = _build_config(config_path, config_json, demo=False, listen=listen, data_dir=data_dir)
     _logging("rvz-frontend")
     _supervised()
-    run_frontend(config)
+    _run("frontend", lambda: run_frontend(config))
 
 
 @cli.command()
@@ -119,7 +121,7 @@ def rendezvous(config_path: str | None, config_json: str | None, data_dir: str |
     config = _build_config(config_path, config_json, demo=False, data_dir=data_dir)
     _logging("rvz-rendezvous")
     _supervised()
-    run_rendezvous(config)
+    _run("rendezvous", lambda: run_rendezvous(config))
 
 
 @cli.group()
@@ -158,6 +160,16 @@ def _run_model(config: Config, spec: ModelConfig) -> None:
         run_model(config, spec)
     except ModelLoadError as e:
         _fail(f"cannot load model {spec.name!r}: {e}")
+    except (RvzError, LogError) as e:
+        _fail(f"model {spec.name!r} cannot run: {e}", EXIT_FAILURE)
+
+
+def _run(component: str, run: Callable[[], None]) -> None:
+    """Run a process; an error it reports on purpose becomes one line and exit code 1, not a traceback."""
+    try:
+        run()
+    except (RvzError, LogError) as e:
+        _fail(f"{component} cannot run: {e}", EXIT_FAILURE)
 
 
 @cli.command()

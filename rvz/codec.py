@@ -43,7 +43,11 @@ def python_to_value(obj: Any, out: struct_pb2.Value, path: str = "output") -> No
     elif isinstance(obj, bool):
         out.bool_value = obj
     elif isinstance(obj, int | float):
-        _set_number(float(obj), out, path)
+        try:
+            number = float(obj)
+        except OverflowError:
+            raise EncodeError(f"{path}: {obj} is too large for a number") from None
+        _set_number(number, out, path)
     elif isinstance(obj, str):
         out.string_value = obj
     elif isinstance(obj, Mapping):

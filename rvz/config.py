@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, cast, get_args
 
+from rvz.codec import EncodeError, to_value
 from rvz.errors import ConfigError
 
 Role = Literal["champion", "challenger", "canary", "decoy"]
@@ -99,6 +100,7 @@ class Config:
         """Apply command-line options, which win over the file."""
         config = self
         if listen:
+            check_listen(listen, _Reader("command line"), "--listen")
             config = replace(config, frontend=replace(config.frontend, listen=listen))
         if data_dir:
             config = replace(config, log=replace(config.log, dir=data_dir))
@@ -127,6 +129,10 @@ def load_config(path: str | Path | None) -> Config:
             data = tomllib.load(f)
     except FileNotFoundError:
         raise ConfigError(f"{source}: file not found") from None
+    except OSError as e:
+        raise ConfigError(f"{source}: cannot read: {e.strerror}") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{source}: not UTF-8 text: {e.reason} at byte {e.start}") from e
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{source}: not valid TOML: {e}") from e
     return parse_config(data, source)
@@ -224,17 +230,21 @@ _KIND_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "tru
 def _frontend(r: _Reader, data: Mapping[str, Any]) -> FrontendConfig:
     p, d = "frontend.", FrontendConfig()
     r.reject_unknown(data, p, set(FrontendConfig.__dataclass_fields__))
-    listen = r.get(data, p, "listen", str, d.listen)
-    if not re.match(r"^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$", listen):
-        raise r.fail(p + "listen", f"must be HOST:PORT, got {listen!r}")
     return FrontendConfig(
-        listen=listen,
+        listen=check_listen(r.get(data, p, "listen", str, d.listen), r, p + "listen"),
         max_in_flight=r.positive(data, p, "max_in_flight", int, d.max_in_flight),
         default_use_case=r.name(data, p, "default_use_case", d.default_use_case),
         heartbeat_ms=r.positive(data, p, "heartbeat_ms", int, d.heartbeat_ms),
         rendezvous_timeout_ms=r.positive(data, p, "rendezvous_timeout_ms", int, d.rendezvous_timeout_ms),
         model_timeout_ms=r.positive(data, p, "model_timeout_ms", int, d.model_timeout_ms),
     )
+
+
+def check_listen(listen: str, r: _Reader, key: str) -> str:
+    match = re.match(r"^(\[[0-9a-fA-F:]+\]|[^:\s\[\]]+):(\d{1,5})$", listen)
+    if not match or int(match.group(2)) > 65535:
+        raise r.fail(key, f"must be HOST:PORT with a port from 0 to 65535, got {listen!r}")
+    return listen
 
 
 def _streams(r: _Reader, data: Mapping[str, Any]) -> StreamsConfig:
@@ -268,6 +278,11 @@ def parse_rendezvous(r: _Reader, data: Mapping[str, Any], prefix: str) -> Rendez
     default_output = data.get("default_output")
     if on_timeout == "default" and default_output is None:
         raise r.fail(p + "default_output", 'is required when on_timeout = "default"')
+    if default_output is not None:
+        try:
+            to_value(default_output)
+        except EncodeError as e:
+            raise r.fail(p + "default_output", str(e).removeprefix("output: ").removeprefix("output")) from e
     schedule = _schedule(r, data["schedule"], p + "schedule") if "schedule" in data else d.schedule
     return RendezvousConfig(
         deadline_ms=deadline_ms,

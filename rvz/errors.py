@@ -45,5 +45,11 @@ class Overloaded(RvzError):
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
+class StreamError(RvzError):
+    """A ZeroMQ endpoint cannot be bound or connected (address in use, bad path)."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+
+
 class ModelLoadError(RvzError):
     """A model entry point cannot be imported or is not callable."""

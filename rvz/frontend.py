@@ -103,10 +103,12 @@ class Frontend:
         if len(self.dispatcher.waiting) >= self.max_in_flight:
             raise Overloaded(f"{self.max_in_flight} requests already in flight (frontend.max_in_flight); "
                              "retry with backoff")
-        remaining = context.time_remaining()
-        budget_ns = self.sla_ns if remaining is None else min(self.sla_ns, int(remaining * 1e9))
+        deadline_ns = received_ns + self.sla_ns
+        remaining = context.time_remaining()  # gRPC Python does not propagate deadlines by itself
+        if remaining is not None:
+            deadline_ns = min(deadline_ns, time.time_ns() + int(remaining * 1e9))
         request_id = self.ids.next()
-        result = await self.dispatcher.submit(request_id, use_case, data, received_ns, received_ns + budget_ns)
+        result = await self.dispatcher.submit(request_id, use_case, data, received_ns, deadline_ns)
         if result.status_code:
             context.set_trailing_metadata((("rvz-request-id", request_id),))
             await context.abort(_CODES.get(result.status_code, grpc.StatusCode.UNKNOWN), result.status_message)

@@ -72,7 +72,7 @@ class Matcher:
         if rid in self.pending or rid in self.answered:
             return  # a duplicate delivery; the first one counts
         policy = self.policy_for(request.use_case)
-        schedule_end = request.received_unix_ns + int(policy.schedule_end_ms * 1e6)
+        schedule_end = request.received_unix_ns + policy.schedule_end_ns
         pending = Pending(request, policy, min(request.deadline_unix_ns, schedule_end))
         self.pending[rid] = pending
         self._advance(pending, now, initial=True)
@@ -86,9 +86,11 @@ class Matcher:
         rid = score.request_id
         pending = self.pending.get(rid)
         if pending is not None:
-            self.sink.log_score(score, now, late=False, orphan=False)
+            # The window (or the deadline) may have moved on since the last timer fired.
             self._advance(pending, now)
-            if rid in self.pending:
+            late = rid not in self.pending
+            self.sink.log_score(score, now, late=late, orphan=False)
+            if not late:
                 self._consider(pending, score, now)
         elif rid in self.answered:
             self.sink.log_score(score, now, late=True, orphan=False)
@@ -109,7 +111,14 @@ class Matcher:
         self._forget_answered(now)
 
     def next_timer_ns(self) -> int | None:
-        return self._timers[0][0] if self._timers else None
+        timers = self._timers
+        while timers:  # drop stale timers so the rendezvous does not wake up for nothing
+            fire_ns, _, rid = timers[0]
+            pending = self.pending.get(rid)
+            if pending is not None and pending.timer_ns == fire_ns:
+                return fire_ns
+            heapq.heappop(timers)
+        return None
 
     # --- decisions ----------------------------------------------------------------------------
 
@@ -118,7 +127,7 @@ class Matcher:
         if now >= pending.end_ns:
             self._time_out(pending, now)
             return
-        window = pending.policy.window_at(pending.elapsed_ms(now))
+        window = pending.policy.window_at(now - pending.request.received_unix_ns)
         assert window is not None  # now < end_ns <= schedule end
         if window != pending.window or initial:
             pending.window = window
@@ -126,7 +135,7 @@ class Matcher:
             if best is not None:
                 self._choose(pending, best[1], best[0], now)
                 return
-        boundary = pending.request.received_unix_ns + int(pending.policy.windows[window].until_ms * 1e6)
+        boundary = pending.request.received_unix_ns + pending.policy.ends_ns[window]
         self._set_timer(pending, min(boundary, pending.end_ns))
 
     def _consider(self, pending: Pending, score: envelope_pb2.ScoreEnvelope, now: int) -> None:
@@ -150,7 +159,7 @@ class Matcher:
         return best
 
     def _all_failed(self, pending: Pending) -> bool:
-        # Nothing held could still answer in a later window, and no live model is left to score.
+        # Every live model failed and no score is held for a later window: nothing can answer any more.
         return not pending.held and len(pending.failed) >= max(1, self.live_models(pending.request.use_case))
 
     def _choose(self, pending: Pending, score: envelope_pb2.ScoreEnvelope, rank: int, now: int) -> None:
@@ -209,8 +218,14 @@ class Matcher:
         expiry = self._early_expiry
         while expiry and expiry[0][0] <= now:
             _, rid = expiry.popleft()
-            for received_ns, score in self.early.pop(rid, ()):
-                self.sink.log_score(score, received_ns, late=False, orphan=True)
+            held = self.early.pop(rid, [])
+            # Each early score gets its full wait; only those past it become orphans.
+            keep = [(t, score) for t, score in held if t + self.early_score_ns > now]
+            for received_ns, score in held:
+                if received_ns + self.early_score_ns <= now:
+                    self.sink.log_score(score, received_ns, late=False, orphan=True)
+            if keep:
+                self.early[rid] = keep
 
     def _forget_answered(self, now: int) -> None:
         answered = self.answered

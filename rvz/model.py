@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import inspect
+import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -23,6 +24,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from rvz.errors import ModelLoadError
+
+logger = logging.getLogger(__name__)
 
 FEATURE_TYPES = ("number", "string", "bool", "any")
 
@@ -75,7 +78,7 @@ class Model:
                 outputs = self._resolve(self._batch_fn(batch))
             except Exception as e:
                 return [Outcome(error=e)] * len(batch)
-            if not isinstance(outputs, Sequence | _ArrayLike) or len(outputs) != len(batch):
+            if _length(outputs) != len(batch):
                 error = TypeError(f"predict_batch returned {_describe(outputs)} for {len(batch)} requests; "
                                   "it must return one output per request")
                 return [Outcome(error=error)] * len(batch)
@@ -102,13 +105,18 @@ class Model:
             self._loop = None
 
 
-class _ArrayLike(Protocol):
-    def __len__(self) -> int: ...
-    def __iter__(self) -> Any: ...
-
-
 async def _await(awaitable: Awaitable[Any]) -> Any:
     return await awaitable
+
+
+def _length(value: Any) -> int | None:
+    """len() of a list, tuple or numpy array; None for anything that is not a sized iterable."""
+    if isinstance(value, str | bytes | Mapping) or not hasattr(value, "__iter__"):
+        return None
+    try:
+        return len(value)
+    except TypeError:
+        return None
 
 
 def _describe(value: Any) -> str:
@@ -129,6 +137,9 @@ def load_model(entry: str) -> Model:
         target: Any = importlib.import_module(module_name)
     except ImportError as e:
         raise ModelLoadError(f"cannot import module {module_name!r} for entry {entry!r}: {e}") from e
+    except Exception as e:  # the user's module failed while importing: keep the traceback
+        logger.exception("importing %s failed", module_name)
+        raise ModelLoadError(f"importing module {module_name!r} failed: {type(e).__name__}: {e}") from e
     for attr in attr_path.split("."):
         try:
             target = getattr(target, attr)

@@ -11,7 +11,8 @@ acceptable score, the request times out: an error, or the default output.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 
 from rvz._proto import envelope_pb2
 from rvz.codec import to_value
@@ -26,6 +27,11 @@ class Policy:
     # Serialized google.protobuf.Value of the default output (empty when none).
     default_output: bytes
     version: int = 1
+    # Window ends in integer ns, rounded up, so timers and window lookups agree exactly.
+    ends_ns: tuple[int, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ends_ns", tuple(math.ceil(w.until_ms * 1e6) for w in self.windows))
 
     @classmethod
     def from_config(cls, config: RendezvousConfig, version: int = 1) -> Policy:
@@ -36,10 +42,14 @@ class Policy:
     def schedule_end_ms(self) -> float:
         return self.windows[-1].until_ms
 
-    def window_at(self, elapsed_ms: float) -> int | None:
-        """Index of the window covering ``elapsed_ms``; None once the schedule has ended."""
-        for i, window in enumerate(self.windows):
-            if elapsed_ms < window.until_ms:
+    @property
+    def schedule_end_ns(self) -> int:
+        return self.ends_ns[-1]
+
+    def window_at(self, elapsed_ns: int) -> int | None:
+        """Index of the window covering ``elapsed_ns``; None once the schedule has ended."""
+        for i, end_ns in enumerate(self.ends_ns):
+            if elapsed_ns < end_ns:
                 return i
         return None
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import zmq
 
+from rvz.errors import StreamError
+
 # Topic of control messages on the requests stream. Use case names cannot
 # start with NUL, so a worker's subscription to its use case never matches it.
 CONTROL_TOPIC = b"\x00"
@@ -34,13 +36,30 @@ def topic_for(use_case: str) -> bytes:
     return use_case.encode()
 
 
+def _bind(sock: zmq.Socket[bytes], endpoint: str, stream: str) -> None:
+    try:
+        sock.bind(endpoint)
+    except zmq.ZMQError as e:
+        sock.close(linger=0)
+        raise StreamError(f"cannot bind the {stream} stream at {endpoint}: {e.strerror} "
+                          "(is another rvz deployment using it? change [streams] in the config)") from e
+
+
+def _connect(sock: zmq.Socket[bytes], endpoint: str, stream: str) -> None:
+    try:
+        sock.connect(endpoint)
+    except zmq.ZMQError as e:
+        sock.close(linger=0)
+        raise StreamError(f"cannot connect to the {stream} stream at {endpoint}: {e.strerror}") from e
+
+
 def publisher(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, hwm: int) -> zmq.Socket[bytes]:
     """The input stream. XPUB with NODROP: a full subscriber makes send raise Again instead of dropping."""
     sock = ctx.socket(zmq.XPUB)
     sock.setsockopt(zmq.SNDHWM, hwm)
     sock.setsockopt(zmq.XPUB_NODROP, 1)
     sock.setsockopt(zmq.LINGER, 0)
-    sock.bind(endpoint)
+    _bind(sock, endpoint, "requests")
     return sock
 
 
@@ -51,7 +70,7 @@ def subscriber(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, hwm: int,
     sock.setsockopt(zmq.LINGER, 0)
     for topic in topics:
         sock.setsockopt(zmq.SUBSCRIBE, topic)
-    sock.connect(endpoint)
+    _connect(sock, endpoint, "requests")
     return sock
 
 
@@ -59,7 +78,7 @@ def score_pusher(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, hwm: int) -
     sock = ctx.socket(zmq.PUSH)
     sock.setsockopt(zmq.SNDHWM, hwm)
     sock.setsockopt(zmq.LINGER, FLUSH_MS)
-    sock.connect(endpoint)
+    _connect(sock, endpoint, "scores")
     return sock
 
 
@@ -67,7 +86,7 @@ def score_puller(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, hwm: int) -
     sock = ctx.socket(zmq.PULL)
     sock.setsockopt(zmq.RCVHWM, hwm)
     sock.setsockopt(zmq.LINGER, 0)
-    sock.bind(endpoint)
+    _bind(sock, endpoint, "scores")
     return sock
 
 
@@ -77,7 +96,7 @@ def result_router(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, hwm: int) 
     # An unknown return address raises EHOSTUNREACH instead of vanishing, so we can count it.
     sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
     sock.setsockopt(zmq.LINGER, FLUSH_MS)
-    sock.bind(endpoint)
+    _bind(sock, endpoint, "results")
     return sock
 
 
@@ -87,5 +106,5 @@ def result_dealer(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, hwm: int,
     sock.setsockopt(zmq.RCVHWM, hwm)
     sock.setsockopt(zmq.ROUTING_ID, identity)
     sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(endpoint)
+    _connect(sock, endpoint, "results")
     return sock

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 
 def echo(features: dict[str, Any]) -> dict[str, Any]:
@@ -37,7 +37,7 @@ async def async_echo(features: dict[str, Any]) -> dict[str, Any]:
 class Batcher:
     """Uses predict_batch and reports the batch size it saw."""
 
-    features = {"x": "number"}
+    features: ClassVar[dict[str, str]] = {"x": "number"}
 
     def predict_batch(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [{"x": f["x"], "by": "batch", "batch": len(batch)} for f in batch]
@@ -46,7 +46,7 @@ class Batcher:
 class Typed:
     """Declares its features, so the frontend validates requests against them."""
 
-    features = {"x": "number", "name": "string"}
+    features: ClassVar[dict[str, str]] = {"x": "number", "name": "string"}
 
     def predict(self, features: dict[str, Any]) -> dict[str, Any]:
         return {"x": features["x"], "by": "typed"}

@@ -12,7 +12,6 @@ import grpc
 import pytest
 
 from harness import Deployment
-from rvz._proto import scoring_pb2
 
 pytestmark = pytest.mark.timeout(90)
 Make = Callable[..., Deployment]

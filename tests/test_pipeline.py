@@ -103,7 +103,7 @@ def test_client_deadline_shorter_than_the_sla_is_respected(deployment: Make) -> 
     # The request carried the client's deadline, not the 100 ms SLA.
     request = d.wait_for_record("requests", lambda r: True)
     budget_ms = (request.deadline_unix_ns - request.received_unix_ns) / 1e6
-    assert 30 < budget_ms <= 40, budget_ms
+    assert 30 < budget_ms <= 41, budget_ms  # grpc-timeout travels with millisecond resolution
     result = d.wait_for_record("results", lambda r: r.request_id == request.request_id)
     assert result.status_code == grpc.StatusCode.DEADLINE_EXCEEDED.value[0]
 

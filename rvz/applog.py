@@ -9,6 +9,8 @@ import time
 from typing import Literal
 
 LogFormat = Literal["text", "json"]
+# Passed with ``extra=`` by log calls about one request; JSON lines carry them as fields.
+CONTEXT_FIELDS = ("request_id", "trace_id", "use_case", "model")
 
 
 class JsonFormatter(logging.Formatter):
@@ -26,6 +28,10 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        for key in CONTEXT_FIELDS:
+            value = record.__dict__.get(key)
+            if value:
+                line[key] = value
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         return json.dumps(line)

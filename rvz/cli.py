@@ -6,6 +6,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import click
@@ -38,6 +39,8 @@ def _fail(message: str, code: int = EXIT_USAGE) -> None:
 
 def config_options(func: F) -> F:
     """--config/--data-dir (and hidden --config-json, which `rvz up` uses for its children)."""
+    func = click.option("--metrics-listen", default="",
+                        help="HOST:PORT for this process's Prometheus /metrics (default: from [metrics] listen).")(func)
     func = click.option("--data-dir", type=click.Path(file_okay=False), envvar="RVZ_DATA_DIR",
                         help="Directory of the logs (log.dir). [env: RVZ_DATA_DIR]")(func)
     func = click.option("--config-json", hidden=True, envvar="RVZ_CONFIG_JSON",
@@ -90,11 +93,14 @@ def _logging(component: str) -> None:
 @config_options
 @click.option("--listen", envvar="RVZ_LISTEN",
               help="HOST:PORT for the gRPC frontend (frontend.listen). [env: RVZ_LISTEN]")
-def up(config_path: str | None, config_json: str | None, data_dir: str | None, listen: str | None) -> None:
+def up(config_path: str | None, config_json: str | None, data_dir: str | None, metrics_listen: str,
+       listen: str | None) -> None:
     """Start the frontend, the rendezvous and every configured model (the demo without --config)."""
     from rvz.supervisor import run_up
 
     config = _build_config(config_path, config_json, demo=True, listen=listen, data_dir=data_dir)
+    if metrics_listen:
+        config = replace(config, metrics=replace(config.metrics, listen=metrics_listen))
     _logging("rvz-up")
     sys.exit(run_up(config))
 
@@ -102,26 +108,27 @@ def up(config_path: str | None, config_json: str | None, data_dir: str | None, l
 @cli.command()
 @config_options
 @click.option("--listen", envvar="RVZ_LISTEN", help="HOST:PORT to serve gRPC on (frontend.listen). [env: RVZ_LISTEN]")
-def frontend(config_path: str | None, config_json: str | None, data_dir: str | None, listen: str | None) -> None:
+def frontend(config_path: str | None, config_json: str | None, data_dir: str | None, metrics_listen: str,
+             listen: str | None) -> None:
     """Run the gRPC frontend alone."""
     from rvz.run import run_frontend
 
     config = _build_config(config_path, config_json, demo=False, listen=listen, data_dir=data_dir)
     _logging("rvz-frontend")
     _supervised()
-    _run("frontend", lambda: run_frontend(config))
+    _run("frontend", lambda: run_frontend(config, metrics_listen))
 
 
 @cli.command()
 @config_options
-def rendezvous(config_path: str | None, config_json: str | None, data_dir: str | None) -> None:
+def rendezvous(config_path: str | None, config_json: str | None, data_dir: str | None, metrics_listen: str) -> None:
     """Run the rendezvous alone."""
     from rvz.run import run_rendezvous
 
     config = _build_config(config_path, config_json, demo=False, data_dir=data_dir)
     _logging("rvz-rendezvous")
     _supervised()
-    _run("rendezvous", lambda: run_rendezvous(config))
+    _run("rendezvous", lambda: run_rendezvous(config, metrics_listen))
 
 
 @cli.group()
@@ -138,8 +145,8 @@ def model() -> None:
 @click.option("--use-case", default=DEFAULT_USE_CASE, show_default=True, help="Use case to serve.")
 @click.option("--batch-max", default=32, show_default=True, type=click.IntRange(min=1),
               help="Most requests handed to predict_batch at once.")
-def model_run(config_path: str | None, config_json: str | None, data_dir: str | None, name: str,
-              model_version: str, role: str, entry: str, use_case: str, batch_max: int) -> None:
+def model_run(config_path: str | None, config_json: str | None, data_dir: str | None, metrics_listen: str,
+              name: str, model_version: str, role: str, entry: str, use_case: str, batch_max: int) -> None:
     """Run one model worker: SUB to requests, score, PUSH scores to the rendezvous."""
     config = _build_config(config_path, config_json, demo=False, data_dir=data_dir)
     try:
@@ -150,14 +157,14 @@ def model_run(config_path: str | None, config_json: str | None, data_dir: str | 
         raise
     _logging(f"rvz-model-{name}")
     _supervised()
-    _run_model(config, spec)
+    _run_model(config, spec, metrics_listen)
 
 
-def _run_model(config: Config, spec: ModelConfig) -> None:
+def _run_model(config: Config, spec: ModelConfig, metrics_listen: str) -> None:
     from rvz.run import run_model
 
     try:
-        run_model(config, spec)
+        run_model(config, spec, metrics_listen)
     except ModelLoadError as e:
         _fail(f"cannot load model {spec.name!r}: {e}")
     except (RvzError, LogError) as e:

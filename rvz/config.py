@@ -57,6 +57,27 @@ class LogConfig:
     durable_answers: bool = True
 
 
+TraceExporter = Literal["none", "otlp", "console"]
+MetricsExporter = Literal["none", "prometheus", "otlp", "console"]
+
+
+@dataclass(frozen=True)
+class TracingConfig:
+    # OTEL_TRACES_EXPORTER, OTEL_EXPORTER_OTLP_ENDPOINT and OTEL_TRACES_SAMPLER(_ARG) override these.
+    exporter: TraceExporter = "none"
+    endpoint: str = ""
+    sample_ratio: float = 1.0
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    # Prometheus scrape endpoint of the frontend; the rendezvous uses port + 1 and `rvz up`'s models
+    # port + 2, + 3, ... Setting it implies exporter = "prometheus".
+    listen: str = ""
+    # OTEL_METRICS_EXPORTER overrides this.
+    exporter: MetricsExporter = "none"
+
+
 @dataclass(frozen=True)
 class Window:
     until_ms: float
@@ -94,6 +115,8 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     rendezvous: RendezvousConfig = field(default_factory=RendezvousConfig)
     models: tuple[ModelConfig, ...] = ()
+    tracing: TracingConfig = field(default_factory=TracingConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     source: str = "<defaults>"
 
     def with_overrides(self, *, listen: str | None = None, data_dir: str | None = None) -> Config:
@@ -154,13 +177,15 @@ def config_from_json(text: str) -> Config:
 
 def parse_config(data: Mapping[str, Any], source: str) -> Config:
     reader = _Reader(source)
-    reader.reject_unknown(data, "", {"frontend", "streams", "log", "rendezvous", "models"})
+    reader.reject_unknown(data, "", {"frontend", "streams", "log", "rendezvous", "models", "tracing", "metrics"})
     config = Config(
         frontend=_frontend(reader, reader.table(data, "frontend")),
         streams=_streams(reader, reader.table(data, "streams")),
         log=_log(reader, reader.table(data, "log")),
         rendezvous=parse_rendezvous(reader, reader.table(data, "rendezvous"), "rendezvous"),
         models=_models(reader, data.get("models", [])),
+        tracing=_tracing(reader, reader.table(data, "tracing")),
+        metrics=_metrics(reader, reader.table(data, "metrics")),
         source=source,
     )
     return config
@@ -245,6 +270,29 @@ def check_listen(listen: str, r: _Reader, key: str) -> str:
     if not match or int(match.group(2)) > 65535:
         raise r.fail(key, f"must be HOST:PORT with a port from 0 to 65535, got {listen!r}")
     return listen
+
+
+def _tracing(r: _Reader, data: Mapping[str, Any]) -> TracingConfig:
+    p, d = "tracing.", TracingConfig()
+    r.reject_unknown(data, p, set(TracingConfig.__dataclass_fields__))
+    ratio = r.get(data, p, "sample_ratio", float, d.sample_ratio)
+    if not 0.0 <= ratio <= 1.0:
+        raise r.fail(p + "sample_ratio", f"must be between 0 and 1, got {ratio!r}")
+    return TracingConfig(
+        exporter=cast(TraceExporter, r.choice(data, p, "exporter", get_args(TraceExporter), d.exporter)),
+        endpoint=r.get(data, p, "endpoint", str, d.endpoint),
+        sample_ratio=ratio,
+    )
+
+
+def _metrics(r: _Reader, data: Mapping[str, Any]) -> MetricsConfig:
+    p, d = "metrics.", MetricsConfig()
+    r.reject_unknown(data, p, set(MetricsConfig.__dataclass_fields__))
+    listen = r.get(data, p, "listen", str, d.listen)
+    return MetricsConfig(
+        listen=check_listen(listen, r, p + "listen") if listen else "",
+        exporter=cast(MetricsExporter, r.choice(data, p, "exporter", get_args(MetricsExporter), d.exporter)),
+    )
 
 
 def _streams(r: _Reader, data: Mapping[str, Any]) -> StreamsConfig:

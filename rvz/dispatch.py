@@ -16,9 +16,11 @@ import time
 from dataclasses import dataclass
 
 import zmq
+from opentelemetry import trace
+from opentelemetry.trace import Span
 from zmq.utils.monitor import recv_monitor_message
 
-from rvz import streams
+from rvz import streams, tracing
 from rvz._proto import envelope_pb2
 from rvz.config import Config
 from rvz.errors import Overloaded, Unavailable
@@ -40,8 +42,10 @@ class Waiter:
 
 
 class Dispatcher:
-    def __init__(self, config: Config, readiness: Readiness, request_log: LogWriter, identity: bytes) -> None:
+    def __init__(self, config: Config, readiness: Readiness, request_log: LogWriter, identity: bytes,
+                 tracer: trace.Tracer | None = None) -> None:
         self.config = config
+        self.tracer = tracer
         self.readiness = readiness
         self.request_log = request_log
         self.identity = identity
@@ -83,18 +87,25 @@ class Dispatcher:
         self._ctx.destroy(linger=0)
 
     async def submit(self, request_id: str, use_case: str, request: bytes, received_ns: int,
-                     deadline_ns: int) -> envelope_pb2.ResultEnvelope:
+                     deadline_ns: int, span: Span | None = None) -> envelope_pb2.ResultEnvelope:
         """Log, publish and wait for the rendezvous's result; the caller handles cancellation."""
         assert self._pub is not None and self._loop is not None
         envelope = envelope_pb2.RequestEnvelope(
             request_id=request_id, use_case=use_case, request=request, received_unix_ns=received_ns,
-            deadline_unix_ns=deadline_ns, return_address=self.identity).SerializeToString()
-        seq = self.request_log.append(envelope)  # logged before it is published
+            deadline_unix_ns=deadline_ns, return_address=self.identity)
+        publish = None
+        if span is not None and self.tracer is not None:
+            publish = tracing.start_publish(self.tracer, span, use_case, request_id, envelope.trace_context)
+        payload = envelope.SerializeToString()
+        seq = self.request_log.append(payload)  # logged before it is published
         try:
-            self._pub.send_multipart([streams.topic_for(use_case), envelope], zmq.NOBLOCK)
+            self._pub.send_multipart([streams.topic_for(use_case), payload], zmq.NOBLOCK)
         except zmq.Again:
             self.refused_full += 1
             raise Overloaded("the input stream is full (a model is not keeping up); retry with backoff") from None
+        finally:
+            if publish is not None:
+                publish.end()
         self.published += 1
         waiter = Waiter(self._loop.create_future(), seq)
         self.waiting[request_id] = waiter

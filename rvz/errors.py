@@ -51,5 +51,13 @@ class StreamError(RvzError):
     code = grpc.StatusCode.UNAVAILABLE
 
 
+class NoAnswer(RvzError):
+    """The rendezvous ended the request without a score (deadline passed, every model failed)."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 class ModelLoadError(RvzError):
     """A model entry point cannot be imported or is not callable."""

@@ -12,18 +12,24 @@ import asyncio
 import logging
 import secrets
 import time
+from collections import Counter
+from dataclasses import dataclass
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from opentelemetry.metrics import Histogram, Meter
+from opentelemetry.trace import Span
 
+from rvz import metrics, tracing
 from rvz._proto import scoring_pb2
 from rvz.config import Config
 from rvz.dispatch import Dispatcher
-from rvz.errors import Overloaded, RvzError
+from rvz.errors import NoAnswer, Overloaded, RvzError
 from rvz.ids import RequestIds
 from rvz.log import LogWriter
 from rvz.readiness import Readiness
+from rvz.telemetry import Telemetry
 from rvz.validate import check_features, check_use_case, parse_request
 
 logger = logging.getLogger(__name__)
@@ -34,9 +40,25 @@ SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
+@dataclass(eq=False)
+class Call:
+    """One Score call as the frontend sees it, for its status, metrics and span."""
+
+    received_ns: int
+    use_case: str = ""
+    request_id: str = ""
+    code: grpc.StatusCode = grpc.StatusCode.OK
+    message: str = ""
+    span: Span | None = None
+
+
 class Frontend:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, telemetry: Telemetry | None = None) -> None:
         self.config = config
+        self.telemetry = telemetry or Telemetry("rvz-frontend")
+        self.tracer = self.telemetry.tracer
+        # Calls by (use case, status code name); read by the metrics exporter, never on a timer.
+        self.calls: Counter[tuple[str, ...]] = Counter()
         self.sla_ns = int(config.rendezvous.deadline_ms * 1e6)
         self.max_in_flight = config.frontend.max_in_flight
         self.identity = b"fe-" + secrets.token_hex(6).encode()
@@ -44,13 +66,27 @@ class Frontend:
         self.readiness = Readiness(config.frontend, config.streams)
         self.request_log = LogWriter(f"{config.log.dir}/requests", "rvz.v1.RequestEnvelope",
                                      segment_bytes=config.log.segment_mb * 1024 * 1024, fsync=config.log.fsync)
-        self.dispatcher = Dispatcher(config, self.readiness, self.request_log, self.identity)
+        self.dispatcher = Dispatcher(config, self.readiness, self.request_log, self.identity, self.tracer)
         self.health = health.aio.HealthServicer()
         self.server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
         self.port = 0
         self.started = False
         self._health_task: asyncio.Task[None] | None = None
         self._published_health: dict[str, int] = {}
+        self._duration: Histogram | None = None
+        if self.telemetry.meter is not None:
+            self._observe(self.telemetry.meter)
+
+    def _observe(self, meter: Meter) -> None:
+        metrics.count_by(meter, "rvz.frontend.calls", "Score calls by use case and status code", self.calls,
+                         ("use_case", "code"))
+        metrics.gauge(meter, "rvz.frontend.in_flight", "Score calls waiting for their answer",
+                      lambda: len(self.dispatcher.waiting))
+        metrics.count(meter, "rvz.frontend.refused_full", "Requests refused because the input stream was full "
+                      "(never dropped silently)", lambda: self.dispatcher.refused_full)
+        metrics.observe_logs(meter, {"requests": self.request_log})
+        self._duration = metrics.latency_histogram(meter, "rvz.frontend.call.duration",
+                                                   "Score call duration as the frontend sees it")
 
     async def start(self) -> int:
         """Bind, connect the streams and start serving; returns the bound port."""
@@ -85,17 +121,32 @@ class Frontend:
         await self.dispatcher.stop()
         self.request_log.stop()
 
-    async def score(self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
-        received_ns = time.time_ns()
+    async def score(self, data: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
+        call = Call(time.time_ns())
+        if self.tracer is not None:
+            call.span = tracing.start_call(self.tracer, context.invocation_metadata(), call.received_ns)
         try:
-            return await self._score(request, context, received_ns)
-        except RvzError as e:
-            await context.abort(e.code, str(e))
+            return await self._score(data, context, call)
+        except RvzError as e:  # the one place where rvz's errors become gRPC statuses
+            call.code, call.message = e.code, str(e)
+            if call.request_id:
+                context.set_trailing_metadata((("rvz-request-id", call.request_id),))
+            await context.abort(e.code, call.message)
             raise  # unreachable: abort raises
+        except asyncio.CancelledError:  # the client went away or its deadline passed
+            call.code = grpc.StatusCode.CANCELLED
+            raise
+        finally:
+            self.calls[(call.use_case, call.code.name)] += 1
+            if self._duration is not None:
+                self._duration.record((time.time_ns() - call.received_ns) / 1e6,
+                                      {"use_case": call.use_case, "code": call.code.name})
+            if call.span is not None:
+                tracing.end_call(call.span, call.request_id, call.use_case, call.code.value[0], call.message)
 
-    async def _score(self, data: bytes, context: grpc.aio.ServicerContext[bytes, bytes], received_ns: int) -> bytes:
+    async def _score(self, data: bytes, context: grpc.aio.ServicerContext[bytes, bytes], call: Call) -> bytes:
         request = parse_request(data)
-        use_case = request.use_case or self.config.frontend.default_use_case
+        use_case = call.use_case = request.use_case or self.config.frontend.default_use_case
         if request.use_case:
             check_use_case(use_case)
         schema = self.readiness.check(use_case)
@@ -103,15 +154,15 @@ class Frontend:
         if len(self.dispatcher.waiting) >= self.max_in_flight:
             raise Overloaded(f"{self.max_in_flight} requests already in flight (frontend.max_in_flight); "
                              "retry with backoff")
-        deadline_ns = received_ns + self.sla_ns
+        deadline_ns = call.received_ns + self.sla_ns
         remaining = context.time_remaining()  # gRPC Python does not propagate deadlines by itself
         if remaining is not None:
             deadline_ns = min(deadline_ns, time.time_ns() + int(remaining * 1e9))
-        request_id = self.ids.next()
-        result = await self.dispatcher.submit(request_id, use_case, data, received_ns, deadline_ns)
+        call.request_id = self.ids.next()
+        result = await self.dispatcher.submit(call.request_id, use_case, data, call.received_ns, deadline_ns,
+                                              call.span)
         if result.status_code:
-            context.set_trailing_metadata((("rvz-request-id", request_id),))
-            await context.abort(_CODES.get(result.status_code, grpc.StatusCode.UNKNOWN), result.status_message)
+            raise NoAnswer(_CODES.get(result.status_code, grpc.StatusCode.UNKNOWN), result.status_message)
         return result.response
 
     async def _publish_health(self) -> None:

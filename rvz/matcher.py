@@ -59,6 +59,7 @@ class Matcher:
         # Number of live models (decoys excluded) that can score a use case.
         self.live_models = live_models
         self.pending: dict[str, Pending] = {}
+        # Answered request id -> when the frontend received it (for late scores' latency), oldest first.
         self.answered: OrderedDict[str, int] = OrderedDict()
         self.early: dict[str, list[tuple[int, envelope_pb2.ScoreEnvelope]]] = {}
         self._early_expiry: deque[tuple[int, str]] = deque()
@@ -109,6 +110,11 @@ class Matcher:
                 self._advance(pending, now)
         self._expire_early(now)
         self._forget_answered(now)
+
+    def received_ns(self, request_id: str) -> int | None:
+        """When the frontend received a pending or recently answered request."""
+        pending = self.pending.get(request_id)
+        return pending.request.received_unix_ns if pending is not None else self.answered.get(request_id)
 
     def next_timer_ns(self) -> int | None:
         timers = self._timers
@@ -204,7 +210,7 @@ class Matcher:
     def _finish(self, pending: Pending, result: envelope_pb2.ResultEnvelope, now: int) -> None:
         rid = pending.request.request_id
         del self.pending[rid]
-        self.answered[rid] = now
+        self.answered[rid] = pending.request.received_unix_ns
         self.sink.answer(pending.request, result)
 
     # --- housekeeping -------------------------------------------------------------------------
@@ -230,8 +236,8 @@ class Matcher:
     def _forget_answered(self, now: int) -> None:
         answered = self.answered
         while answered:
-            decided = next(iter(answered.values()))
-            if now - decided < ANSWERED_MEMORY_NS:
+            received = next(iter(answered.values()))
+            if now - received < ANSWERED_MEMORY_NS:
                 break
             answered.popitem(last=False)
 

@@ -12,18 +12,22 @@ import logging
 import math
 import threading
 import time
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import zmq
+from opentelemetry.metrics import Histogram, Meter
+from opentelemetry.trace import Span
 
-from rvz import streams
+from rvz import metrics, streams, tracing
 from rvz._proto import envelope_pb2
 from rvz.config import Config
 from rvz.liveness import ModelRegistry
 from rvz.log import LogWriter
 from rvz.matcher import Matcher
 from rvz.policy import Policy
+from rvz.telemetry import Telemetry
 
 logger = logging.getLogger(__name__)
 
@@ -40,13 +44,23 @@ class Counters:
     answered: int = 0
     timeouts: int = 0
     defaults: int = 0
+    failed: int = 0
+    fallbacks: int = 0
     undeliverable: int = 0
     malformed: int = 0
+    # Keyed by (use case, model, role) and (use case, model, rule) for the metrics.
+    scores_by: Counter[tuple[str, ...]] = field(default_factory=Counter)
+    late_by: Counter[tuple[str, ...]] = field(default_factory=Counter)
+    errors_by: Counter[tuple[str, ...]] = field(default_factory=Counter)
+    answers_by: Counter[tuple[str, ...]] = field(default_factory=Counter)
 
 
 class Rendezvous:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, telemetry: Telemetry | None = None) -> None:
         self.config = config
+        self.telemetry = telemetry or Telemetry("rvz-rendezvous")
+        self.tracer = self.telemetry.tracer
+        self._spans: dict[str, Span] = {}
         self.should_exit = threading.Event()
         self.counters = Counters()
         self.policy = Policy.from_config(config.rendezvous)
@@ -60,6 +74,36 @@ class Rendezvous:
         self.results_log = LogWriter(log_dir / "results", "rvz.v1.ResultEnvelope", segment_bytes=segment_bytes,
                                      fsync=config.log.fsync)
         self._router: zmq.Socket[bytes] | None = None
+        self._latency: Histogram | None = None
+        if self.telemetry.meter is not None:
+            self._observe(self.telemetry.meter)
+
+    def _observe(self, meter: Meter) -> None:
+        c = self.counters
+        keys = ("use_case", "model", "role")
+        metrics.count_by(meter, "rvz.rendezvous.scores", "Scores received", c.scores_by, keys)
+        metrics.count_by(meter, "rvz.rendezvous.late_scores", "Scores received after the answer", c.late_by, keys)
+        metrics.count_by(meter, "rvz.rendezvous.model_errors", "Error scores", c.errors_by, keys)
+        metrics.count_by(meter, "rvz.rendezvous.answers", "Answers by model and rule", c.answers_by,
+                         ("use_case", "model", "rule"))
+        for name, description, read in [
+            ("rvz.rendezvous.requests", "Requests seen on the input stream", lambda: c.requests),
+            ("rvz.rendezvous.fallbacks", "Answers not given by a champion", lambda: c.fallbacks),
+            ("rvz.rendezvous.deadline_misses", "Requests with no acceptable score by the deadline",
+             lambda: c.timeouts),
+            ("rvz.rendezvous.defaults", "Default outputs served", lambda: c.defaults),
+            ("rvz.rendezvous.all_failed", "Requests on which every live model failed", lambda: c.failed),
+            ("rvz.rendezvous.orphan_scores", "Scores whose request never arrived", lambda: c.orphans),
+            ("rvz.rendezvous.undeliverable", "Answers or control messages a frontend could not take",
+             lambda: c.undeliverable),
+            ("rvz.rendezvous.malformed", "Messages that could not be decoded", lambda: c.malformed),
+        ]:
+            metrics.count(meter, name, description, read)
+        metrics.gauge(meter, "rvz.rendezvous.pending", "Requests waiting for a decision",
+                      lambda: len(self.matcher.pending))
+        metrics.observe_logs(meter, {"scores": self.scores_log, "results": self.results_log})
+        self._latency = metrics.latency_histogram(meter, "rvz.rendezvous.score.latency",
+                                                  "From the frontend receiving a request to a score arriving")
 
     def run(self) -> None:
         """Serve until ``should_exit`` is set; logs are flushed and synced on the way out."""
@@ -125,7 +169,10 @@ class Rendezvous:
                 logger.warning("ignoring a malformed request envelope (%d bytes)", len(payload))
                 continue
             self.counters.requests += 1
-            self.matcher.on_request(request, time.time_ns())
+            now = time.time_ns()
+            if self.tracer is not None and request.trace_context:
+                self._trace_request(request, now)
+            self.matcher.on_request(request, now)
 
     def _drain_scores(self, pull: zmq.Socket[bytes]) -> None:
         for _ in range(DRAIN_BATCH):
@@ -153,6 +200,15 @@ class Rendezvous:
             return
         self.counters.scores += 1
         self.matcher.on_score(score, time.time_ns())
+
+    def _trace_request(self, request: envelope_pb2.RequestEnvelope, now: int) -> None:
+        rid = request.request_id
+        if rid in self._spans or rid in self.matcher.answered:
+            return  # a duplicate delivery, ignored by the matcher too
+        assert self.tracer is not None
+        span = tracing.start_decision(self.tracer, request.trace_context, rid, request.use_case, now)
+        if span is not None:
+            self._spans[rid] = span
 
     def _on_announce(self, payload: bytes) -> None:
         try:
@@ -195,16 +251,42 @@ class Rendezvous:
         record = envelope_pb2.ScoreRecord(received_unix_ns=received_ns, late=late, orphan=orphan)
         record.score.CopyFrom(score)
         self.scores_log.append(record.SerializeToString())
-        self.counters.late += late
-        self.counters.orphans += orphan
+        c = self.counters
+        key = (score.use_case, score.model_name, score.role)
+        c.scores_by[key] += 1
+        if score.error:
+            c.errors_by[key] += 1
+        if late:
+            c.late += 1
+            c.late_by[key] += 1
+        c.orphans += orphan
+        if self._latency is not None:
+            request_received = self.matcher.received_ns(score.request_id)
+            if request_received is not None:
+                self._latency.record((received_ns - request_received) / 1e6,
+                                     {"use_case": key[0], "model": key[1], "role": key[2]})
+        if self.tracer is not None and score.trace_context:
+            tracing.record_score(self.tracer, score.trace_context, score.request_id, score.model_name, score.role,
+                                 late, score.error_type, received_ns)
 
     def answer(self, request: envelope_pb2.RequestEnvelope, result: envelope_pb2.ResultEnvelope) -> None:
         payload = result.SerializeToString()
         # Logged before it is sent, as requests are: the results log never misses an answer.
         self.results_log.append(payload)
         self._send(request.return_address, streams.RESULT, payload)
-        self.counters.answered += 1
+        c = self.counters
+        c.answered += 1
         if result.rule == "timeout":
-            self.counters.timeouts += 1
+            c.timeouts += 1
         elif result.rule == "default":
-            self.counters.defaults += 1
+            c.defaults += 1
+            c.timeouts += 1
+        elif result.rule == "all failed":
+            c.failed += 1
+        elif result.role != "champion":
+            c.fallbacks += 1
+        c.answers_by[(result.use_case, result.model_name, result.rule)] += 1
+        span = self._spans.pop(result.request_id, None)
+        if span is not None:
+            tracing.end_decision(span, result.rule, result.model_name, result.role, result.elapsed_ms,
+                                 result.status_code, result.status_message, result.decided_unix_ns)

@@ -16,6 +16,8 @@ from rvz.config import Config, ModelConfig
 from rvz.frontend import Frontend
 from rvz.model import load_model
 from rvz.rendezvous import Rendezvous
+from rvz.telemetry import Telemetry, offset_listen
+from rvz.telemetry import setup as telemetry_setup
 from rvz.worker import Worker, WorkerConfig
 
 logger = logging.getLogger(__name__)
@@ -27,21 +29,25 @@ MODEL_READY = "rvz model ready: "
 _PR_SET_PDEATHSIG = 1
 
 
-def run_frontend(config: Config) -> None:
+def run_frontend(config: Config, metrics_listen: str = "") -> None:
+    telemetry = telemetry_setup("frontend", config.tracing, config.metrics, metrics_listen or config.metrics.listen)
     try:
-        import uvloop
-    except ImportError:
-        asyncio.run(_serve_frontend(config))
-    else:
-        uvloop.run(_serve_frontend(config))
+        try:
+            import uvloop
+        except ImportError:
+            asyncio.run(_serve_frontend(config, telemetry))
+        else:
+            uvloop.run(_serve_frontend(config, telemetry))
+    finally:
+        telemetry.shutdown()
 
 
-async def _serve_frontend(config: Config) -> None:
+async def _serve_frontend(config: Config, telemetry: Telemetry) -> None:
     should_exit = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, should_exit.set)
-    frontend = Frontend(config)
+    frontend = Frontend(config, telemetry)
     port = await frontend.start()
     host = config.frontend.listen.rsplit(":", 1)[0]
     print(f"{LISTENING_PREFIX}{host}:{port}", flush=True)
@@ -51,18 +57,28 @@ async def _serve_frontend(config: Config) -> None:
     await frontend.stop(grace=max(1.0, config.rendezvous.deadline_ms / 1000 * 2))
 
 
-def run_rendezvous(config: Config) -> None:
-    rendezvous = Rendezvous(config)
-    with _exit_on_signal(rendezvous.should_exit):
-        rendezvous.run()
+def run_rendezvous(config: Config, metrics_listen: str = "") -> None:
+    listen = metrics_listen or offset_listen(config.metrics.listen, 1)
+    telemetry = telemetry_setup("rendezvous", config.tracing, config.metrics, listen)
+    rendezvous = Rendezvous(config, telemetry)
+    try:
+        with _exit_on_signal(rendezvous.should_exit):
+            rendezvous.run()
+    finally:
+        telemetry.shutdown()
 
 
-def run_model(config: Config, model: ModelConfig) -> None:
+def run_model(config: Config, model: ModelConfig, metrics_listen: str = "") -> None:
     loaded = None if model.role == "decoy" else load_model(model.entry)
+    telemetry = telemetry_setup(f"model-{model.name}", config.tracing, config.metrics, metrics_listen)
     worker = Worker(WorkerConfig(model, config.streams, config.log.dir, config.log.fsync), loaded,
-                    on_ready=lambda: print(f"{MODEL_READY}{model.use_case}/{model.name}", flush=True))
-    with _exit_on_signal(worker.should_exit):
-        worker.run()
+                    on_ready=lambda: print(f"{MODEL_READY}{model.use_case}/{model.name}", flush=True),
+                    telemetry=telemetry)
+    try:
+        with _exit_on_signal(worker.should_exit):
+            worker.run()
+    finally:
+        telemetry.shutdown()
 
 
 @contextlib.contextmanager

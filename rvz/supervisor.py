@@ -23,6 +23,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from rvz.config import Config, ModelConfig, config_to_json
 from rvz.run import LISTENING_PREFIX, MODEL_READY
+from rvz.telemetry import offset_listen
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +70,8 @@ class Supervisor:
         base = [sys.executable, "-m", "rvz"]
         self.rendezvous = Child("rendezvous", [*base, "rendezvous"])
         self.frontend = Child("frontend", [*base, "frontend"])
-        self.models = [Child(f"model {m.name}", [*base, "model", "run", *_model_args(m)]) for m in config.models]
+        self.models = [Child(f"model {m.name}", [*base, "model", "run", *_model_args(m), *_metrics_args(config, i + 2)])
+                       for i, m in enumerate(config.models)]
         self._env = {**os.environ, "RVZ_CONFIG_JSON": config_to_json(config), "RVZ_PARENT_PID": str(os.getpid())}
 
     @property
@@ -203,6 +205,11 @@ def _model_args(model: ModelConfig) -> list[str]:
     args = ["--name", model.name, "--version", model.version, "--role", model.role, "--use-case", model.use_case,
             "--batch-max", str(model.batch_max)]
     return [*args, "--entry", model.entry] if model.entry else args
+
+
+def _metrics_args(config: Config, offset: int) -> list[str]:
+    listen = offset_listen(config.metrics.listen, offset)
+    return ["--metrics-listen", listen] if listen else []
 
 
 def run_up(config: Config) -> int:

@@ -20,13 +20,15 @@ from pathlib import Path
 from typing import Any
 
 import zmq
+from opentelemetry.metrics import Histogram, Meter
 
-from rvz import streams
+from rvz import metrics, streams, tracing
 from rvz._proto import envelope_pb2, scoring_pb2
 from rvz.codec import EncodeError, python_to_value, struct_to_dict
 from rvz.config import ModelConfig, StreamsConfig
 from rvz.log import LogWriter
 from rvz.model import Model, Outcome
+from rvz.telemetry import Telemetry
 
 logger = logging.getLogger(__name__)
 
@@ -55,9 +57,11 @@ class Worker:
     """Scores every request of one use case with one model."""
 
     def __init__(self, config: WorkerConfig, model: Model | None,
-                 on_ready: Callable[[], None] | None = None) -> None:
+                 on_ready: Callable[[], None] | None = None, telemetry: Telemetry | None = None) -> None:
         self.config = config
         self.model = model
+        self.telemetry = telemetry or Telemetry(f"rvz-model-{config.model.name}")
+        self.tracer = self.telemetry.tracer
         # Called once, when the first probe arrives: from then on no request can be missed.
         self.on_ready = on_ready
         self.should_exit = threading.Event()
@@ -69,6 +73,22 @@ class Worker:
         self._topic = streams.topic_for(config.model.use_case)
         self._info = self._model_info()
         self._archive: LogWriter | None = None
+        self._latency: Histogram | None = None
+        if self.telemetry.meter is not None:
+            self._observe(self.telemetry.meter)
+
+    def _observe(self, meter: Meter) -> None:
+        m = self.config.model
+        attributes = {"use_case": m.use_case, "model": m.name, "version": m.version, "role": m.role}
+        metrics.count(meter, "rvz.worker.scores", "Scores sent", lambda: self.scored, attributes)
+        metrics.count(meter, "rvz.worker.errors", "Scores that are errors (the model raised or its output "
+                      "could not be encoded)", lambda: self.errors, attributes)
+        metrics.count(meter, "rvz.worker.dropped", "Scores not sent because the scores stream was full",
+                      lambda: self.dropped, attributes)
+        metrics.count(meter, "rvz.worker.archived", "Requests archived by a decoy", lambda: self.archived, attributes)
+        self._latency = metrics.latency_histogram(meter, "rvz.worker.model.duration",
+                                                  "Time in the model per batch")
+        self._latency_attributes = attributes
 
     def run(self) -> None:
         """Serve until ``should_exit`` is set."""
@@ -140,6 +160,8 @@ class Worker:
         started = time.time_ns()
         outcomes = self.model.score(features) if features else []
         finished = time.time_ns()
+        if self._latency is not None:
+            self._latency.record((finished - started) / 1e6, self._latency_attributes)
         by_request = iter(outcomes)
         for item in received:
             outcome = next(by_request) if item.features is not None else Outcome(error=ValueError(item.error))
@@ -164,10 +186,24 @@ class Worker:
             score.error_type = type(error).__name__
             self.errors += 1
             logger.warning("model %s failed on request %s: %s: %s", m.name, request.request_id,
-                           score.error_type, score.error)
+                           score.error_type, score.error,
+                           extra={"request_id": request.request_id, "model": m.name, "use_case": m.use_case,
+                                  "trace_id": tracing.trace_id_of(request.trace_context)})
+        if self.tracer is not None and request.trace_context:
+            self._trace(request, score, started, finished)
         self.scored += 1
         payload: bytes = score.SerializeToString()
         return payload
+
+    def _trace(self, request: envelope_pb2.RequestEnvelope, score: envelope_pb2.ScoreEnvelope,
+               started: int, finished: int) -> None:
+        assert self.tracer is not None
+        m = self.config.model
+        span = tracing.start_scoring(self.tracer, request.trace_context, request.request_id, m.name, m.version,
+                                     m.role, m.use_case, started)
+        if span is not None:
+            tracing.inject(span, score.trace_context)
+            tracing.end_scoring(span, score.error_type, score.error, finished)
 
     def _send(self, push: zmq.Socket[bytes], payload: bytes) -> None:
         try:

@@ -9,6 +9,7 @@ health service.
 from __future__ import annotations
 
 import os
+import re
 import select
 import shutil
 import signal
@@ -89,6 +90,18 @@ class Proc:
                 return line.removeprefix(prefix).strip()
         raise AssertionError(f"{self.name} did not print '{prefix}' in {timeout_s} s:\n{self.stderr()}")
 
+    def wait_stderr(self, pattern: str, timeout_s: float = START_TIMEOUT_S) -> re.Match[str]:
+        """Wait for a log line matching ``pattern`` (some facts, like a bound port, are only logged)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            match = re.search(pattern, self.stderr_path.read_text(errors="replace"))
+            if match:
+                return match
+            if self.popen.poll() is not None:
+                break
+            time.sleep(0.02)  # a log file has no readiness signal of its own
+        raise AssertionError(f"{self.name} never logged {pattern!r}:\n{self.stderr()}")
+
     def stderr(self) -> str:
         return self.stderr_path.read_text(errors="replace")[-4000:] if self.stderr_path.exists() else ""
 
@@ -111,6 +124,8 @@ class Deployment:
     config_path: Path
     procs: list[Proc] = field(default_factory=list)
     address: str = ""
+    # Extra environment for every process started from now on (e.g. OTEL_* variables).
+    env: dict[str, str] = field(default_factory=dict)
     _channel: grpc.Channel | None = None
 
     # --- processes ---------------------------------------------------------------------------
@@ -118,7 +133,7 @@ class Deployment:
     def spawn(self, name: str, *args: str, env: dict[str, str] | None = None) -> Proc:
         stderr_path = self.root / f"{name}.stderr"
         child_env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")]),
-                     **(env or {})}
+                     **self.env, **(env or {})}
         with open(stderr_path, "ab") as stderr:
             popen = subprocess.Popen([sys.executable, "-m", "rvz", *args], stdout=subprocess.PIPE, stderr=stderr,
                                      env=child_env, cwd=self.root)

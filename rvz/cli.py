@@ -23,6 +23,7 @@ from rvz.config import (
 )
 from rvz.errors import ConfigError, ModelLoadError, RvzError
 from rvz.log import LogError
+from rvz.report import report_command
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -223,6 +224,89 @@ def check(target: str, use_case: str, timeout_s: float) -> None:
     sys.exit(EXIT_OK if status == "SERVING" else EXIT_FAILURE)
 
 
+def admin_target(func: F) -> F:
+    func = click.option("--use-case", default=DEFAULT_USE_CASE, show_default=True, help="Use case.")(func)
+    func = click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="RVZ_CONFIG",
+                        help="Config whose frontend.listen is the default target. [env: RVZ_CONFIG]")(func)
+    func = click.option("--target", default=None, help="HOST:PORT of a frontend "
+                        f"[default: frontend.listen of --config, or {DEFAULT_TARGET}]")(func)
+    return func
+
+
+def _target(target: str | None, config_path: str | None) -> str:
+    if target:
+        return target
+    if config_path:
+        return _build_config(config_path, None, demo=False).frontend.listen
+    return DEFAULT_TARGET
+
+
+@cli.command()
+@admin_target
+@click.option("--all", "all_use_cases", is_flag=True, help="Every use case (ignores --use-case).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def models(target: str | None, config_path: str | None, use_case: str, all_use_cases: bool, as_json: bool) -> None:
+    """Live models with their recent latency, errors, on-time %, times chosen and drift from the canary."""
+    from rvz.admin_client import AdminFailed, list_models, models_json, print_models
+
+    try:
+        response = list_models(_target(target, config_path), "" if all_use_cases else use_case)
+    except AdminFailed as e:
+        _fail(str(e), EXIT_FAILURE)
+    if as_json:
+        click.echo(json.dumps(models_json(response), indent=2))
+    else:
+        print_models(response)
+
+
+@cli.group()
+def policy() -> None:
+    """Show or change the answer policy (schedule, deadline, timeout behaviour) of a use case."""
+
+
+@policy.command("show")
+@admin_target
+def policy_show(target: str | None, config_path: str | None, use_case: str) -> None:
+    """Print the policy in force as TOML (the `[rendezvous]` table), with its version."""
+    from rvz.admin_client import AdminFailed, get_policy, policy_toml
+
+    try:
+        click.echo(policy_toml(get_policy(_target(target, config_path), use_case)), nl=False)
+    except AdminFailed as e:
+        _fail(str(e), EXIT_FAILURE)
+
+
+@policy.command("set")
+@click.argument("file", type=click.File("r"))
+@admin_target
+@click.option("--expected-version", default=0, help="Refuse unless the policy in force has this version.")
+def policy_set(file: Any, target: str | None, config_path: str | None, use_case: str, expected_version: int) -> None:
+    """Validate FILE (a `[rendezvous]` table) and put it in force atomically, while serving."""
+    from rvz.admin_client import AdminFailed, set_policy
+
+    try:
+        state = set_policy(_target(target, config_path), use_case, file.read(), file.name, expected_version)
+    except AdminFailed as e:
+        _fail(str(e), EXIT_FAILURE)
+    click.echo(f"use case {state.use_case!r}: policy version {state.version} in force")
+
+
+@cli.command()
+@click.argument("name")
+@admin_target
+def promote(name: str, target: str | None, config_path: str | None, use_case: str) -> None:
+    """Make model NAME the champion of its use case (the old champion becomes a challenger)."""
+    from rvz.admin_client import AdminFailed
+    from rvz.admin_client import promote as call_promote
+
+    try:
+        response = call_promote(_target(target, config_path), use_case, name)
+    except AdminFailed as e:
+        _fail(str(e), EXIT_FAILURE)
+    demoted = f"; {response.demoted} is now a challenger" if response.demoted else ""
+    click.echo(f"use case {response.use_case!r}: {response.champion} is the champion{demoted}")
+
+
 @cli.group()
 def log() -> None:
     """Read the request, scores and results logs."""
@@ -244,6 +328,9 @@ def log_cat(directory: str, strict: bool) -> None:
         _fail(str(e), EXIT_FAILURE)
     except BrokenPipeError:
         sys.stderr.close()  # `rvz log cat ... | head` is fine
+
+
+cli.add_command(report_command)
 
 
 def main(args: list[str] | None = None) -> None:

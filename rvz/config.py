@@ -79,6 +79,14 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class DriftConfig:
+    # Warn (and expose in `rvz models` and the metrics) when a model's recent outputs are further than this
+    # from the canary's: Jensen-Shannon distance for labels, KS statistic for numbers, both in [0, 1].
+    threshold: float = 0.3
+    check_s: float = 10.0
+
+
+@dataclass(frozen=True)
 class Window:
     until_ms: float
     accept: tuple[str, ...]
@@ -117,6 +125,7 @@ class Config:
     models: tuple[ModelConfig, ...] = ()
     tracing: TracingConfig = field(default_factory=TracingConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    drift: DriftConfig = field(default_factory=DriftConfig)
     source: str = "<defaults>"
 
     def with_overrides(self, *, listen: str | None = None, data_dir: str | None = None) -> Config:
@@ -177,7 +186,8 @@ def config_from_json(text: str) -> Config:
 
 def parse_config(data: Mapping[str, Any], source: str) -> Config:
     reader = _Reader(source)
-    reader.reject_unknown(data, "", {"frontend", "streams", "log", "rendezvous", "models", "tracing", "metrics"})
+    reader.reject_unknown(data, "", {"frontend", "streams", "log", "rendezvous", "models", "tracing", "metrics",
+                                       "drift"})
     config = Config(
         frontend=_frontend(reader, reader.table(data, "frontend")),
         streams=_streams(reader, reader.table(data, "streams")),
@@ -186,6 +196,7 @@ def parse_config(data: Mapping[str, Any], source: str) -> Config:
         models=_models(reader, data.get("models", [])),
         tracing=_tracing(reader, reader.table(data, "tracing")),
         metrics=_metrics(reader, reader.table(data, "metrics")),
+        drift=_drift(reader, reader.table(data, "drift")),
         source=source,
     )
     return config
@@ -285,6 +296,15 @@ def _tracing(r: _Reader, data: Mapping[str, Any]) -> TracingConfig:
     )
 
 
+def _drift(r: _Reader, data: Mapping[str, Any]) -> DriftConfig:
+    p, d = "drift.", DriftConfig()
+    r.reject_unknown(data, p, set(DriftConfig.__dataclass_fields__))
+    threshold = r.positive(data, p, "threshold", float, d.threshold)
+    if threshold > 1:
+        raise r.fail(p + "threshold", f"must be at most 1 (divergences are in [0, 1]), got {threshold!r}")
+    return DriftConfig(threshold=threshold, check_s=r.positive(data, p, "check_s", float, d.check_s))
+
+
 def _metrics(r: _Reader, data: Mapping[str, Any]) -> MetricsConfig:
     p, d = "metrics.", MetricsConfig()
     r.reject_unknown(data, p, set(MetricsConfig.__dataclass_fields__))
@@ -315,6 +335,11 @@ def _log(r: _Reader, data: Mapping[str, Any]) -> LogConfig:
         fsync=r.get(data, p, "fsync", bool, d.fsync),
         durable_answers=r.get(data, p, "durable_answers", bool, d.durable_answers),
     )
+
+
+def parse_policy(data: Mapping[str, Any], source: str) -> RendezvousConfig:
+    """Validate a policy table given outside the config file (the Admin API, saved admin state)."""
+    return parse_rendezvous(_Reader(source), data, "policy")
 
 
 def parse_rendezvous(r: _Reader, data: Mapping[str, Any], prefix: str) -> RendezvousConfig:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import itertools
 import logging
 import time
 from dataclasses import dataclass
@@ -61,6 +62,8 @@ class Dispatcher:
         self._monitor: zmq.Socket[bytes] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._admin_calls: dict[int, asyncio.Future[envelope_pb2.AdminReply]] = {}
+        self._admin_ids = itertools.count(1)
 
     async def start(self) -> None:
         s = self.config.streams
@@ -131,6 +134,8 @@ class Dispatcher:
                 self._on_result(payload)
             elif kind == streams.CONTROL:
                 self._on_control(payload)
+            elif kind == streams.ADMIN:
+                self._on_admin_reply(payload)
         # More is queued: continue after other callbacks had a turn (the fd is edge-triggered).
         assert self._loop is not None
         self._loop.call_soon(self._on_results)
@@ -161,6 +166,30 @@ class Dispatcher:
             elif not waiter.future.done():
                 waiter.future.set_result(result)
         self._not_durable = still
+
+    async def call_admin(self, call: envelope_pb2.AdminCall, timeout_s: float) -> envelope_pb2.AdminReply | None:
+        """Send an Admin call to the rendezvous and wait for its reply (None: no reply in time)."""
+        assert self._dealer is not None and self._loop is not None
+        call.call_id = next(self._admin_ids)
+        future = self._loop.create_future()
+        self._admin_calls[call.call_id] = future
+        try:
+            self._dealer.send_multipart([streams.ADMIN, call.SerializeToString()], zmq.NOBLOCK)
+            return await asyncio.wait_for(future, timeout_s)  # rare calls: a timer task each is fine
+        except (zmq.Again, TimeoutError):
+            return None
+        finally:
+            del self._admin_calls[call.call_id]
+
+    def _on_admin_reply(self, payload: bytes) -> None:
+        try:
+            reply = envelope_pb2.AdminReply.FromString(payload)
+        except Exception:
+            logger.warning("ignoring a malformed admin reply (%d bytes)", len(payload))
+            return
+        future = self._admin_calls.get(reply.call_id)
+        if future is not None and not future.done():
+            future.set_result(reply)
 
     def _on_control(self, payload: bytes) -> None:
         try:

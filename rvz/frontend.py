@@ -22,7 +22,8 @@ from opentelemetry.metrics import Histogram, Meter
 from opentelemetry.trace import Span
 
 from rvz import metrics, tracing
-from rvz._proto import scoring_pb2
+from rvz._proto import admin_pb2, admin_pb2_grpc, scoring_pb2
+from rvz.admin_service import AdminService
 from rvz.config import Config
 from rvz.dispatch import Dispatcher
 from rvz.errors import NoAnswer, Overloaded, RvzError
@@ -35,6 +36,7 @@ from rvz.validate import check_features, check_use_case, parse_request
 logger = logging.getLogger(__name__)
 
 SERVICE_NAME = scoring_pb2.DESCRIPTOR.services_by_name["Scoring"].full_name
+ADMIN_SERVICE_NAME = admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name
 HEALTH_REFRESH_S = 0.05
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -97,9 +99,10 @@ class Frontend:
         handler = grpc.unary_unary_rpc_method_handler(self.score)  # raw bytes in, raw bytes out
         self.server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICE_NAME, {"Score": handler})])
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        admin_pb2_grpc.add_AdminServicer_to_server(AdminService(self.dispatcher), self.server)  # type: ignore[no-untyped-call]
         reflection.enable_server_reflection(
-            [SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
-            self.server)
+            [SERVICE_NAME, ADMIN_SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+             reflection.SERVICE_NAME], self.server)
         await self.health.set("", NOT_SERVING)
         self.port = self.server.add_insecure_port(self.config.frontend.listen)
         if self.port == 0:
@@ -154,7 +157,8 @@ class Frontend:
         if len(self.dispatcher.waiting) >= self.max_in_flight:
             raise Overloaded(f"{self.max_in_flight} requests already in flight (frontend.max_in_flight); "
                              "retry with backoff")
-        deadline_ns = call.received_ns + self.sla_ns
+        sla_ms = self.readiness.deadlines_ms.get(use_case)  # a policy set through the Admin API wins
+        deadline_ns = call.received_ns + (self.sla_ns if sla_ms is None else int(sla_ms * 1e6))
         remaining = context.time_remaining()  # gRPC Python does not propagate deadlines by itself
         if remaining is not None:
             deadline_ns = min(deadline_ns, time.time_ns() + int(remaining * 1e9))

@@ -39,6 +39,10 @@ class ModelRegistry:
     def use_cases(self) -> list[str]:
         return sorted(self._by_use_case)
 
+    def sightings(self, use_case: str) -> list[Sighting]:
+        """Every model ever seen for the use case, live or gone."""
+        return list(self._by_use_case.get(use_case, {}).values())
+
     def live(self, use_case: str, now: int | None = None) -> list[envelope_pb2.ModelInfo]:
         now = time.time_ns() if now is None else now
         return [s.info for s in self._by_use_case.get(use_case, {}).values()

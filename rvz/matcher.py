@@ -73,8 +73,10 @@ class Matcher:
         if rid in self.pending or rid in self.answered:
             return  # a duplicate delivery; the first one counts
         policy = self.policy_for(request.use_case)
-        schedule_end = request.received_unix_ns + policy.schedule_end_ns
-        pending = Pending(request, policy, min(request.deadline_unix_ns, schedule_end))
+        # The frontend set the request's deadline from the SLA it knew; a newer policy may be stricter.
+        end_ns = min(request.deadline_unix_ns, request.received_unix_ns + int(policy.deadline_ms * 1e6),
+                     request.received_unix_ns + policy.schedule_end_ns)
+        pending = Pending(request, policy, end_ns)
         self.pending[rid] = pending
         self._advance(pending, now, initial=True)
         for received_ns, score in self.early.pop(rid, ()):
@@ -205,7 +207,8 @@ class Matcher:
         return envelope_pb2.ResultEnvelope(
             request_id=request.request_id, use_case=request.use_case, status_code=code.value[0],
             status_message=message, rule=rule, elapsed_ms=pending.elapsed_ms(now), decided_unix_ns=now,
-            received_unix_ns=request.received_unix_ns, deadline_unix_ns=request.deadline_unix_ns)
+            received_unix_ns=request.received_unix_ns, deadline_unix_ns=request.deadline_unix_ns,
+            policy_version=pending.policy.version)
 
     def _finish(self, pending: Pending, result: envelope_pb2.ResultEnvelope, now: int) -> None:
         rid = pending.request.request_id
@@ -252,7 +255,7 @@ def _describe(pending: Pending, score: envelope_pb2.ScoreEnvelope, now: int) -> 
 def _timeout_message(pending: Pending) -> str:
     policy = pending.policy
     request = pending.request
-    budget_ms = (request.deadline_unix_ns - request.received_unix_ns) / 1e6
+    budget_ms = min((request.deadline_unix_ns - request.received_unix_ns) / 1e6, policy.deadline_ms)
     if budget_ms <= policy.schedule_end_ms:
         why = f"no acceptable score within the deadline of {budget_ms:.0f} ms"
     else:

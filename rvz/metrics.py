@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.metrics import CallbackOptions, Histogram, Meter, Observation
 
@@ -44,6 +44,15 @@ def gauge(meter: Meter, name: str, description: str, read: Callable[[], int | fl
         yield Observation(read())
 
     meter.create_observable_gauge(name, callbacks=[callback], unit=unit, description=description)
+
+
+def gauge_by(meter: Meter, name: str, description: str, values: Mapping[Any, float],
+             keys: tuple[str, ...]) -> None:
+    def callback(_: CallbackOptions) -> Iterable[Observation]:
+        for labels, value in list(values.items()):
+            yield Observation(value, dict(zip(keys, labels, strict=True)))
+
+    meter.create_observable_gauge(name, callbacks=[callback], description=description)
 
 
 def latency_histogram(meter: Meter, name: str, description: str) -> Histogram:

@@ -27,6 +27,8 @@ class Policy:
     # Serialized google.protobuf.Value of the default output (empty when none).
     default_output: bytes
     version: int = 1
+    # What the policy was built from (for GetPolicy and the saved admin state).
+    config: RendezvousConfig = field(default_factory=RendezvousConfig, compare=False)
     # Window ends in integer ns, rounded up, so timers and window lookups agree exactly.
     ends_ns: tuple[int, ...] = field(init=False)
 
@@ -36,7 +38,7 @@ class Policy:
     @classmethod
     def from_config(cls, config: RendezvousConfig, version: int = 1) -> Policy:
         default = b"" if config.default_output is None else to_value(config.default_output).SerializeToString()
-        return cls(config.schedule, config.deadline_ms, config.on_timeout, default, version)
+        return cls(config.schedule, config.deadline_ms, config.on_timeout, default, version, config)
 
     @property
     def schedule_end_ms(self) -> float:

@@ -24,6 +24,8 @@ class Readiness:
         self.models = ModelRegistry(frontend.model_timeout_ms)
         self.rendezvous_seen_ns = 0
         self.rendezvous_lost = False
+        # SLA per use case whose policy was changed through the Admin API (from the rendezvous).
+        self.deadlines_ms: dict[str, float] = {}
         # Use case -> schema of its live models; only ready use cases are here.
         self._ready: dict[str, FeatureSchema] = {}
 
@@ -31,6 +33,8 @@ class Readiness:
         if message.kind == envelope_pb2.Control.RENDEZVOUS_READY:
             self.rendezvous_seen_ns = now
             self.rendezvous_lost = False
+            if message.deadlines_ms != self.deadlines_ms:
+                self.deadlines_ms = dict(message.deadlines_ms)
         elif message.kind == envelope_pb2.Control.ANNOUNCE:
             self.models.saw(message.model, now)
             self._refresh_use_case(message.model.use_case, now)

@@ -22,11 +22,13 @@ from opentelemetry.trace import Span
 
 from rvz import metrics, streams, tracing
 from rvz._proto import envelope_pb2
+from rvz.admin import AdminHandler
+from rvz.admin_state import AdminState
 from rvz.config import Config
 from rvz.liveness import ModelRegistry
 from rvz.log import LogWriter
 from rvz.matcher import Matcher
-from rvz.policy import Policy
+from rvz.model_stats import StatsBook
 from rvz.telemetry import Telemetry
 
 logger = logging.getLogger(__name__)
@@ -63,10 +65,14 @@ class Rendezvous:
         self._spans: dict[str, Span] = {}
         self.should_exit = threading.Event()
         self.counters = Counters()
-        self.policy = Policy.from_config(config.rendezvous)
         self.models = ModelRegistry(config.frontend.model_timeout_ms)
-        self.matcher = Matcher(self, lambda use_case: self.policy, config.rendezvous.early_score_ms,
+        self.admin_state = AdminState(config.rendezvous, config.log.dir)
+        self.stats = StatsBook(config.drift.threshold)
+        self.admin = AdminHandler(self.admin_state, self.models, self.stats)
+        self.matcher = Matcher(self, self.admin_state.policy_for, config.rendezvous.early_score_ms,
                                self.models.live_count)
+        # (use case, policy version, role, model) -> end of the first window accepting it, in ns (or None).
+        self._on_time_ns: dict[tuple[str, int, str, str], int | None] = {}
         log_dir = Path(config.log.dir)
         segment_bytes = config.log.segment_mb * 1024 * 1024
         self.scores_log = LogWriter(log_dir / "scores", "rvz.v1.ScoreRecord", segment_bytes=segment_bytes,
@@ -101,6 +107,9 @@ class Rendezvous:
             metrics.count(meter, name, description, read)
         metrics.gauge(meter, "rvz.rendezvous.pending", "Requests waiting for a decision",
                       lambda: len(self.matcher.pending))
+        metrics.gauge_by(meter, "rvz.rendezvous.divergence", "Distance of each model's recent outputs from the "
+                         "canary's (Jensen-Shannon for labels, KS for numbers; -1: no figure)", self.stats.divergence,
+                         ("use_case", "model", "version"))
         metrics.observe_logs(meter, {"scores": self.scores_log, "results": self.results_log})
         self._latency = metrics.latency_histogram(meter, "rvz.rendezvous.score.latency",
                                                   "From the frontend receiving a request to a score arriving")
@@ -126,16 +135,26 @@ class Rendezvous:
             logger.info("rendezvous stopped: %s", self.counters)
 
     def _loop(self, sub: zmq.Socket[bytes], pull: zmq.Socket[bytes]) -> None:
+        assert self._router is not None
         poller = zmq.Poller()
         poller.register(sub, zmq.POLLIN)
         poller.register(pull, zmq.POLLIN)
+        poller.register(self._router, zmq.POLLIN)
         matcher = self.matcher
+        drift_every_ns = int(self.config.drift.check_s * 1e9)
+        next_drift_check = time.time_ns() + drift_every_ns
         while not self.should_exit.is_set():
-            poller.poll(self._poll_timeout_ms())
+            events = dict(poller.poll(self._poll_timeout_ms()))
             # Requests first, so a score and its request drained together meet without the early buffer.
             self._drain_requests(sub)
             self._drain_scores(pull)
-            matcher.on_time(time.time_ns())
+            now = time.time_ns()
+            matcher.on_time(now)
+            if self._router in events:
+                self._drain_admin(self._router)
+            if now >= next_drift_check:
+                self.stats.check_drift()
+                next_drift_check = now + drift_every_ns
 
     def _poll_timeout_ms(self) -> int:
         next_ns = self.matcher.next_timer_ns()
@@ -199,7 +218,30 @@ class Rendezvous:
             logger.warning("ignoring a malformed score envelope (%d bytes)", len(payload))
             return
         self.counters.scores += 1
+        if score.replayed:  # from `rvz replay`: archived traffic, for the logs only
+            self.log_score(score, time.time_ns(), late=False, orphan=False)
+            return
+        if self.admin_state.roles:  # promotions override the role a worker was started with
+            score.role = self.admin_state.role_of(score.use_case, score.model_name, score.role)
         self.matcher.on_score(score, time.time_ns())
+
+    def _drain_admin(self, router: zmq.Socket[bytes]) -> None:
+        """Admin calls forwarded by frontends: [frontend id, ADMIN, AdminCall]."""
+        for _ in range(DRAIN_BATCH):
+            try:
+                address, kind, payload = router.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            except ValueError:
+                self.counters.malformed += 1
+                continue
+            try:
+                call = envelope_pb2.AdminCall.FromString(payload)
+            except Exception:
+                self.counters.malformed += 1
+                continue
+            if kind == streams.ADMIN:
+                self._send(address, streams.ADMIN, self.admin.handle(call).SerializeToString())
 
     def _trace_request(self, request: envelope_pb2.RequestEnvelope, now: int) -> None:
         rid = request.request_id
@@ -230,7 +272,7 @@ class Rendezvous:
             self.counters.malformed += 1
             return
         ready = envelope_pb2.Control(kind=envelope_pb2.Control.RENDEZVOUS_READY, frontend_id=probe.frontend_id,
-                                     sent_unix_ns=time.time_ns())
+                                     sent_unix_ns=time.time_ns(), deadlines_ms=self.admin_state.deadlines_ms())
         self._send(probe.frontend_id, streams.CONTROL, ready.SerializeToString())
 
     def _send(self, address: bytes, kind: bytes, payload: bytes) -> bool:
@@ -260,14 +302,32 @@ class Rendezvous:
             c.late += 1
             c.late_by[key] += 1
         c.orphans += orphan
-        if self._latency is not None:
-            request_received = self.matcher.received_ns(score.request_id)
-            if request_received is not None:
-                self._latency.record((received_ns - request_received) / 1e6,
-                                     {"use_case": key[0], "model": key[1], "role": key[2]})
+        if not score.replayed:
+            self._note_timing(score, received_ns)
         if self.tracer is not None and score.trace_context:
             tracing.record_score(self.tracer, score.trace_context, score.request_id, score.model_name, score.role,
                                  late, score.error_type, received_ns)
+
+    def _note_timing(self, score: envelope_pb2.ScoreEnvelope, received_ns: int) -> None:
+        """Arrival latency and on-time-ness of a live score, for `rvz models` and the latency metric."""
+        request_received = self.matcher.received_ns(score.request_id)
+        latency_ms = math.nan if request_received is None else (received_ns - request_received) / 1e6
+        on_time = None
+        if request_received is not None:
+            window_end = self._window_end_ns(score)
+            on_time = None if window_end is None else received_ns - request_received <= window_end
+        self.stats.on_score(score, received_ns, latency_ms, on_time)
+        if self._latency is not None and request_received is not None:
+            self._latency.record(latency_ms, {"use_case": score.use_case, "model": score.model_name,
+                                              "role": score.role})
+
+    def _window_end_ns(self, score: envelope_pb2.ScoreEnvelope) -> int | None:
+        policy = self.admin_state.policy_for(score.use_case)
+        key = (score.use_case, policy.version, score.role, score.model_name)
+        if key not in self._on_time_ns:
+            self._on_time_ns[key] = next((end for window, end in zip(policy.windows, policy.ends_ns, strict=True)
+                                          if score.role in window.accept or score.model_name in window.accept), None)
+        return self._on_time_ns[key]
 
     def answer(self, request: envelope_pb2.RequestEnvelope, result: envelope_pb2.ResultEnvelope) -> None:
         payload = result.SerializeToString()
@@ -286,6 +346,8 @@ class Rendezvous:
         elif result.role != "champion":
             c.fallbacks += 1
         c.answers_by[(result.use_case, result.model_name, result.rule)] += 1
+        if result.model_name:
+            self.stats.on_answer(result.use_case, result.model_name, result.model_version)
         span = self._spans.pop(result.request_id, None)
         if span is not None:
             tracing.end_decision(span, result.rule, result.model_name, result.role, result.elapsed_ms,

@@ -27,6 +27,8 @@ ANNOUNCE = b"a"
 # Second frame on the results stream (rendezvous -> frontend), after the routing id.
 RESULT = b"r"
 CONTROL = b"c"
+# Admin calls, frontend -> rendezvous on the results stream's DEALER/ROUTER pair, and their replies.
+ADMIN = b"m"
 
 # Queued scores are flushed for this long when a worker stops: nothing scored is thrown away.
 FLUSH_MS = 2000

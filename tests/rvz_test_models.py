@@ -50,3 +50,8 @@ class Typed:
 
     def predict(self, features: dict[str, Any]) -> dict[str, Any]:
         return {"x": features["x"], "by": "typed"}
+
+
+def numeric(features: dict[str, Any]) -> float:
+    """Returns the feature v, shifted by RVZ_TEST_SHIFT: a model whose distribution can drift."""
+    return float(features["v"]) + float(os.environ.get("RVZ_TEST_SHIFT", "0"))

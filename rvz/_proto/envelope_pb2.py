@@ -23,9 +23,10 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
+from rvz._proto import admin_pb2 as rvz_dot_v1_dot_admin__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15rvz/v1/envelope.proto\x12\x06rvz.v1\x1a\x1cgoogle/protobuf/struct.proto\"\x8b\x02\n\x0fRequestEnvelope\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08use_case\x18\x02 \x01(\t\x12\x0f\n\x07request\x18\x03 \x01(\x0c\x12\x18\n\x10received_unix_ns\x18\x04 \x01(\x03\x12\x18\n\x10\x64\x65\x61\x64line_unix_ns\x18\x05 \x01(\x03\x12\x16\n\x0ereturn_address\x18\x06 \x01(\x0c\x12@\n\rtrace_context\x18\x07 \x03(\x0b\x32).rvz.v1.RequestEnvelope.TraceContextEntry\x1a\x33\n\x11TraceContextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x86\x03\n\rScoreEnvelope\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08use_case\x18\x02 \x01(\t\x12\x12\n\nmodel_name\x18\x03 \x01(\t\x12\x15\n\rmodel_version\x18\x04 \x01(\t\x12\x0c\n\x04role\x18\x05 \x01(\t\x12&\n\x06output\x18\x06 \x01(\x0b\x32\x16.google.protobuf.Value\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12\x12\n\nerror_type\x18\x08 \x01(\t\x12\x17\n\x0fstarted_unix_ns\x18\t \x01(\x03\x12\x18\n\x10\x66inished_unix_ns\x18\n \x01(\x03\x12\x11\n\tworker_id\x18\x0b \x01(\t\x12\x10\n\x08replayed\x18\x0c \x01(\x08\x12>\n\rtrace_context\x18\r \x03(\x0b\x32\'.rvz.v1.ScoreEnvelope.TraceContextEntry\x1a\x33\n\x11TraceContextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"k\n\x0bScoreRecord\x12$\n\x05score\x18\x01 \x01(\x0b\x32\x15.rvz.v1.ScoreEnvelope\x12\x18\n\x10received_unix_ns\x18\x02 \x01(\x03\x12\x0c\n\x04late\x18\x03 \x01(\x08\x12\x0e\n\x06orphan\x18\x04 \x01(\x08\"\x9d\x02\n\x0eResultEnvelope\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08use_case\x18\x02 \x01(\t\x12\x13\n\x0bstatus_code\x18\x03 \x01(\x05\x12\x16\n\x0estatus_message\x18\x04 \x01(\t\x12\x10\n\x08response\x18\x05 \x01(\x0c\x12\x0c\n\x04rule\x18\x06 \x01(\t\x12\x12\n\nelapsed_ms\x18\x07 \x01(\x01\x12\x17\n\x0f\x64\x65\x63ided_unix_ns\x18\x08 \x01(\x03\x12\x12\n\nmodel_name\x18\t \x01(\t\x12\x15\n\rmodel_version\x18\n \x01(\t\x12\x0c\n\x04role\x18\x0b \x01(\t\x12\x18\n\x10received_unix_ns\x18\x0c \x01(\x03\x12\x18\n\x10\x64\x65\x61\x64line_unix_ns\x18\r \x01(\x03\"\xc7\x01\n\x07\x43ontrol\x12\"\n\x04kind\x18\x01 \x01(\x0e\x32\x14.rvz.v1.Control.Kind\x12\x13\n\x0b\x66rontend_id\x18\x02 \x01(\x0c\x12\x14\n\x0csent_unix_ns\x18\x03 \x01(\x03\x12 \n\x05model\x18\x04 \x01(\x0b\x32\x11.rvz.v1.ModelInfo\"K\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\t\n\x05PROBE\x10\x01\x12\x0c\n\x08\x41NNOUNCE\x10\x02\x12\x14\n\x10RENDEZVOUS_READY\x10\x03\"\x9f\x01\n\tModelInfo\x12\x10\n\x08use_case\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x0c\n\x04role\x18\x04 \x01(\t\x12\x11\n\tworker_id\x18\x05 \x01(\t\x12\x0b\n\x03pid\x18\x06 \x01(\x05\x12\x0c\n\x04host\x18\x07 \x01(\t\x12%\n\x08\x66\x65\x61tures\x18\x08 \x03(\x0b\x32\x13.rvz.v1.FeatureSpec\")\n\x0b\x46\x65\x61tureSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15rvz/v1/envelope.proto\x12\x06rvz.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x12rvz/v1/admin.proto\"\x8b\x02\n\x0fRequestEnvelope\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08use_case\x18\x02 \x01(\t\x12\x0f\n\x07request\x18\x03 \x01(\x0c\x12\x18\n\x10received_unix_ns\x18\x04 \x01(\x03\x12\x18\n\x10\x64\x65\x61\x64line_unix_ns\x18\x05 \x01(\x03\x12\x16\n\x0ereturn_address\x18\x06 \x01(\x0c\x12@\n\rtrace_context\x18\x07 \x03(\x0b\x32).rvz.v1.RequestEnvelope.TraceContextEntry\x1a\x33\n\x11TraceContextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x86\x03\n\rScoreEnvelope\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08use_case\x18\x02 \x01(\t\x12\x12\n\nmodel_name\x18\x03 \x01(\t\x12\x15\n\rmodel_version\x18\x04 \x01(\t\x12\x0c\n\x04role\x18\x05 \x01(\t\x12&\n\x06output\x18\x06 \x01(\x0b\x32\x16.google.protobuf.Value\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12\x12\n\nerror_type\x18\x08 \x01(\t\x12\x17\n\x0fstarted_unix_ns\x18\t \x01(\x03\x12\x18\n\x10\x66inished_unix_ns\x18\n \x01(\x03\x12\x11\n\tworker_id\x18\x0b \x01(\t\x12\x10\n\x08replayed\x18\x0c \x01(\x08\x12>\n\rtrace_context\x18\r \x03(\x0b\x32\'.rvz.v1.ScoreEnvelope.TraceContextEntry\x1a\x33\n\x11TraceContextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"k\n\x0bScoreRecord\x12$\n\x05score\x18\x01 \x01(\x0b\x32\x15.rvz.v1.ScoreEnvelope\x12\x18\n\x10received_unix_ns\x18\x02 \x01(\x03\x12\x0c\n\x04late\x18\x03 \x01(\x08\x12\x0e\n\x06orphan\x18\x04 \x01(\x08\"\xb5\x02\n\x0eResultEnvelope\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08use_case\x18\x02 \x01(\t\x12\x13\n\x0bstatus_code\x18\x03 \x01(\x05\x12\x16\n\x0estatus_message\x18\x04 \x01(\t\x12\x10\n\x08response\x18\x05 \x01(\x0c\x12\x0c\n\x04rule\x18\x06 \x01(\t\x12\x12\n\nelapsed_ms\x18\x07 \x01(\x01\x12\x17\n\x0f\x64\x65\x63ided_unix_ns\x18\x08 \x01(\x03\x12\x12\n\nmodel_name\x18\t \x01(\t\x12\x15\n\rmodel_version\x18\n \x01(\t\x12\x0c\n\x04role\x18\x0b \x01(\t\x12\x18\n\x10received_unix_ns\x18\x0c \x01(\x03\x12\x18\n\x10\x64\x65\x61\x64line_unix_ns\x18\r \x01(\x03\x12\x16\n\x0epolicy_version\x18\x0e \x01(\x05\"\xb3\x02\n\x07\x43ontrol\x12\"\n\x04kind\x18\x01 \x01(\x0e\x32\x14.rvz.v1.Control.Kind\x12\x13\n\x0b\x66rontend_id\x18\x02 \x01(\x0c\x12\x14\n\x0csent_unix_ns\x18\x03 \x01(\x03\x12 \n\x05model\x18\x04 \x01(\x0b\x32\x11.rvz.v1.ModelInfo\x12\x36\n\x0c\x64\x65\x61\x64lines_ms\x18\x05 \x03(\x0b\x32 .rvz.v1.Control.DeadlinesMsEntry\x1a\x32\n\x10\x44\x65\x61\x64linesMsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"K\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\t\n\x05PROBE\x10\x01\x12\x0c\n\x08\x41NNOUNCE\x10\x02\x12\x14\n\x10RENDEZVOUS_READY\x10\x03\"\xe4\x01\n\tAdminCall\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\x04\x12\x30\n\x0blist_models\x18\x02 \x01(\x0b\x32\x19.rvz.v1.ListModelsRequestH\x00\x12.\n\nget_policy\x18\x03 \x01(\x0b\x32\x18.rvz.v1.GetPolicyRequestH\x00\x12.\n\nset_policy\x18\x04 \x01(\x0b\x32\x18.rvz.v1.SetPolicyRequestH\x00\x12)\n\x07promote\x18\x05 \x01(\x0b\x32\x16.rvz.v1.PromoteRequestH\x00\x42\t\n\x07request\"\xd5\x01\n\nAdminReply\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\x04\x12\x13\n\x0bstatus_code\x18\x02 \x01(\x05\x12\x16\n\x0estatus_message\x18\x03 \x01(\t\x12,\n\x06models\x18\x04 \x01(\x0b\x32\x1a.rvz.v1.ListModelsResponseH\x00\x12%\n\x06policy\x18\x05 \x01(\x0b\x32\x13.rvz.v1.PolicyStateH\x00\x12+\n\x08promoted\x18\x06 \x01(\x0b\x32\x17.rvz.v1.PromoteResponseH\x00\x42\x07\n\x05reply\"\x9f\x01\n\tModelInfo\x12\x10\n\x08use_case\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x0c\n\x04role\x18\x04 \x01(\t\x12\x11\n\tworker_id\x18\x05 \x01(\t\x12\x0b\n\x03pid\x18\x06 \x01(\x05\x12\x0c\n\x04host\x18\x07 \x01(\t\x12%\n\x08\x66\x65\x61tures\x18\x08 \x03(\x0b\x32\x13.rvz.v1.FeatureSpec\")\n\x0b\x46\x65\x61tureSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,24 +37,32 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REQUESTENVELOPE_TRACECONTEXTENTRY']._serialized_options = b'8\001'
   _globals['_SCOREENVELOPE_TRACECONTEXTENTRY']._loaded_options = None
   _globals['_SCOREENVELOPE_TRACECONTEXTENTRY']._serialized_options = b'8\001'
-  _globals['_REQUESTENVELOPE']._serialized_start=64
-  _globals['_REQUESTENVELOPE']._serialized_end=331
-  _globals['_REQUESTENVELOPE_TRACECONTEXTENTRY']._serialized_start=280
-  _globals['_REQUESTENVELOPE_TRACECONTEXTENTRY']._serialized_end=331
-  _globals['_SCOREENVELOPE']._serialized_start=334
-  _globals['_SCOREENVELOPE']._serialized_end=724
-  _globals['_SCOREENVELOPE_TRACECONTEXTENTRY']._serialized_start=280
-  _globals['_SCOREENVELOPE_TRACECONTEXTENTRY']._serialized_end=331
-  _globals['_SCORERECORD']._serialized_start=726
-  _globals['_SCORERECORD']._serialized_end=833
-  _globals['_RESULTENVELOPE']._serialized_start=836
-  _globals['_RESULTENVELOPE']._serialized_end=1121
-  _globals['_CONTROL']._serialized_start=1124
-  _globals['_CONTROL']._serialized_end=1323
-  _globals['_CONTROL_KIND']._serialized_start=1248
-  _globals['_CONTROL_KIND']._serialized_end=1323
-  _globals['_MODELINFO']._serialized_start=1326
-  _globals['_MODELINFO']._serialized_end=1485
-  _globals['_FEATURESPEC']._serialized_start=1487
-  _globals['_FEATURESPEC']._serialized_end=1528
+  _globals['_CONTROL_DEADLINESMSENTRY']._loaded_options = None
+  _globals['_CONTROL_DEADLINESMSENTRY']._serialized_options = b'8\001'
+  _globals['_REQUESTENVELOPE']._serialized_start=84
+  _globals['_REQUESTENVELOPE']._serialized_end=351
+  _globals['_REQUESTENVELOPE_TRACECONTEXTENTRY']._serialized_start=300
+  _globals['_REQUESTENVELOPE_TRACECONTEXTENTRY']._serialized_end=351
+  _globals['_SCOREENVELOPE']._serialized_start=354
+  _globals['_SCOREENVELOPE']._serialized_end=744
+  _globals['_SCOREENVELOPE_TRACECONTEXTENTRY']._serialized_start=300
+  _globals['_SCOREENVELOPE_TRACECONTEXTENTRY']._serialized_end=351
+  _globals['_SCORERECORD']._serialized_start=746
+  _globals['_SCORERECORD']._serialized_end=853
+  _globals['_RESULTENVELOPE']._serialized_start=856
+  _globals['_RESULTENVELOPE']._serialized_end=1165
+  _globals['_CONTROL']._serialized_start=1168
+  _globals['_CONTROL']._serialized_end=1475
+  _globals['_CONTROL_DEADLINESMSENTRY']._serialized_start=1348
+  _globals['_CONTROL_DEADLINESMSENTRY']._serialized_end=1398
+  _globals['_CONTROL_KIND']._serialized_start=1400
+  _globals['_CONTROL_KIND']._serialized_end=1475
+  _globals['_ADMINCALL']._serialized_start=1478
+  _globals['_ADMINCALL']._serialized_end=1706
+  _globals['_ADMINREPLY']._serialized_start=1709
+  _globals['_ADMINREPLY']._serialized_end=1922
+  _globals['_MODELINFO']._serialized_start=1925
+  _globals['_MODELINFO']._serialized_end=2084
+  _globals['_FEATURESPEC']._serialized_start=2086
+  _globals['_FEATURESPEC']._serialized_end=2127
 # @@protoc_insertion_point(module_scope)

@@ -1,4 +1,5 @@
 from google.protobuf import struct_pb2 as _struct_pb2
+from rvz._proto import admin_pb2 as _admin_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -83,7 +84,7 @@ class ScoreRecord(_message.Message):
     def __init__(self, score: _Optional[_Union[ScoreEnvelope, _Mapping]] = ..., received_unix_ns: _Optional[int] = ..., late: _Optional[bool] = ..., orphan: _Optional[bool] = ...) -> None: ...
 
 class ResultEnvelope(_message.Message):
-    __slots__ = ("request_id", "use_case", "status_code", "status_message", "response", "rule", "elapsed_ms", "decided_unix_ns", "model_name", "model_version", "role", "received_unix_ns", "deadline_unix_ns")
+    __slots__ = ("request_id", "use_case", "status_code", "status_message", "response", "rule", "elapsed_ms", "decided_unix_ns", "model_name", "model_version", "role", "received_unix_ns", "deadline_unix_ns", "policy_version")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     USE_CASE_FIELD_NUMBER: _ClassVar[int]
     STATUS_CODE_FIELD_NUMBER: _ClassVar[int]
@@ -97,6 +98,7 @@ class ResultEnvelope(_message.Message):
     ROLE_FIELD_NUMBER: _ClassVar[int]
     RECEIVED_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
+    POLICY_VERSION_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     use_case: str
     status_code: int
@@ -110,10 +112,11 @@ class ResultEnvelope(_message.Message):
     role: str
     received_unix_ns: int
     deadline_unix_ns: int
-    def __init__(self, request_id: _Optional[str] = ..., use_case: _Optional[str] = ..., status_code: _Optional[int] = ..., status_message: _Optional[str] = ..., response: _Optional[bytes] = ..., rule: _Optional[str] = ..., elapsed_ms: _Optional[float] = ..., decided_unix_ns: _Optional[int] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., role: _Optional[str] = ..., received_unix_ns: _Optional[int] = ..., deadline_unix_ns: _Optional[int] = ...) -> None: ...
+    policy_version: int
+    def __init__(self, request_id: _Optional[str] = ..., use_case: _Optional[str] = ..., status_code: _Optional[int] = ..., status_message: _Optional[str] = ..., response: _Optional[bytes] = ..., rule: _Optional[str] = ..., elapsed_ms: _Optional[float] = ..., decided_unix_ns: _Optional[int] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., role: _Optional[str] = ..., received_unix_ns: _Optional[int] = ..., deadline_unix_ns: _Optional[int] = ..., policy_version: _Optional[int] = ...) -> None: ...
 
 class Control(_message.Message):
-    __slots__ = ("kind", "frontend_id", "sent_unix_ns", "model")
+    __slots__ = ("kind", "frontend_id", "sent_unix_ns", "model", "deadlines_ms")
     class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         KIND_UNSPECIFIED: _ClassVar[Control.Kind]
@@ -124,15 +127,54 @@ class Control(_message.Message):
     PROBE: Control.Kind
     ANNOUNCE: Control.Kind
     RENDEZVOUS_READY: Control.Kind
+    class DeadlinesMsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     KIND_FIELD_NUMBER: _ClassVar[int]
     FRONTEND_ID_FIELD_NUMBER: _ClassVar[int]
     SENT_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    DEADLINES_MS_FIELD_NUMBER: _ClassVar[int]
     kind: Control.Kind
     frontend_id: bytes
     sent_unix_ns: int
     model: ModelInfo
-    def __init__(self, kind: _Optional[_Union[Control.Kind, str]] = ..., frontend_id: _Optional[bytes] = ..., sent_unix_ns: _Optional[int] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ...) -> None: ...
+    deadlines_ms: _containers.ScalarMap[str, float]
+    def __init__(self, kind: _Optional[_Union[Control.Kind, str]] = ..., frontend_id: _Optional[bytes] = ..., sent_unix_ns: _Optional[int] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., deadlines_ms: _Optional[_Mapping[str, float]] = ...) -> None: ...
+
+class AdminCall(_message.Message):
+    __slots__ = ("call_id", "list_models", "get_policy", "set_policy", "promote")
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    LIST_MODELS_FIELD_NUMBER: _ClassVar[int]
+    GET_POLICY_FIELD_NUMBER: _ClassVar[int]
+    SET_POLICY_FIELD_NUMBER: _ClassVar[int]
+    PROMOTE_FIELD_NUMBER: _ClassVar[int]
+    call_id: int
+    list_models: _admin_pb2.ListModelsRequest
+    get_policy: _admin_pb2.GetPolicyRequest
+    set_policy: _admin_pb2.SetPolicyRequest
+    promote: _admin_pb2.PromoteRequest
+    def __init__(self, call_id: _Optional[int] = ..., list_models: _Optional[_Union[_admin_pb2.ListModelsRequest, _Mapping]] = ..., get_policy: _Optional[_Union[_admin_pb2.GetPolicyRequest, _Mapping]] = ..., set_policy: _Optional[_Union[_admin_pb2.SetPolicyRequest, _Mapping]] = ..., promote: _Optional[_Union[_admin_pb2.PromoteRequest, _Mapping]] = ...) -> None: ...
+
+class AdminReply(_message.Message):
+    __slots__ = ("call_id", "status_code", "status_message", "models", "policy", "promoted")
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_CODE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    PROMOTED_FIELD_NUMBER: _ClassVar[int]
+    call_id: int
+    status_code: int
+    status_message: str
+    models: _admin_pb2.ListModelsResponse
+    policy: _admin_pb2.PolicyState
+    promoted: _admin_pb2.PromoteResponse
+    def __init__(self, call_id: _Optional[int] = ..., status_code: _Optional[int] = ..., status_message: _Optional[str] = ..., models: _Optional[_Union[_admin_pb2.ListModelsResponse, _Mapping]] = ..., policy: _Optional[_Union[_admin_pb2.PolicyState, _Mapping]] = ..., promoted: _Optional[_Union[_admin_pb2.PromoteResponse, _Mapping]] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
     __slots__ = ("use_case", "name", "version", "role", "worker_id", "pid", "host", "features")

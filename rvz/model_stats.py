@@ -1,0 +1,145 @@
+"""Live per-model figures for `rvz models`, and drift against the canary.
+
+The rendezvous feeds every score it logs into a ``StatsBook``. Recent scores are
+kept in bounded deques (a sliding window by count, trimmed by age when read), so
+memory stays flat however long the process runs; figures are computed only when
+someone asks (ListModels, a metrics scrape, the periodic drift check).
+
+Drift: each model's recent outputs are compared with the canary's, the stable
+reference, with the same figures as `rvz report`: labels (see ``extract``) use
+the Jensen-Shannon distance between label frequencies (base 2), numbers the
+two-sample Kolmogorov-Smirnov statistic (both scipy). Both are in [0, 1]:
+0 is the same distribution.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter, deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rvz._proto import envelope_pb2
+from rvz.report_data import extract
+
+logger = logging.getLogger(__name__)
+
+WINDOW_S = 60.0
+MAX_RECENT = 10_000
+MAX_OUTPUTS = 2_000
+# Fewer outputs than this on either side: no divergence figure (-1).
+MIN_OUTPUTS = 30
+NO_FIGURE = -1.0
+
+ModelKey = tuple[str, str, str]  # use case, model name, version
+
+
+@dataclass
+class Sample:
+    received_ns: int
+    latency_ms: float  # NaN when the request's receipt time is unknown
+    error: bool
+    on_time: bool | None
+
+
+@dataclass
+class ModelRecord:
+    role: str = ""
+    recent: deque[Sample] = field(default_factory=lambda: deque(maxlen=MAX_RECENT))
+    labels: deque[str] = field(default_factory=lambda: deque(maxlen=MAX_OUTPUTS))
+    numbers: deque[float] = field(default_factory=lambda: deque(maxlen=MAX_OUTPUTS))
+    scores_total: int = 0
+    chosen_total: int = 0
+
+
+@dataclass(frozen=True)
+class Figures:
+    scores_per_s: float
+    error_rate: float
+    latency_p50_ms: float
+    latency_p99_ms: float
+    on_time_pct: float
+    scores_total: int
+    times_chosen: int
+
+
+class StatsBook:
+    def __init__(self, drift_threshold: float) -> None:
+        self.drift_threshold = drift_threshold
+        self.models: dict[ModelKey, ModelRecord] = {}
+        # Last computed divergence per model, for the metric and for crossing warnings.
+        self.divergence: dict[ModelKey, float] = {}
+
+    def on_score(self, score: envelope_pb2.ScoreEnvelope, received_ns: int, latency_ms: float,
+                 on_time: bool | None) -> None:
+        record = self.models.setdefault((score.use_case, score.model_name, score.model_version), ModelRecord())
+        record.role = score.role
+        record.scores_total += 1
+        error = bool(score.error)
+        record.recent.append(Sample(received_ns, latency_ms, error, on_time))
+        if not error:
+            label, number = extract(score.output)
+            if label is not None:
+                record.labels.append(label)
+            if number is not None and math.isfinite(number):
+                record.numbers.append(number)
+
+    def on_answer(self, use_case: str, model_name: str, version: str) -> None:
+        record = self.models.get((use_case, model_name, version))
+        if record is not None:
+            record.chosen_total += 1
+
+    def figures(self, key: ModelKey, now_ns: int) -> Figures:
+        record = self.models.get(key) or ModelRecord()
+        since = now_ns - int(WINDOW_S * 1e9)
+        recent = [s for s in record.recent if s.received_ns >= since]
+        latencies = np.array([s.latency_ms for s in recent if not math.isnan(s.latency_ms)])
+        judged = [s.on_time for s in recent if s.on_time is not None]
+        p50, p99 = np.percentile(latencies, [50, 99]) if latencies.size else (math.nan, math.nan)
+        return Figures(
+            scores_per_s=len(recent) / WINDOW_S,
+            error_rate=sum(s.error for s in recent) / len(recent) if recent else 0.0,
+            latency_p50_ms=float(p50), latency_p99_ms=float(p99),
+            on_time_pct=100.0 * sum(judged) / len(judged) if judged else math.nan,
+            scores_total=record.scores_total, times_chosen=record.chosen_total)
+
+    def check_drift(self) -> dict[ModelKey, float]:
+        """Recompute every model's divergence from its use case's canary; warn on crossings."""
+        canaries = {key[0]: record for key, record in self.models.items() if record.role == "canary"}
+        for key, record in self.models.items():
+            canary = canaries.get(key[0])
+            value = NO_FIGURE if canary is None or canary is record else divergence(record, canary)
+            self._note(key, value)
+        return self.divergence
+
+    def _note(self, key: ModelKey, value: float) -> None:
+        before = self.divergence.get(key, NO_FIGURE)
+        self.divergence[key] = value
+        if value > self.drift_threshold >= before:
+            logger.warning("model %s v%s of use case %r drifted from the canary: divergence %.3f > %.3f",
+                           key[1], key[2], key[0], value, self.drift_threshold,
+                           extra={"use_case": key[0], "model": key[1]})
+        elif before > self.drift_threshold >= value >= 0:
+            logger.info("model %s v%s of use case %r is back within %.3f of the canary (%.3f)",
+                        key[1], key[2], key[0], self.drift_threshold, value)
+
+
+def divergence(model: ModelRecord, canary: ModelRecord) -> float:
+    from scipy import stats  # imported on the first drift check: it costs the rendezvous ~0.7 s at start-up
+
+    if len(model.labels) >= MIN_OUTPUTS and len(canary.labels) >= MIN_OUTPUTS:
+        return label_distance(Counter(model.labels), Counter(canary.labels))
+    if len(model.numbers) >= MIN_OUTPUTS and len(canary.numbers) >= MIN_OUTPUTS:
+        return float(stats.ks_2samp(np.fromiter(model.numbers, float), np.fromiter(canary.numbers, float)).statistic)
+    return NO_FIGURE
+
+
+def label_distance(a: Counter[str], b: Counter[str]) -> float:
+    from scipy.spatial import distance
+
+    labels = sorted(a.keys() | b.keys())
+    with np.errstate(invalid="ignore"):  # rounding can leave -1e-17 under the square root: that is 0
+        js = distance.jensenshannon([a[k] for k in labels], [b[k] for k in labels], base=2)
+    return float(js) if np.isfinite(js) else 0.0

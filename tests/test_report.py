@@ -1,0 +1,369 @@
+"""`rvz report` on real logs written with LogWriter: exact figures through --json, the tables, the page."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from rvz._proto import envelope_pb2, scoring_pb2
+from rvz.codec import to_value
+from rvz.log import LogWriter
+from rvz.report import parse_time, report_command
+from rvz.report_data import extract
+
+pytestmark = pytest.mark.timeout(60)
+
+MS = 1_000_000
+S = 1_000_000_000
+LABELS = ("setosa", "versicolor", "virginica")
+N_IRIS = 100
+N_FRAUD = 40
+DEADLINE_EXCEEDED = 4
+
+
+@dataclass
+class Logs:
+    """Writes the three logs as the frontend and the rendezvous would."""
+
+    requests: LogWriter
+    scores: LogWriter
+    results: LogWriter
+
+    def request(self, use_case: str, counter: int, at_ns: int) -> str:
+        request_id = request_id_at(at_ns, counter)
+        self.requests.append(envelope_pb2.RequestEnvelope(
+            request_id=request_id, use_case=use_case, request=scoring_pb2.ScoreRequest(use_case=use_case)
+            .SerializeToString(), received_unix_ns=at_ns, deadline_unix_ns=at_ns + 100 * MS).SerializeToString())
+        return request_id
+
+    def score(self, request_id: str, use_case: str, model: tuple[str, str, str], output: Any, sent_ns: int,
+              latency_ms: float, *, error: bool = False, late: bool = False, replayed: bool = False,
+              orphan: bool = False) -> None:
+        name, version, role = model
+        received = sent_ns + round(latency_ms * MS)
+        # Compute time = latency - 2 ms: 1 ms on the stream each way.
+        score = envelope_pb2.ScoreEnvelope(
+            request_id=request_id, use_case=use_case, model_name=name, model_version=version, role=role,
+            started_unix_ns=sent_ns + MS, finished_unix_ns=received - MS, replayed=replayed, worker_id=f"{name}-1")
+        if error:
+            score.error, score.error_type = "boom", "ValueError"
+        else:
+            score.output.CopyFrom(to_value(output))
+        self.scores.append(envelope_pb2.ScoreRecord(score=score, received_unix_ns=received, late=late,
+                                                    orphan=orphan).SerializeToString())
+
+    def result(self, request_id: str, use_case: str, received_ns: int, model: tuple[str, str, str] | None,
+               output: Any = None, with_response: bool = True) -> None:
+        result = envelope_pb2.ResultEnvelope(
+            request_id=request_id, use_case=use_case, received_unix_ns=received_ns,
+            deadline_unix_ns=received_ns + 100 * MS, decided_unix_ns=received_ns + 20 * MS, elapsed_ms=20.0)
+        if model is None:
+            result.status_code, result.rule = DEADLINE_EXCEEDED, "timeout"
+        else:
+            result.model_name, result.model_version, result.role = model
+            result.rule = "window 1 (0-30 ms): champion"
+            if with_response:
+                response = scoring_pb2.ScoreResponse(request_id=request_id, model_name=model[0])
+                response.output.CopyFrom(to_value(output))
+                result.response = response.SerializeToString()
+        self.results.append(result.SerializeToString())
+
+
+def request_id_at(at_ns: int, counter: int) -> str:
+    # The layout of rvz.ids: ms since the epoch, node, counter (the report reads the time back from it).
+    return f"{at_ns // MS:012x}0000abcd{counter:012x}"
+
+
+GBM = ("gbm", "3", "champion")
+LOGREG = ("logreg", "1", "challenger")
+RULES = ("rules", "1", "canary")
+NEWBIE = ("newbie", "0.1", "challenger")
+FRAUD_GBM = ("fraud-gbm", "1", "champion")
+FRAUD_CANARY = ("fraud-canary", "1", "canary")
+FRAUD_SHIFTED = ("fraud-shifted", "2", "challenger")
+
+
+def label(i: int) -> str:
+    return LABELS[i % 3]
+
+
+def other_label(i: int) -> str:
+    return LABELS[(i + 1) % 3]
+
+
+def classifier(name: str, confidence: float) -> dict[str, Any]:
+    return {"label": name, "probabilities": {name: confidence, "other": 1 - confidence}}
+
+
+def write_iris(logs: Logs, i: int, at: int) -> str:
+    """Champion gbm fails on i%10 == 9 and is slow (50 ms, after its 30 ms window) on i%10 == 5; challenger
+    logreg differs from it on i%10 == 0 and is late (150 ms) on i%20 == 0; canary rules answers plain
+    strings. Results: logreg answers where gbm failed, except request 99, which timed out."""
+    rid = logs.request("iris", i, at)
+    logreg_label = other_label(i) if i % 10 == 0 else label(i)
+    gbm = (rid, "iris", GBM, classifier(label(i), 0.8), at, 50 if i % 10 == 5 else 10)
+    logreg = (rid, "iris", LOGREG, classifier(logreg_label, 0.6), at, 150 if i % 20 == 0 else 40)
+    # Scores arrive in any order: on odd requests the challenger's is logged before the champion's.
+    first, second = (gbm, logreg) if i % 2 == 0 else (logreg, gbm)
+    logs.score(*first, error=first is gbm and i % 10 == 9, late=first is logreg and i % 20 == 0)
+    logs.score(*second, error=second is gbm and i % 10 == 9, late=second is logreg and i % 20 == 0)
+    logs.score(rid, "iris", RULES, label(i), at, 5)
+    # Even results carry the answered output; odd ones only name the model (the report joins its score).
+    if i == 99:
+        logs.result(rid, "iris", at, None)
+    elif i % 10 == 9:
+        logs.result(rid, "iris", at, LOGREG, classifier(logreg_label, 0.6), with_response=i % 2 == 0)
+    else:
+        logs.result(rid, "iris", at, GBM, classifier(label(i), 0.8), with_response=i % 2 == 0)
+    return rid
+
+
+def write_fraud(logs: Logs, i: int, at: int) -> None:
+    """Numbers: the canary's distribution equals the champion's; the challenger's is shifted by +0.5."""
+    rid = logs.request("fraud", i, at)
+    value = i / N_FRAUD
+    logs.score(rid, "fraud", FRAUD_GBM, {"score": value}, at, 3)
+    logs.score(rid, "fraud", FRAUD_CANARY, value, at, 4)
+    logs.score(rid, "fraud", FRAUD_SHIFTED, {"value": value + 0.5}, at, 20)
+    logs.result(rid, "fraud", at, FRAUD_GBM, {"score": value})
+
+
+@dataclass(frozen=True)
+class Dataset:
+    root: Path
+    iris_t0: int
+    fraud_t0: int
+
+
+def write_logs(root: Path, iris_t0: int, fraud_t0: int) -> None:
+    with (LogWriter(root / "requests", "rvz.v1.RequestEnvelope", fsync=False) as requests,
+          LogWriter(root / "scores", "rvz.v1.ScoreRecord", fsync=False) as scores,
+          LogWriter(root / "results", "rvz.v1.ResultEnvelope", fsync=False) as results):
+        logs = Logs(requests, scores, results)
+        ids = [write_iris(logs, i, iris_t0 + i * S) for i in range(N_IRIS)]
+        orphan_at = iris_t0 + N_IRIS * S + S // 2
+        logs.score(request_id_at(orphan_at, 999), "iris", RULES, "setosa", orphan_at, 5, orphan=True)
+        for i in range(N_FRAUD):
+            write_fraud(logs, i, fraud_t0 + i * S)
+        # `rvz replay`, later: newbie scores the archived iris requests, differing from the answer on i%10 == 3.
+        replay_at = time.time_ns()
+        for i, rid in enumerate(ids):
+            logs.score(rid, "iris", NEWBIE, {"label": other_label(i) if i % 10 == 3 else label(i)}, replay_at, 7,
+                       replayed=True)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
+    root = tmp_path_factory.mktemp("report") / "data"
+    now_s = time.time_ns() // S
+    data = Dataset(root, iris_t0=(now_s - 3 * 3600) * S, fraud_t0=(now_s - 600) * S)
+    write_logs(root, data.iris_t0, data.fraud_t0)
+    return data
+
+
+def report(*args: str) -> dict[str, Any]:
+    result = CliRunner().invoke(report_command, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    document: dict[str, Any] = json.loads(result.stdout)
+    return document
+
+
+def models_of(document: dict[str, Any], use_case: str) -> dict[str, dict[str, Any]]:
+    (found,) = [u for u in document["use_cases"] if u["use_case"] == use_case]
+    return {m["name"]: m for m in found["models"]}
+
+
+def iso(ns: int) -> str:
+    return datetime.fromtimestamp(ns / S, UTC).isoformat().replace("+00:00", "Z")
+
+
+def test_counts_latency_on_time_and_times_chosen(dataset: Dataset) -> None:
+    document = report("--data-dir", str(dataset.root))
+    assert [u["use_case"] for u in document["use_cases"]] == ["fraud", "iris"]
+    (iris,) = [u for u in document["use_cases"] if u["use_case"] == "iris"]
+    assert iris["requests"] == N_IRIS
+    assert iris["outcomes"] == {"answered": 99, "timeout": 1}
+    assert iris["canary"] == "rules:1"
+    models = models_of(document, "iris")
+    assert list(models) == ["gbm", "logreg", "rules", "newbie"]  # champion, challenger, canary, then replayed
+
+    gbm = models["gbm"]
+    assert (gbm["version"], gbm["role"], gbm["replayed"]) == ("3", "champion", False)
+    assert (gbm["requests_seen"], gbm["scores"], gbm["errors"], gbm["late"], gbm["orphans"]) == (100, 100, 10, 0, 0)
+    assert gbm["error_rate"] == pytest.approx(0.1)
+    assert gbm["latency_basis"] == "arrival"
+    assert gbm["latency_ms"]["p50"] == pytest.approx(10.0)
+    assert gbm["latency_ms"]["p99"] == pytest.approx(50.0)
+    assert gbm["compute_ms"]["p50"] == pytest.approx(8.0)
+    assert gbm["window_ms"] == 30.0
+    assert gbm["on_time_pct"] == pytest.approx(100 * 80 / 90)  # 10 of its 90 answers came at 50 ms
+    assert gbm["times_chosen"] == 90
+    assert gbm["agreement"] is None  # the champion is not compared with itself
+
+    logreg = models["logreg"]
+    assert (logreg["scores"], logreg["errors"], logreg["late"]) == (100, 0, 5)
+    assert logreg["window_ms"] == 100.0
+    assert logreg["on_time_pct"] == pytest.approx(95.0)
+    assert logreg["times_chosen"] == 9
+
+    rules = models["rules"]
+    assert (rules["requests_seen"], rules["scores"], rules["orphans"]) == (100, 101, 1)
+    assert rules["on_time_pct"] == pytest.approx(100.0)
+    assert rules["times_chosen"] == 0
+
+
+def test_agreement_with_the_champion_and_with_what_was_answered(dataset: Dataset) -> None:
+    models = models_of(report("--data-dir", str(dataset.root)), "iris")
+    logreg = models["logreg"]["agreement"]
+    # Compared where both answered: 90 requests (gbm failed on 10); they differ on the 10 with i%10 == 0.
+    assert logreg == {"reference": "champion", "kind": "label", "pairs": 90,
+                      "same_label_pct": pytest.approx(100 * 80 / 90), "mean_abs_diff": None, "pearson_r": None}
+    assert models["rules"]["agreement"]["same_label_pct"] == pytest.approx(100.0)
+
+    newbie = models["newbie"]
+    assert newbie["replayed"] is True
+    assert (newbie["scores"], newbie["requests_seen"], newbie["times_chosen"]) == (100, 100, None)
+    assert newbie["latency_basis"] == "compute"
+    assert newbie["latency_ms"]["p50"] == pytest.approx(5.0)
+    assert newbie["window_ms"] is None and newbie["on_time_pct"] is None
+    # 99 requests were answered (one timed out), half of them known only through the answering model's score.
+    assert newbie["agreement"]["reference"] == "answered"
+    assert newbie["agreement"]["pairs"] == 99
+    assert newbie["agreement"]["same_label_pct"] == pytest.approx(100 * 89 / 99)
+
+
+def test_numbers_are_compared_by_difference_correlation_and_divergence(dataset: Dataset) -> None:
+    document = report("--data-dir", str(dataset.root))
+    models = models_of(document, "fraud")
+    shifted, champion, canary = models["fraud-shifted"], models["fraud-gbm"], models["fraud-canary"]
+    assert shifted["output_kind"] == champion["output_kind"] == canary["output_kind"] == "number"
+    agreement = shifted["agreement"]
+    assert agreement["kind"] == "number" and agreement["pairs"] == N_FRAUD
+    assert agreement["mean_abs_diff"] == pytest.approx(0.5)
+    assert agreement["pearson_r"] == pytest.approx(1.0)
+    assert agreement["same_label_pct"] is None
+
+    assert shifted["distribution"]["reference"] == "fraud-canary:1"
+    assert shifted["distribution"]["divergence_metric"] == "ks"
+    assert shifted["distribution"]["divergence"] == pytest.approx(0.5)  # half the canary lies below 0.5
+    assert champion["distribution"]["divergence"] == pytest.approx(0.0)
+    assert shifted["distribution"]["divergence"] > champion["distribution"]["divergence"]
+    assert canary["distribution"]["divergence"] is None  # the reference itself
+    quantiles = shifted["distribution"]["quantiles"]
+    assert list(quantiles) == ["1", "5", "25", "50", "75", "95", "99"]
+    assert quantiles["50"] == pytest.approx(canary["distribution"]["quantiles"]["50"] + 0.5)
+
+
+def test_labels_are_compared_by_frequency(dataset: Dataset) -> None:
+    models = models_of(report("--data-dir", str(dataset.root)), "iris")
+    rules = models["rules"]["distribution"]
+    # 34 requests with i%3 == 0, and the orphan score, say setosa.
+    assert rules["label_pct"] == {"setosa": pytest.approx(35 * 100 / 101), "versicolor": pytest.approx(33 * 100 / 101),
+                                  "virginica": pytest.approx(33 * 100 / 101)}
+    newbie = models["newbie"]["distribution"]
+    assert newbie["divergence_metric"] == "jensen_shannon"
+    assert 0 < newbie["divergence"] < 0.1
+    assert models["gbm"]["distribution"]["quantiles"]["50"] == pytest.approx(0.8)  # top class probability
+
+
+def test_since_until_and_use_case_filter_by_request_time(dataset: Dataset) -> None:
+    start, end = dataset.iris_t0 + 50 * S, dataset.iris_t0 + 80 * S
+    document = report("--data-dir", str(dataset.root), "--since", iso(start), "--until", iso(end))
+    assert [u["use_case"] for u in document["use_cases"]] == ["iris"]
+    assert document["use_cases"][0]["requests"] == 30
+    assert document["use_cases"][0]["outcomes"] == {"answered": 30}
+    models = models_of(document, "iris")
+    assert models["gbm"]["times_chosen"] == 27 and models["logreg"]["times_chosen"] == 3
+    assert models["newbie"]["scores"] == 30
+    assert models["rules"]["orphans"] == 0  # its request would have come after --until
+
+    assert [u["use_case"] for u in report("--data-dir", str(dataset.root), "--since", "1h")["use_cases"]] == ["fraud"]
+    assert [u["use_case"] for u in report("--data-dir", str(dataset.root), "--until", "1h")["use_cases"]] == ["iris"]
+    only = report("--data-dir", str(dataset.root), "--use-case", "fraud")
+    assert [u["use_case"] for u in only["use_cases"]] == ["fraud"] and only["use_case"] == "fraud"
+
+
+def test_schedule_comes_from_the_config(dataset: Dataset, tmp_path: Path) -> None:
+    config = tmp_path / "rvz.toml"
+    config.write_text("[rendezvous]\n[[rendezvous.schedule]]\nuntil_ms = 45\naccept = ['logreg', 'champion']\n")
+    models = models_of(report("--data-dir", str(dataset.root), "--config", str(config)), "iris")
+    assert models["gbm"]["window_ms"] == 45.0 and models["gbm"]["on_time_pct"] == pytest.approx(100 * 80 / 90)
+    assert models["logreg"]["window_ms"] == 45.0 and models["logreg"]["on_time_pct"] == pytest.approx(95.0)
+    assert models["rules"]["window_ms"] is None and models["rules"]["on_time_pct"] is None  # no window accepts it
+
+
+def test_tables_and_html_page(dataset: Dataset, tmp_path: Path) -> None:
+    page = tmp_path / "report.html"
+    result = CliRunner().invoke(report_command, ["--data-dir", str(dataset.root), "--html", str(page)])
+    assert result.exit_code == 0, result.output
+    for text in ("use case iris", "use case fraud", "gbm:3", "newbie:0.1 (replayed)", "88.9% same vs champ",
+                 "89.9% same vs answered", "KS 0.500", "score distribution vs canary rules:1"):
+        assert text in result.stdout
+    html = page.read_text()
+    assert html.count("<svg") >= 6  # per use case: latency CDF, Q-Q, agreement over time (+ label frequencies)
+    for text in ("latency CDF", "Q-Q vs canary", "agreement over time", "label frequencies", "gbm:3", "logreg:1",
+                 "rules:1", "newbie:0.1", "fraud-shifted:2"):
+        assert text in html, text
+    assert "<script" not in html and "<link" not in html and 'src="http' not in html and 'href="http' not in html
+
+
+def test_real_process_prints_the_tables(dataset: Dataset, tmp_path: Path) -> None:
+    page = tmp_path / "page.html"
+    command = [sys.executable, "-c", "from rvz.report import report_command; report_command()",
+               "--data-dir", str(dataset.root), "--use-case", "iris", "--html", str(page)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=50)
+    assert result.returncode == 0, result.stderr
+    assert "use case iris" in result.stdout and "logreg:1" in result.stdout and "fraud" not in result.stdout
+    assert f"wrote the HTML report to {page}" in result.stderr
+    assert "<svg" in page.read_text()
+
+
+def test_empty_missing_and_bad_arguments(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert report("--data-dir", str(empty))["use_cases"] == []
+    result = CliRunner().invoke(report_command, ["--data-dir", str(empty)])
+    assert result.exit_code == 0 and "No requests, scores or results" in result.stdout
+    result = CliRunner().invoke(report_command, ["--data-dir", str(tmp_path / "nope")])
+    assert result.exit_code == 2 and "does not exist" in result.output
+    result = CliRunner().invoke(report_command, ["--data-dir", str(empty), "--since", "yesterday"])
+    assert result.exit_code == 2 and "neither an ISO-8601 time" in result.output
+    result = CliRunner().invoke(report_command, ["--data-dir", str(empty), "--since", "1h", "--until", "2h"])
+    assert result.exit_code == 2 and "--since must be before --until" in result.output
+
+
+@pytest.mark.parametrize(("output", "expected"), [
+    ("fraud", ("fraud", None)),
+    (0.25, (None, 0.25)),
+    (True, ("true", None)),
+    ({"label": "a", "probabilities": {"a": 0.7, "b": 0.3}}, ("a", 0.7)),
+    ({"label": 2}, ("2", None)),
+    ({"label": 1234567, "score": 0.5}, ("1234567", 0.5)),
+    ({"score": 0.1, "value": 0.2}, (None, 0.1)),
+    ({"value": "high", "prediction": 3}, (None, 3.0)),
+    ({"probabilities": {"a": 0.2, "b": 0.5}}, (None, 0.5)),
+    ([1, 2], (None, None)),
+    (None, (None, None)),
+])
+def test_output_extraction_rule(output: Any, expected: tuple[str | None, float | None]) -> None:
+    assert extract(to_value(output)) == expected
+
+
+def test_times() -> None:
+    now = 1_700_000_000 * S
+    assert parse_time("30m", now) == now - 30 * 60 * S
+    assert parse_time("1h30m", now) == now - 90 * 60 * S
+    assert parse_time("2d", now) == now - 2 * 86400 * S
+    assert parse_time("2024-05-01T10:00:00Z", now) == 1_714_557_600 * S
+    assert parse_time("2024-05-01T12:00:00+02:00", now) == 1_714_557_600 * S
+    with pytest.raises(ValueError, match="neither"):
+        parse_time("1 hour", now)

@@ -23,6 +23,7 @@ from rvz.config import (
 )
 from rvz.errors import ConfigError, ModelLoadError, RvzError
 from rvz.log import LogError
+from rvz.replay import replay_command
 from rvz.report import report_command
 
 EXIT_OK = 0
@@ -331,6 +332,7 @@ def log_cat(directory: str, strict: bool) -> None:
 
 
 cli.add_command(report_command)
+cli.add_command(replay_command)
 
 
 def main(args: list[str] | None = None) -> None:

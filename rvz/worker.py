@@ -154,8 +154,12 @@ class Worker:
                 self._archive.append(payload)
             self.archived += len(payloads)
             return
+        for score in self.score_batch([decode_request(payload) for payload in payloads]):
+            self._send(push, score.SerializeToString())
+
+    def score_batch(self, received: list[Received]) -> list[envelope_pb2.ScoreEnvelope]:
+        """One model call for the batch; one score per request, errors included."""
         assert self.model is not None  # only a decoy has no model
-        received = [decode_request(payload) for payload in payloads]
         features = [r.features for r in received if r.features is not None]
         started = time.time_ns()
         outcomes = self.model.score(features) if features else []
@@ -163,12 +167,12 @@ class Worker:
         if self._latency is not None:
             self._latency.record((finished - started) / 1e6, self._latency_attributes)
         by_request = iter(outcomes)
-        for item in received:
-            outcome = next(by_request) if item.features is not None else Outcome(error=ValueError(item.error))
-            self._send(push, self._score_envelope(item.envelope, outcome, started, finished))
+        return [self._score_envelope(item.envelope, next(by_request) if item.features is not None
+                                     else Outcome(error=ValueError(item.error)), started, finished)
+                for item in received]
 
     def _score_envelope(self, request: envelope_pb2.RequestEnvelope, outcome: Outcome,
-                        started: int, finished: int) -> bytes:
+                        started: int, finished: int) -> envelope_pb2.ScoreEnvelope:
         m = self.config.model
         score = envelope_pb2.ScoreEnvelope(
             request_id=request.request_id, use_case=request.use_case, model_name=m.name,
@@ -192,8 +196,7 @@ class Worker:
         if self.tracer is not None and request.trace_context:
             self._trace(request, score, started, finished)
         self.scored += 1
-        payload: bytes = score.SerializeToString()
-        return payload
+        return score
 
     def _trace(self, request: envelope_pb2.RequestEnvelope, score: envelope_pb2.ScoreEnvelope,
                started: int, finished: int) -> None:

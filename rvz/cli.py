@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from rvz import applog
+from rvz.bench import bench_command
 from rvz.config import (
     DEFAULT_USE_CASE,
     ROLES,
@@ -333,6 +334,7 @@ def log_cat(directory: str, strict: bool) -> None:
 
 cli.add_command(report_command)
 cli.add_command(replay_command)
+cli.add_command(bench_command)
 
 
 def main(args: list[str] | None = None) -> None:

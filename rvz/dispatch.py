@@ -30,8 +30,10 @@ from rvz.readiness import Readiness
 
 logger = logging.getLogger(__name__)
 
-# How long past its deadline a request waits for the rendezvous before we stop trusting it.
-BACKSTOP_GRACE_NS = 250_000_000
+# How long past its deadline a request waits for the rendezvous before we stop trusting it. A dead
+# rendezvous is noticed at once (the connection drops); this is for one that hangs, so it is generous:
+# a loaded machine can delay a healthy rendezvous by a few hundred ms.
+BACKSTOP_GRACE_NS = 1_000_000_000
 HOUSEKEEPING_S = 0.02
 DRAIN_BATCH = 1024
 
@@ -73,6 +75,9 @@ class Dispatcher:
         self._monitor = self._dealer.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         self._loop.add_reader(self._dealer.FD, self._on_results)
         self._loop.add_reader(self._monitor.FD, self._on_monitor)
+        # A ZeroMQ fd signals edges, not levels: drain once now so anything already queued re-arms it.
+        self._loop.call_soon(self._on_results)
+        self._loop.call_soon(self._on_monitor)
         self.request_log.add_durable_listener(self._durable_from_thread)
         self._tasks = [asyncio.create_task(self._housekeeping(), name="rvz-housekeeping")]
 

@@ -158,12 +158,13 @@ class Deployment:
             proc.read_line(MODEL_READY)
         return proc
 
-    def start(self, models: list[tuple[str, str, str]], use_case: str = "default") -> Deployment:
-        """Rendezvous, frontend and models given as (name, entry, role); returns when SERVING."""
+    def start(self, models: list[tuple[str, str, str] | tuple[str, str, str, dict[str, str]]],
+              use_case: str = "default") -> Deployment:
+        """Rendezvous, frontend and models given as (name, entry, role[, env]); returns when SERVING."""
         self.start_rendezvous()
         self.start_frontend()
-        for name, entry, role in models:
-            self.start_model(name, entry, role, use_case=use_case)
+        for name, entry, role, *env in models:
+            self.start_model(name, entry, role, use_case=use_case, env=env[0] if env else None)
         self.wait_serving(use_case)
         return self
 

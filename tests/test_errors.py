@@ -66,7 +66,7 @@ def test_no_rendezvous_is_unavailable_at_once(deployment: Make) -> None:
     started = time.monotonic()
     error = d.score_error({"x": 1})
     assert error.code() == grpc.StatusCode.UNAVAILABLE and "rvz rendezvous" in error.details()
-    assert time.monotonic() - started < 0.1
+    assert time.monotonic() - started < 0.2
 
 
 def test_rendezvous_going_away_is_unavailable_quickly(deployment: Make) -> None:
@@ -76,7 +76,8 @@ def test_rendezvous_going_away_is_unavailable_quickly(deployment: Make) -> None:
     started = time.monotonic()
     error = d.score_error({"x": 1})
     assert error.code() == grpc.StatusCode.UNAVAILABLE, error.details()
-    assert time.monotonic() - started < 0.4
+    # The frontend notices the dropped connection: no waiting for the deadline (100 ms) or the backstop.
+    assert time.monotonic() - started < 0.1, error.details()
 
 
 def test_a_use_case_whose_models_are_gone_is_unavailable(deployment: Make) -> None:
@@ -93,11 +94,8 @@ def test_a_use_case_whose_models_are_gone_is_unavailable(deployment: Make) -> No
 
 
 def test_more_than_max_in_flight_is_refused_at_once(deployment: Make) -> None:
-    d = deployment(frontend="max_in_flight = 2")
-    d.start_rendezvous()
-    d.start_frontend()
-    d.start_model("champ", "rvz_test_models:slow", "champion", env={"RVZ_TEST_DELAY_MS": "150"})
-    d.wait_serving("default")
+    d = deployment(frontend="max_in_flight = 2").start([
+        ("champ", "rvz_test_models:slow", "champion", {"RVZ_TEST_DELAY_MS": "150"})])
 
     def call(x: int) -> tuple[grpc.StatusCode, float]:
         started = time.monotonic()
@@ -111,6 +109,6 @@ def test_more_than_max_in_flight_is_refused_at_once(deployment: Make) -> None:
         outcomes = list(pool.map(call, range(6)))
     refused = [t for code, t in outcomes if code == grpc.StatusCode.RESOURCE_EXHAUSTED]
     assert len(refused) >= 3, outcomes
-    assert all(t < 0.05 for t in refused), outcomes
+    assert all(t < 0.1 for t in refused), outcomes  # at once, not after the 150 ms model
     assert all(code in (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.DEADLINE_EXCEEDED)
                for code, _ in outcomes), outcomes

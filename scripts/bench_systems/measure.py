@@ -1,0 +1,206 @@
+"""The measurement plan of `scripts/bench`: what is run against which system, in which order.
+
+The machine is shared and noisy, so the main figures come from several short
+rounds, each starting the systems afresh one at a time (nothing else of ours
+runs while one is measured; the order rotates between rounds) and the table
+quotes medians. CPU time is read from /proc for the serving processes only;
+the load generator runs in this process (or its own children) and is excluded.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench_systems import hops, otlp_sink, serving, systems
+from bench_systems.procs import spawn
+from bench_systems.systems import System
+from rvz.bench import BenchResult, run_bench
+from rvz.log import iter_records
+
+# The load generator's per-call deadline: well past rvz's 100 ms SLA, so a call the server loses is seen
+# as a client-side DEADLINE_EXCEEDED, never mistaken for an answer.
+CALL_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    rounds: int
+    warmup_s: float
+    saturation_s: float
+    single_s: float
+    half_rate_s: float
+    overload_s: float
+    fallback_s: float
+    tracing_s: float
+    fallback_rate: float = 100.0
+    concurrency: int = 64
+    processes: int = 1
+    overload_processes: int = 1
+    streams: str = "ipc"
+
+
+# The overload run must outlast the time it takes 2x load to fill frontend.max_in_flight (1000 calls
+# at an excess of 1x the max rate: about 2 s at 500 req/s), so that refusals are actually exercised.
+FULL = Plan(rounds=3, warmup_s=1.0, saturation_s=5.0, single_s=3.0, half_rate_s=5.0, overload_s=5.0,
+            fallback_s=4.0, tracing_s=3.0)
+QUICK = Plan(rounds=1, warmup_s=0.5, saturation_s=2.0, single_s=1.5, half_rate_s=2.0, overload_s=3.0,
+             fallback_s=2.0, tracing_s=1.5)
+STARTERS: dict[str, Callable[[Path, Plan], System]] = {
+    "direct": lambda root, plan: systems.start_direct(root),
+    "fan-out": lambda root, plan: systems.start_fanout(root),
+    "rvz": lambda root, plan: systems.start_rvz(root, streams=plan.streams, env=tracing_env(None)),
+}
+
+
+def start(name: str, root: Path, plan: Plan) -> System:
+    """Start a system, once more if it fails: the checkout may be mid-edit, the machine briefly overloaded."""
+    try:
+        return STARTERS[name](root, plan)
+    except RuntimeError:
+        return STARTERS[name](root / "retry", plan)
+
+
+@contextmanager
+def running(system: System) -> Iterator[System]:
+    try:
+        yield system
+    finally:
+        system.stop()
+
+
+def _bench(system: System, plan: Plan, **load: Any) -> BenchResult:
+    load.setdefault("warmup_s", plan.warmup_s)
+    load.setdefault("processes", plan.processes)
+    return run_bench(system.target, timeout_s=CALL_TIMEOUT_S, **load)
+
+
+def saturation(system: System, plan: Plan, duration_s: float | None = None) -> dict[str, Any]:
+    """Closed loop at ``plan.concurrency`` in flight; CPU-seconds of the serving processes per 1000 calls."""
+    cpu_before = system.cpu_s()
+    result = _bench(system, plan, concurrency=plan.concurrency, duration_s=duration_s or plan.saturation_s)
+    cpu = system.cpu_s() - cpu_before
+    return {"rps": result.throughput_rps, "cpu_s_per_1000": round(cpu / max(1, result.completed_total) * 1000, 4),
+            "rss_mb": system.rss_mb(), "result": result.as_dict()}
+
+
+def single(system: System, plan: Plan) -> dict[str, Any]:
+    """One call in flight: the latency floor."""
+    result = _bench(system, plan, concurrency=1, duration_s=plan.single_s)
+    return {"p50_ms": result.latency_ms.get("p50"), "p99_ms": result.latency_ms.get("p99"), "result": result.as_dict()}
+
+
+def at_rate(system: System, plan: Plan, rate: float) -> dict[str, Any]:
+    """Open loop at ``rate``: latency from the scheduled send time."""
+    result = _bench(system, plan, rate=rate, duration_s=plan.half_rate_s)
+    return {"rate": rate, "p99_ms": result.latency_ms.get("p99"), "p50_ms": result.latency_ms.get("p50"),
+            "result": result.as_dict()}
+
+
+def main_rounds(root: Path, plan: Plan, say: Callable[[str], None]) -> dict[str, Any]:
+    """Saturation and 1-in-flight for every system, then open loop at 50% of rvz's median max rate."""
+    names = list(STARTERS)
+    runs: dict[str, dict[str, list[dict[str, Any]]]] = {m: {n: [] for n in names} for m in
+                                                        ("saturation", "single", "half_rate")}
+    for r in range(plan.rounds):
+        for name in _rotated(names, r):
+            with running(start(name, root / f"round{r}", plan)) as system:
+                runs["saturation"][name].append(saturation(system, plan))
+                single_from_ns = time.time_ns()
+                runs["single"][name].append(single(system, plan))
+            if name == "rvz":  # read once stopped, so every record is flushed
+                runs["single"][name][-1]["hops_ms"] = hops.breakdown(system.root / "data", single_from_ns)
+            say(f"round {r + 1}/{plan.rounds} {name}: {runs['saturation'][name][-1]['rps']:,.0f} req/s at "
+                f"{plan.concurrency} in flight, p50 {runs['single'][name][-1]['p50_ms']} ms at 1 in flight")
+    half_rate = round(0.5 * statistics.median(run["rps"] for run in runs["saturation"]["rvz"]), 1)
+    for r in range(plan.rounds):
+        for name in _rotated(names, r):
+            with running(start(name, root / f"half{r}", plan)) as system:
+                runs["half_rate"][name].append(at_rate(system, plan, half_rate))
+            say(f"round {r + 1}/{plan.rounds} {name}: p99 {runs['half_rate'][name][-1]['p99_ms']} ms "
+                f"at {half_rate:g} req/s (open loop)")
+    return {"half_rate": half_rate, "runs": runs}
+
+
+def _rotated(names: list[str], round_: int) -> list[str]:
+    # Each system goes first in some round: whatever the machine does early or late is spread over all three.
+    k = round_ % len(names)
+    return names[k:] + names[:k]
+
+
+def overload(root: Path, plan: Plan, rvz_max_rps: float) -> dict[str, Any]:
+    """Open loop at 2x rvz's max rate: every call must end OK or RESOURCE_EXHAUSTED, and be counted."""
+    rate = round(2 * rvz_max_rps, 1)
+    system = systems.start_rvz(root / "overload", streams=plan.streams, env=tracing_env(None))
+    data = system.root / "data"
+    with running(system):
+        _bench(system, plan, concurrency=plan.concurrency, duration_s=plan.warmup_s, warmup_s=0.0)
+        before = {log: count_records(data / log) for log in ("requests", "results")}
+        result = _bench(system, plan, rate=rate, duration_s=plan.overload_s, warmup_s=0.0,
+                        processes=plan.overload_processes)
+    logged = {log: count_records(data / log) - n for log, n in before.items()}  # after stop: flushed
+    unexpected = {code: n for code, n in result.errors.items() if code != "RESOURCE_EXHAUSTED"}
+    return {"rate": rate, "offered_rps": round(result.sent / plan.overload_s, 1), "sent": result.sent,
+            "ok": result.ok, "resource_exhausted": result.errors.get("RESOURCE_EXHAUSTED", 0),
+            "other": unexpected, "missing": result.missing, "requests_logged": logged["requests"],
+            "results_logged": logged["results"], "passed": not unexpected and result.missing == 0,
+            "result": result.as_dict()}
+
+
+def fallback(root: Path, plan: Plan) -> dict[str, Any]:
+    """A champion that is always late: how long after its window closes does the fallback answer?"""
+    system = systems.start_rvz(root / "fallback", "rvz-late", champion=systems.LATE_CHAMPION,
+                               streams=plan.streams, env=tracing_env(None))
+    with running(system):
+        result = _bench(system, plan, rate=plan.fallback_rate, duration_s=plan.fallback_s, warmup_s=0.5)
+    window = systems.WINDOW_MS
+    server, client = result.server_elapsed_ms, result.latency_ms
+    return {"window_ms": window, "calls": result.sent, "ok": result.ok, "errors": result.errors,
+            "server_after_window_ms": {k: round(server[k] - window, 3) for k in ("p50", "p99", "max") if k in server},
+            "client_after_window_ms": {k: round(client[k] - window, 3) for k in ("p50", "p99", "max") if k in client},
+            "answers_by_model": result.answers_by_model, "result": result.as_dict()}
+
+
+# ---------------------------------------------------------------------------------------------
+# TRACING: throughput with tracing at 0/10/100% sampling.
+# rvz's processes are configured through the standard OpenTelemetry variables (OTEL_TRACES_EXPORTER,
+# OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG, OTEL_EXPORTER_OTLP_ENDPOINT); spans go to a sink on
+# loopback that accepts and discards them, so exporting is paid for as it would be in production.
+# None is tracing off, rvz's default and what the main table measures.
+# ---------------------------------------------------------------------------------------------
+
+TRACING_RATIOS: tuple[float | None, ...] = (None, 0.0, 0.1, 1.0)
+
+
+def tracing_env(sampling_ratio: float | None, sink: str = "") -> dict[str, str]:
+    """The environment of every rvz process for ``sampling_ratio`` (0.0-1.0) of requests traced."""
+    if sampling_ratio is None:
+        return {"OTEL_TRACES_EXPORTER": "none"}
+    return {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{sink}",
+            "OTEL_EXPORTER_OTLP_INSECURE": "true", "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+            "OTEL_TRACES_SAMPLER_ARG": f"{sampling_ratio:g}"}
+
+
+def measure_tracing(sampling_ratio: float | None, root: Path, plan: Plan) -> dict[str, Any]:
+    """Saturation throughput and CPU of a fresh rvz whose processes trace ``sampling_ratio`` of requests."""
+    name = "off" if sampling_ratio is None else f"{sampling_ratio:g}"
+    work = root / f"tracing-{name}"
+    work.mkdir(parents=True, exist_ok=True)
+    sink = spawn("otlp-sink", ["-m", "bench_systems.otlp_sink"], work)
+    try:
+        env = tracing_env(sampling_ratio, sink.wait_line(serving.READY_PREFIX))
+        with running(systems.start_rvz(work, streams=plan.streams, env=env)) as system:
+            figures = saturation(system, plan, plan.tracing_s)
+    finally:
+        sink.stop()  # after rvz stopped: the spans it flushed on the way out are counted
+    exported = sink.wait_line(otlp_sink.TOTALS_PREFIX, timeout_s=1.0)
+    return {"sampling_ratio": sampling_ratio, "env": env, "sink": exported, **figures}
+
+
+def count_records(directory: Path) -> int:
+    return sum(1 for _ in iter_records(directory)) if directory.exists() else 0

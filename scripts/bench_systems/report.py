@@ -1,0 +1,202 @@
+"""The table `scripts/bench` prints (Markdown, so the README can carry it as is) and the machine it ran on."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+SYSTEMS = ("direct", "fan-out", "rvz")
+
+
+def machine() -> dict[str, Any]:
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor() or "unknown")
+    import zmq
+
+    versions = {name: _version(name) for name in ("grpcio", "pyzmq", "protobuf", "uvloop", "hdrhistogram")}
+    return {"cpu": model, "cores": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)),
+            "python": platform.python_version(), "implementation": sys.implementation.name,
+            "kernel": platform.release(), "libzmq": zmq.zmq_version(), **versions,
+            "loadavg_at_start": os.getloadavg()}
+
+
+def _version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "-"
+
+
+def summarize(main: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Medians over rounds, per system."""
+    runs = main["runs"]
+    summary: dict[str, dict[str, Any]] = {}
+    for name in SYSTEMS:
+        rss: dict[str, float] = {}
+        for run in runs["saturation"][name]:
+            for proc, mb in run["rss_mb"].items():
+                rss[proc] = max(rss.get(proc, 0.0), mb)
+        summary[name] = {
+            "rps": _median(r["rps"] for r in runs["saturation"][name]),
+            "cpu_s_per_1000": _median(r["cpu_s_per_1000"] for r in runs["saturation"][name]),
+            "p50_1_ms": _median(r["p50_ms"] for r in runs["single"][name]),
+            "p99_1_ms": _median(r["p99_ms"] for r in runs["single"][name]),
+            "p99_half_ms": _median(r["p99_ms"] for r in runs["half_rate"][name]),
+            "rss_mb": rss, "rss_total_mb": round(sum(rss.values()), 1),
+        }
+    hop_runs = [r["hops_ms"] for r in runs["single"]["rvz"] if r.get("hops_ms")]
+    first = hop_runs[0] if hop_runs else {}
+    summary["rvz"]["hops_ms"] = {hop: _median(r.get(hop) for r in hop_runs) for hop in first}
+    return summary
+
+
+def _median(values: Any) -> float | None:
+    present = [v for v in values if v is not None]
+    return round(statistics.median(present), 4) if present else None
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 3) if a is not None and b else None
+
+
+def ratios(summary: dict[str, dict[str, Any]]) -> dict[str, dict[str, float | None]]:
+    keys = ("rps", "cpu_s_per_1000", "p50_1_ms", "p99_1_ms", "p99_half_ms", "rss_total_mb")
+    return {f"rvz/{base}": {k: _ratio(summary["rvz"][k], summary[base][k]) for k in keys}
+            for base in ("direct", "fan-out")}
+
+
+def table(summary: dict[str, dict[str, Any]], plan: Any, half_rate: float) -> str:
+    rows = [
+        ("rps", f"throughput at saturation (req/s, {plan.concurrency} in flight)", "{:,.0f}", False),
+        ("p50_1_ms", "p50 at 1 in flight (ms)", "{:.3f}", True),
+        ("p99_1_ms", "p99 at 1 in flight (ms)", "{:.3f}", True),
+        ("p99_half_ms", f"p99 at 50% of rvz's max rate ({half_rate:,.0f} req/s, open loop) (ms)", "{:.3f}", True),
+        ("cpu_s_per_1000", "CPU-seconds per 1000 requests (serving processes)", "{:.3f}", False),
+    ]
+    lines = ["| | direct | fan-out | rvz | rvz/direct | rvz/fan-out |", "|---|---:|---:|---:|---:|---:|"]
+    for key, label, fmt, show_delta in rows:
+        cells = [_fmt(summary[name][key], fmt) for name in SYSTEMS]
+        rvz = summary["rvz"][key]
+        comparisons = [_compare(rvz, summary[base][key], show_delta) for base in ("direct", "fan-out")]
+        lines.append(f"| {label} | " + " | ".join(cells + comparisons) + " |")
+    rss_cells = [_rss(summary[name]["rss_mb"]) for name in SYSTEMS]
+    rss_ratios = [_compare(summary["rvz"]["rss_total_mb"], summary[b]["rss_total_mb"], False)
+                  for b in ("direct", "fan-out")]
+    lines.append("| RSS per process (MB; ratio of totals) | " + " | ".join(rss_cells + rss_ratios) + " |")
+    return "\n".join(lines)
+
+
+def _fmt(value: float | None, fmt: str) -> str:
+    return "-" if value is None else fmt.format(value)
+
+
+def _compare(rvz: float | None, base: float | None, show_delta: bool) -> str:
+    if rvz is None or not base:
+        return "-"
+    text = f"{rvz / base:.2f}x"
+    return f"{text} ({rvz - base:+.3f} ms)" if show_delta else text
+
+
+def _rss(rss: dict[str, float]) -> str:
+    models = [f"{mb:.0f}" for name, mb in rss.items() if name.startswith("model-")]
+    others = [f"{_SHORT.get(name, name)} {mb:.0f}" for name, mb in rss.items() if not name.startswith("model-")]
+    return ", ".join(others + ([f"models {'/'.join(models)}"] if models else []))
+
+
+_SHORT = {"frontend": "fe", "rendezvous": "rv"}
+
+
+def machine_line(m: dict[str, Any]) -> str:
+    return (f"{m['cpu']}, {m['cores']} cores ({m['usable_cores']} usable), Linux {m['kernel']}, "
+            f"Python {m['python']}, grpcio {m['grpcio']}, pyzmq {m['pyzmq']} (libzmq {m['libzmq']}), "
+            f"protobuf {m['protobuf']}, uvloop {m['uvloop']}; load average at start "
+            + "/".join(f"{x:.2f}" for x in m["loadavg_at_start"]))
+
+
+def hops_line(summary: dict[str, dict[str, Any]]) -> str | None:
+    hops, p50 = summary["rvz"].get("hops_ms"), summary["rvz"]["p50_1_ms"]
+    decided = (hops or {}).get("frontend received -> decided")
+    if not hops or decided is None or p50 is None:
+        return None
+    steps = ", ".join(f"{hop} {ms:.3f}" for hop, ms in hops.items() if hop != "frontend received -> decided")
+    return (f"- Where rvz's time goes at 1 in flight (medians from its logs, ms): {steps}; received -> decided "
+            f"{decided:.3f}; the rest of the client's p50 {p50 - decided:.3f} (gRPC both ways, result routing back, "
+            f"waiting for the request record's fdatasync). Direct's whole p50: {summary['direct']['p50_1_ms']} ms.")
+
+
+def errors_line(runs: dict[str, dict[str, list[dict[str, Any]]]]) -> str | None:
+    """Non-OK answers in the main runs: the table's latencies are of OK answers only, so say what else happened."""
+    found = []
+    for measurement, by_system in runs.items():
+        for name, results in by_system.items():
+            totals: dict[str, int] = {}
+            for run in results:
+                for code, n in run["result"]["errors"].items():
+                    totals[code] = totals.get(code, 0) + n
+            sent = sum(run["result"]["sent"] for run in results)
+            found += [f"{name} {measurement} {code} {n}/{sent}" for code, n in totals.items()]
+    return ("- Non-OK answers in the main runs (not in the latencies above): " + ", ".join(found)) if found else None
+
+
+def extras(fallback: dict[str, Any] | None, overload: dict[str, Any] | None,
+           tracing: list[dict[str, Any]] | None) -> list[str]:
+    lines = []
+    if fallback is not None:
+        s, c = fallback["server_after_window_ms"], fallback["client_after_window_ms"]
+        lines.append(f"- Fallback precision (rvz, champion always 50 ms late, {fallback['window_ms']:g} ms window; "
+                     f"{fallback['calls']} calls at {fallback['result']['rate']:g} req/s): answer time minus the "
+                     f"window p50 {s.get('p50', '-')} ms, p99 {s.get('p99', '-')} ms (ScoreResponse.elapsed_ms); "
+                     f"as the client sees it p50 {c.get('p50', '-')} ms, p99 {c.get('p99', '-')} ms; answered by "
+                     + ", ".join(f"{k} {v}" for k, v in fallback["answers_by_model"].items())
+                     + "".join(f"; {code} {n}" for code, n in fallback["errors"].items()))
+    if overload is not None:
+        lag = overload["result"]["send_lag_ms"]
+        lines.append(f"- Overload (rvz, open loop at 2x its max = {overload['rate']:,.0f} req/s for "
+                     f"{overload['result']['duration_s']:g} s; offered {overload['offered_rps']:,.0f} req/s, "
+                     f"send lag p99 {lag.get('p99', '-')} ms): {overload['sent']} calls, {overload['ok']} OK, "
+                     f"{overload['resource_exhausted']} RESOURCE_EXHAUSTED, other "
+                     f"{overload['other'] or 0}, missing {overload['missing']} → "
+                     + ("no message silently dropped" if overload["passed"] else "**FAILED**")
+                     + f"; logged {overload['requests_logged']} requests, {overload['results_logged']} results.")
+    if tracing:
+        lines.append("- Tracing (rvz at saturation; OTLP/gRPC export to a sink on loopback): "
+                     + ", ".join(f"{_sampling(t['sampling_ratio'])} {t['rps']:,.0f} req/s "
+                                 f"({t['cpu_s_per_1000']:.3f} CPU-s/1000; {t['sink'].split(',')[0]})"
+                                 for t in tracing)
+                     + ". Set through OTEL_TRACES_SAMPLER=parentbased_traceidratio / OTEL_TRACES_SAMPLER_ARG; "
+                       "if the figures and export counts do not move with the ratio, rvz is not reading them.")
+    return lines
+
+
+def _sampling(ratio: float | None) -> str:
+    return "off" if ratio is None else f"{ratio:.0%} sampled"
+
+
+def targets(summary: dict[str, dict[str, Any]], fallback: dict[str, Any] | None,
+            overload: dict[str, Any] | None) -> list[tuple[str, bool | None, str]]:
+    """The targets of issue 5, each with pass/fail (None: not measured) and the figure."""
+    rvz, direct, fan = summary["rvz"], summary["direct"], summary["fan-out"]
+    r_fan, r_direct = _ratio(rvz["rps"], fan["rps"]), _ratio(rvz["rps"], direct["rps"])
+    added = None if rvz["p50_1_ms"] is None or direct["p50_1_ms"] is None else rvz["p50_1_ms"] - direct["p50_1_ms"]
+    fb = None if fallback is None else fallback["server_after_window_ms"].get("p99")
+    return [
+        ("throughput ≥ 2.0x fan-out", None if r_fan is None else r_fan >= 2.0, f"{r_fan}x"),
+        ("throughput ≥ 0.6x direct", None if r_direct is None else r_direct >= 0.6, f"{r_direct}x"),
+        ("added p50 at 1 in flight ≤ 0.35 ms", None if added is None else added <= 0.35,
+         "-" if added is None else f"{added:+.3f} ms"),
+        ("p99 at 50% of max rate ≤ 5 ms", None if rvz["p99_half_ms"] is None else rvz["p99_half_ms"] <= 5.0,
+         f"{rvz['p99_half_ms']} ms"),
+        ("fallback within 1 ms of its window (p99)", None if fb is None else fb <= 1.0, f"{fb} ms"),
+        ("no message silently dropped at 2x load", None if overload is None else overload["passed"],
+         "-" if overload is None else f"{overload['other'] or 'none'} other, {overload['missing']} missing"),
+    ]
+
+
+def targets_line(checks: list[tuple[str, bool | None, str]]) -> str:
+    marks = {True: "met", False: "NOT met", None: "not measured"}
+    return "- Targets (issue 5): " + "; ".join(f"{name}: {figure} ({marks[ok]})" for name, ok, figure in checks)

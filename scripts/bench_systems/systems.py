@@ -1,0 +1,157 @@
+"""The three systems, each started as real processes on this machine and stopped by PID.
+
+- direct: one plain gRPC server calling the champion in-process;
+- fan-out: three model gRPC servers (one process each) behind a gRPC fan-out frontend;
+- rvz: rendezvous, frontend and three model workers, started through the CLI like `rvz up` would,
+  with the request/scores/results logs on (fsync on) and ipc:// (or tcp://) streams.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from bench_systems import serving
+from bench_systems.procs import START_TIMEOUT_S, Proc, spawn
+from rvz.run import LISTENING_PREFIX, MODEL_READY
+
+WINDOW_MS = 30.0
+DEADLINE_MS = 100.0
+MODELS = {"champion": "bench_systems.models:champion", "challenger": "bench_systems.models:challenger",
+          "canary": "bench_systems.models:canary"}
+LATE_CHAMPION = "bench_systems.models:LateChampion"
+
+
+@dataclass
+class System:
+    name: str
+    root: Path
+    # In stop order.
+    procs: list[Proc] = field(default_factory=list)
+    target: str = ""
+
+    def cpu_s(self) -> float:
+        return sum(p.cpu_s() for p in self.procs)
+
+    def rss_mb(self) -> dict[str, float]:
+        return {p.name: round(p.rss_mb(), 1) for p in self.procs}
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.stop()
+
+    def add(self, proc: Proc) -> Proc:
+        self.procs.append(proc)
+        return proc
+
+
+def start_direct(root: Path) -> System:
+    system = System("direct", _subdir(root, "direct"))
+    try:
+        server = system.add(spawn("direct", ["-m", "bench_systems.scoring_server", "--entry", MODELS["champion"]],
+                                  system.root))
+        system.target = server.wait_line(serving.READY_PREFIX)
+    except BaseException:
+        system.stop()
+        raise
+    return system
+
+
+def start_fanout(root: Path) -> System:
+    system = System("fan-out", _subdir(root, "fanout"))
+    try:
+        servers = [system.add(spawn(f"model-{role}", ["-m", "bench_systems.scoring_server", "--entry", entry,
+                                                      "--name", role, "--role", role], system.root))
+                   for role, entry in MODELS.items()]
+        addresses = [f"{p.name.removeprefix('model-')}={p.wait_line(serving.READY_PREFIX)}" for p in servers]
+        args = ["-m", "bench_systems.fanout", "--window-ms", str(WINDOW_MS), "--deadline-ms", str(DEADLINE_MS)]
+        frontend = spawn("frontend", [*args, *(a for address in addresses for a in ("--model", address))],
+                         system.root)
+        system.procs.insert(0, frontend)  # stopped first, as in rvz
+        system.target = frontend.wait_line(serving.READY_PREFIX)
+    except BaseException:
+        system.stop()
+        raise
+    return system
+
+
+def start_rvz(root: Path, name: str = "rvz", *, champion: str = MODELS["champion"], streams: str = "ipc",
+              env: dict[str, str] | None = None) -> System:
+    """rendezvous, frontend, then the workers; returns once the use case's health is SERVING."""
+    system = System(name, _subdir(root, name))
+    config = system.root / "rvz.toml"
+    config.write_text(rvz_config(system.root, streams))
+    base = ["-m", "rvz"]
+    try:
+        system.add(spawn("rendezvous", [*base, "rendezvous", "--config", str(config)], system.root, env))
+        frontend = system.add(spawn("frontend", [*base, "frontend", "--config", str(config)], system.root, env))
+        system.target = frontend.wait_line(LISTENING_PREFIX)
+        for role, entry in {**MODELS, "champion": champion}.items():
+            args = [*base, "model", "run", "--config", str(config), "--name", role, "--role", role, "--entry", entry]
+            system.add(spawn(f"model-{role}", args, system.root, env)).wait_line(MODEL_READY)
+        wait_serving(system.target, "default")
+    except BaseException:
+        system.stop()
+        raise
+    # The order `rvz up` stops in: the frontend first (calls in flight are still answered), the rendezvous last.
+    system.procs.sort(key=lambda p: {"frontend": 0, "rendezvous": 2}.get(p.name, 1))
+    return system
+
+
+def rvz_config(root: Path, streams: str) -> str:
+    if streams == "tcp":
+        requests, scores, results = (f"tcp://127.0.0.1:{_free_port()}" for _ in range(3))
+    else:
+        requests, scores, results = (f"ipc://{root}/{s}.sock" for s in ("requests", "scores", "results"))
+    return f"""
+[frontend]
+listen = "127.0.0.1:0"
+
+[streams]
+requests = "{requests}"
+scores = "{scores}"
+results = "{results}"
+
+[log]
+dir = "{root}/data"
+fsync = true
+durable_answers = true
+
+[rendezvous]
+deadline_ms = {DEADLINE_MS}
+on_timeout = "error"
+[[rendezvous.schedule]]
+until_ms = {WINDOW_MS}
+accept = ["champion"]
+[[rendezvous.schedule]]
+until_ms = {DEADLINE_MS}
+accept = ["champion", "challenger", "canary"]
+"""
+
+
+def wait_serving(target: str, service: str, timeout_s: float = START_TIMEOUT_S) -> None:
+    """Block on the health Watch stream until ``service`` is SERVING."""
+    with grpc.insecure_channel(target) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        for reply in stub.Watch(health_pb2.HealthCheckRequest(service=service), timeout=timeout_s):
+            if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                return
+    raise RuntimeError(f"{target}: health of {service!r} never became SERVING")
+
+
+def _free_port() -> int:
+    # Racy in principle (another process may take it before the rendezvous binds), fine on a bench machine.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _subdir(root: Path, name: str) -> Path:
+    path = root / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,134 @@
+"""`rvz bench` against real servers: the figures must be coherent (no timing assertions: the machine is shared)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from harness import Deployment
+from rvz.bench import BenchResult, bench_command, run_bench
+from rvz.bench_load import LoadPlan, split_plan
+from rvz.bench_stats import Tally, record_ns
+
+SCRIPTS_DIR = Path(__file__).resolve().parent.parent / "scripts"
+PERCENTILES = ("min", "p50", "p90", "p99", "p99.9", "max")
+
+
+def assert_coherent(result: dict[str, Any] | BenchResult) -> dict[str, Any]:
+    r = result.as_dict() if isinstance(result, BenchResult) else result
+    assert r["sent"] == r["ok"] + sum(r["errors"].values())
+    assert r["missing"] == 0
+    assert set(r["error_details"]) == set(r["errors"]) == set(r["error_latency_ms"])
+    assert all(r["error_latency_ms"][code]["count"] == n for code, n in r["errors"].items())
+    assert r["latency_ms"]["count"] == r["ok"]
+    if r["ok"]:
+        values = [r["latency_ms"][p] for p in PERCENTILES]
+        assert values == sorted(values)
+        assert r["throughput_rps"] > 0
+        assert sum(r["answers_by_rule"].values()) == r["ok"]
+    assert r["completed_total"] >= r["sent"]
+    return r
+
+
+@pytest.fixture
+def direct_server(root: Path) -> Iterator[str]:
+    """The direct baseline of scripts/bench (a plain gRPC Scoring server) as a real process."""
+    sys.path.insert(0, str(SCRIPTS_DIR))
+    try:
+        from bench_systems.systems import start_direct
+
+        system = start_direct(root)
+        try:
+            yield system.target
+        finally:
+            system.stop()
+    finally:
+        sys.path.remove(str(SCRIPTS_DIR))
+
+
+def test_closed_loop_json_against_rvz_and_refusals_by_code(deployment: Callable[..., Deployment]) -> None:
+    d = deployment().start([("echo", "rvz_test_models:echo", "champion")])
+    args = ["--target", d.address, "--concurrency", "4", "--warmup", "0.2", "--duration", "0.5",
+            "--features", '{"x": 1.5}', "--json", "--no-progress"]
+    out = CliRunner().invoke(bench_command, args, catch_exceptions=False)
+    assert out.exit_code == 0, out.output
+    r = assert_coherent(json.loads(out.output))
+    assert r["mode"] == "closed" and r["concurrency"] == 4
+    assert r["ok"] > 0 and r["errors"] == {}
+    assert r["answers_by_model"] == {"echo/champion": r["ok"]}
+    assert r["server_elapsed_ms"]["count"] == r["ok"]  # rvz reports elapsed_ms in every answer
+
+    # No model serves this use case: every call is refused, and counted under its code.
+    out = CliRunner().invoke(bench_command, [*args, "--use-case", "nosuch"], catch_exceptions=False)
+    assert out.exit_code == 0, out.output
+    r = assert_coherent(json.loads(out.output))
+    assert r["ok"] == 0 and r["sent"] > 0
+    assert r["errors"] == {"NOT_FOUND": r["sent"]}
+    assert "nosuch" in r["error_details"]["NOT_FOUND"]
+    out = CliRunner().invoke(bench_command, [a for a in args if a != "--json"] + ["--use-case", "nosuch"])
+    assert out.exit_code == 0, out.output
+    assert " sent, 0 OK, " in out.output
+    assert ", NOT_FOUND " in out.output and "error      NOT_FOUND:" in out.output
+
+
+def test_open_loop_in_two_processes_merges_their_tallies(direct_server: str) -> None:
+    result = run_bench(direct_server, rate=200.0, warmup_s=0.2, duration_s=0.5, processes=2,
+                       features={"a": 1.0, "b": 2.0})
+    r = assert_coherent(result)
+    assert r["mode"] == "open" and r["processes"] == 2
+    # The timetable is fixed: 200/s for 0.5 s, interleaved between the two processes.
+    assert r["sent"] == 100
+    assert r["ok"] == 100
+    assert r["send_lag_ms"]["count"] == r["sent"]
+    assert r["answers_by_model"] == {"champion/champion": 100}
+
+
+def test_human_output_against_the_direct_baseline(direct_server: str) -> None:
+    out = CliRunner().invoke(bench_command, ["--target", direct_server, "--concurrency", "2", "--warmup", "0",
+                                             "--duration", "0.3", "--features", '{"x": "not a number"}',
+                                             "--no-progress"], catch_exceptions=False)
+    assert out.exit_code == 0, out.output
+    # The direct baseline's champion sums numbers and ignores strings: all answers are OK.
+    assert "calls " in out.output and " 0 failed" in out.output
+    assert "latency " in out.output and "p99" in out.output
+
+
+def test_unreachable_target_and_bad_options_exit_with_a_message(root: Path) -> None:
+    out = CliRunner().invoke(bench_command, ["--target", "127.0.0.1:1", "--timeout", "1", "--no-progress"])
+    assert out.exit_code == 1
+    assert "cannot connect to 127.0.0.1:1" in out.output
+    out = CliRunner().invoke(bench_command, ["--features", "[1, 2]"])
+    assert out.exit_code == 2
+    assert "--features must be a JSON object" in out.output
+
+
+def test_load_is_shared_evenly_between_processes() -> None:
+    base = LoadPlan("t", b"", 1.0, 0.0, 1.0)
+    assert [p.callers for p in split_plan(base, 10, None, 3)] == [4, 3, 3]
+    assert [p.callers for p in split_plan(base, 2, None, 4)] == [1, 1]  # never a process with nothing to do
+    plans = split_plan(base, 1, 300.0, 3)
+    assert [p.rate for p in plans] == [100.0, 100.0, 100.0]
+    assert [round(p.first_offset_s * 300) for p in plans] == [0, 1, 2]
+
+
+def test_tallies_merge_exactly_through_their_wire_form() -> None:
+    parts = [Tally(), Tally()]
+    for i, tally in enumerate(parts):
+        for ms in range(1, 101):
+            record_ns(tally.latency, (ms + i * 100) * 1_000_000)
+        tally.sent, tally.ok = 101, 100
+        tally.record_error("UNAVAILABLE", f"from {i}", 1_000_000)
+    merged = Tally()
+    for tally in parts:
+        merged.merge_wire(tally.to_wire())
+    assert (merged.sent, merged.ok, dict(merged.errors)) == (202, 200, {"UNAVAILABLE": 2})
+    assert merged.error_details == {"UNAVAILABLE": "from 0"}
+    assert merged.latency.get_total_count() == 200
+    assert merged.latency.get_value_at_percentile(50) // 1000 == 100
+    assert merged.error_latency["UNAVAILABLE"].get_total_count() == 2

@@ -196,6 +196,8 @@ class LogWriter:
         self._new_segment = False  # the directory needs an fsync before reporting durability
         self._appended_seq = 0
         self._durable_seq = 0
+        # True while the sync thread waits for work; appends notify only then.
+        self._sync_idle = False
         self._sync_error: OSError | None = None
         self.started = False
         self.closed = False
@@ -300,7 +302,9 @@ class LogWriter:
             self._segment_size += len(record)
             self.bytes_written += len(record)
             self._appended_seq += 1
-            self._cond.notify()
+            if self._sync_idle:  # wake the sync thread only when it sleeps: notify costs GIL hand-offs
+                self._sync_idle = False
+                self._cond.notify()
             return self._appended_seq
 
     def _check_writable(self) -> None:
@@ -330,7 +334,9 @@ class LogWriter:
         while True:
             with self._cond:
                 while self._appended_seq <= self._durable_seq and not self.closed:
+                    self._sync_idle = True
                     self._cond.wait()
+                self._sync_idle = False
                 if self._appended_seq <= self._durable_seq:
                     return
                 target, current, retiring = self._appended_seq, self._fd, self._retiring

@@ -148,13 +148,18 @@ def model() -> None:
 @click.option("--use-case", default=DEFAULT_USE_CASE, show_default=True, help="Use case to serve.")
 @click.option("--batch-max", default=32, show_default=True, type=click.IntRange(min=1),
               help="Most requests handed to predict_batch at once.")
+@click.option("--late-limit-ms", default=1000.0, show_default=True, type=click.FloatRange(min=0),
+              help="Do not score requests already this far past their deadline (a model that fell behind "
+                   "catches up).")
 def model_run(config_path: str | None, config_json: str | None, data_dir: str | None, metrics_listen: str,
-              name: str, model_version: str, role: str, entry: str, use_case: str, batch_max: int) -> None:
+              name: str, model_version: str, role: str, entry: str, use_case: str, batch_max: int,
+              late_limit_ms: float) -> None:
     """Run one model worker: SUB to requests, score, PUSH scores to the rendezvous."""
     config = _build_config(config_path, config_json, demo=False, data_dir=data_dir)
     try:
         spec = parse_config({"models": [{"name": name, "version": model_version, "role": role, "entry": entry,
-                                         "use_case": use_case, "batch_max": batch_max}]}, "command line").models[0]
+                                         "use_case": use_case, "batch_max": batch_max,
+                                         "late_limit_ms": late_limit_ms}]}, "command line").models[0]
     except ConfigError as e:
         _fail(str(e).replace("models[0].", "--").replace("_", "-"))
         raise

@@ -114,6 +114,9 @@ class ModelConfig:
     use_case: str = DEFAULT_USE_CASE
     # Upper bound on requests handed to predict_batch at once.
     batch_max: int = 32
+    # A request already this far past its deadline is not scored: late scores are still logged for
+    # comparison, but a model that falls far behind catches up instead of queueing without bound.
+    late_limit_ms: float = 1000.0
 
 
 @dataclass(frozen=True)
@@ -409,6 +412,7 @@ def _models(r: _Reader, data: Any) -> tuple[ModelConfig, ...]:
             role=cast(Role, role),
             use_case=r.name(item, p, "use_case", DEFAULT_USE_CASE),
             batch_max=r.positive(item, p, "batch_max", int, 32),
+            late_limit_ms=r.get(item, p, "late_limit_ms", float, 1000.0),
         )
         _check_unique(r, models, model, p)
         models.append(model)

@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 SERVICE_NAME = scoring_pb2.DESCRIPTOR.services_by_name["Scoring"].full_name
 ADMIN_SERVICE_NAME = admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name
 HEALTH_REFRESH_S = 0.05
+ADMIN_MARGIN = 16
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -70,7 +71,10 @@ class Frontend:
                                      segment_bytes=config.log.segment_mb * 1024 * 1024, fsync=config.log.fsync)
         self.dispatcher = Dispatcher(config, self.readiness, self.request_log, self.identity, self.tracer)
         self.health = health.aio.HealthServicer()
-        self.server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        # gRPC refuses calls beyond this with RESOURCE_EXHAUSTED before they queue inside it, where our own
+        # max_in_flight check cannot see them; the margin keeps health checks and admin calls going.
+        self.server = grpc.aio.server(options=[("grpc.so_reuseport", 0)],
+                                      maximum_concurrent_rpcs=self.max_in_flight + ADMIN_MARGIN)
         self.port = 0
         self.started = False
         self._health_task: asyncio.Task[None] | None = None

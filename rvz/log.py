@@ -31,7 +31,7 @@ import struct
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -289,19 +289,23 @@ class LogWriter:
 
     def append(self, payload: bytes) -> int:
         """Write one record; when this returns it survives a crash of this process (not of the host)."""
-        record = _frame(payload)
+        return self.append_many((payload,))
+
+    def append_many(self, payloads: Sequence[bytes]) -> int:
+        """Write records with one write() (a batch may overrun the segment size); returns the last's seq."""
+        data = b"".join([_frame(payload) for payload in payloads])
         with self._cond:
             self._check_writable()
             try:
                 if self._segment_size >= self._segment_bytes:
                     self._rotate()
-                _write_all(self._fd, record)
+                _write_all(self._fd, data)
             except OSError as e:
                 self._undo_partial_write()
                 raise LogError(f"cannot append to log {self.directory}: {e}") from e
-            self._segment_size += len(record)
-            self.bytes_written += len(record)
-            self._appended_seq += 1
+            self._segment_size += len(data)
+            self.bytes_written += len(data)
+            self._appended_seq += len(payloads)
             if self._sync_idle:  # wake the sync thread only when it sleeps: notify costs GIL hand-offs
                 self._sync_idle = False
                 self._cond.notify()

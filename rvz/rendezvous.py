@@ -34,7 +34,9 @@ from rvz.telemetry import Telemetry
 logger = logging.getLogger(__name__)
 
 MAX_POLL_MS = 100
-DRAIN_BATCH = 512
+# Messages taken from a socket per loop pass. Log records and answers are written and sent at the end of
+# a pass, so this also bounds how long an answer waits for the rest of its pass.
+DRAIN_BATCH = 64
 
 
 @dataclass
@@ -80,6 +82,10 @@ class Rendezvous:
         self.results_log = LogWriter(log_dir / "results", "rvz.v1.ResultEnvelope", segment_bytes=segment_bytes,
                                      fsync=config.log.fsync)
         self._router: zmq.Socket[bytes] | None = None
+        # What the current loop pass logged and answered: written with one write() per log, then sent.
+        self._score_records: list[bytes] = []
+        self._result_records: list[bytes] = []
+        self._answers: list[list[bytes]] = []
         self._latency: Histogram | None = None
         if self.telemetry.meter is not None:
             self._observe(self.telemetry.meter)
@@ -128,6 +134,7 @@ class Rendezvous:
         try:
             self._loop(sub, pull)
         finally:
+            self._flush()
             for sock in (sub, pull, self._router):
                 sock.close()
             ctx.term()
@@ -151,11 +158,24 @@ class Rendezvous:
             self._drain_scores(pull)
             now = time.time_ns()
             matcher.on_time(now)
+            self._flush()
             if self._router in events:
                 self._drain_admin(self._router)
             if now >= next_drift_check:
                 self.stats.check_drift()
                 next_drift_check = now + drift_every_ns
+
+    def _flush(self) -> None:
+        """Log the pass's scores and results, then send its answers: an answer is never sent unlogged."""
+        if self._score_records:
+            self.scores_log.append_many(self._score_records)
+            self._score_records.clear()
+        if self._result_records:
+            self.results_log.append_many(self._result_records)
+            self._result_records.clear()
+        for address, kind, payload in self._answers:
+            self._send(address, kind, payload)
+        self._answers.clear()
 
     def _poll_timeout_ms(self) -> int:
         next_ns = self.matcher.next_timer_ns()
@@ -293,7 +313,7 @@ class Rendezvous:
     def log_score(self, score: envelope_pb2.ScoreEnvelope, received_ns: int, *, late: bool, orphan: bool) -> None:
         record = envelope_pb2.ScoreRecord(received_unix_ns=received_ns, late=late, orphan=orphan)
         record.score.CopyFrom(score)
-        self.scores_log.append(record.SerializeToString())
+        self._score_records.append(record.SerializeToString())
         c = self.counters
         key = (score.use_case, score.model_name, score.role)
         c.scores_by[key] += 1
@@ -332,9 +352,9 @@ class Rendezvous:
 
     def answer(self, request: envelope_pb2.RequestEnvelope, result: envelope_pb2.ResultEnvelope) -> None:
         payload = result.SerializeToString()
-        # Logged before it is sent, as requests are: the results log never misses an answer.
-        self.results_log.append(payload)
-        self._send(request.return_address, streams.RESULT, payload)
+        # Logged before it is sent (see _flush), as requests are: the results log never misses an answer.
+        self._result_records.append(payload)
+        self._answers.append([request.return_address, streams.RESULT, payload])
         c = self.counters
         c.answered += 1
         if result.rule == "timeout":

@@ -69,8 +69,10 @@ class Worker:
         self.errors = 0
         self.dropped = 0
         self.archived = 0
+        self.expired = 0
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{config.model.name}"
         self._topic = streams.topic_for(config.model.use_case)
+        self._late_limit_ns = int(config.model.late_limit_ms * 1e6)
         self._info = self._model_info()
         self._archive: LogWriter | None = None
         self._latency: Histogram | None = None
@@ -86,6 +88,8 @@ class Worker:
         metrics.count(meter, "rvz.worker.dropped", "Scores not sent because the scores stream was full",
                       lambda: self.dropped, attributes)
         metrics.count(meter, "rvz.worker.archived", "Requests archived by a decoy", lambda: self.archived, attributes)
+        metrics.count(meter, "rvz.worker.expired", "Requests not scored because their deadline had passed",
+                      lambda: self.expired, attributes)
         self._latency = metrics.latency_histogram(meter, "rvz.worker.model.duration",
                                                   "Time in the model per batch")
         self._latency_attributes = attributes
@@ -116,8 +120,8 @@ class Worker:
             if self._archive is not None:
                 logger.info("decoy %s stopped after archiving %d requests", cfg.model.name, self.archived)
             else:
-                logger.info("model %s stopped after %d scores (%d errors, %d dropped)",
-                            cfg.model.name, self.scored, self.errors, self.dropped)
+                logger.info("model %s stopped after %d scores (%d errors, %d dropped, %d expired unscored)",
+                            cfg.model.name, self.scored, self.errors, self.dropped, self.expired)
 
     def _loop(self, sub: zmq.Socket[bytes], push: zmq.Socket[bytes]) -> None:
         poller = zmq.Poller()
@@ -154,8 +158,15 @@ class Worker:
                 self._archive.append(payload)
             self.archived += len(payloads)
             return
-        for score in self.score_batch([decode_request(payload) for payload in payloads]):
-            self._send(push, score.SerializeToString())
+        received = [decode_request(payload) for payload in payloads]
+        # A request long past its deadline was answered without us: scoring it would only make the requests
+        # queued behind it late too. Shedding it lets a worker that fell behind catch up.
+        oldest_deadline = time.time_ns() - self._late_limit_ns
+        live = [r for r in received if r.envelope.deadline_unix_ns > oldest_deadline]
+        self.expired += len(received) - len(live)
+        if live:
+            for score in self.score_batch(live):
+                self._send(push, score.SerializeToString())
 
     def score_batch(self, received: list[Received]) -> list[envelope_pb2.ScoreEnvelope]:
         """One model call for the batch; one score per request, errors included."""

@@ -255,7 +255,7 @@ ERRORS = [
     ("version type", '[[models]]\nname = "x"\nentry = "m:f"\nversion = 2',
      "models[0].version: must be a string, got 2"),
     ("model unknown key", '[[models]]\nname = "x"\nentry = "m:f"\ngpu = true',
-     "models[0].gpu: unknown key (known: batch_max, entry, name, role, use_case, version)"),
+     "models[0].gpu: unknown key (known: batch_max, entry, late_limit_ms, name, role, use_case, version)"),
     ("models not an array", '[models]\nname = "x"', "models: must be an array of tables ([[models]])"),
     ("models item", "models = [1]", "models[0]: must be a table"),
     ("unknown top-level key", "[metric]\nport = 9090",

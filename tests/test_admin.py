@@ -29,6 +29,14 @@ def models_by_name(d: Deployment) -> dict[str, admin_pb2.ModelStatus]:
     return {m.name: m for m in admin(d).ListModels(admin_pb2.ListModelsRequest(), timeout=5).models}
 
 
+def wait_models(d: Deployment, count: int) -> dict[str, admin_pb2.ModelStatus]:
+    """Models are known to a (new) rendezvous from their announces, which follow the frontend's probes."""
+    deadline = time.monotonic() + 10
+    while len(statuses := models_by_name(d)) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return statuses
+
+
 def test_promotion_under_load_fails_no_request(deployment: Make) -> None:
     d = deployment().start([
         ("old", "rvz_test_models:echo", "champion", {"RVZ_TEST_TAG": "old"}),
@@ -71,6 +79,7 @@ def test_promotion_under_load_fails_no_request(deployment: Make) -> None:
 
 def test_promotion_survives_a_rendezvous_restart(deployment: Make) -> None:
     d = deployment().start([("a", "rvz_test_models:echo", "champion"), ("b", "rvz_test_models:echo", "challenger")])
+    wait_models(d, 2)
     admin(d).Promote(admin_pb2.PromoteRequest(use_case="default", model_name="b"), timeout=5)
     d.proc("rendezvous").stop()
     d.procs.remove(d.proc("rendezvous"))
@@ -85,9 +94,7 @@ def test_promotion_survives_a_rendezvous_restart(deployment: Make) -> None:
             time.sleep(0.05)  # the frontend sees the new rendezvous at its next probe
     # Which model answers first depends on timing; the roles do not.
     assert response.role == {"a": "challenger", "b": "champion"}[response.model_name]
-    deadline = time.monotonic() + 10
-    while len(statuses := models_by_name(d)) < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)  # the new rendezvous learns the models from their next announces
+    statuses = wait_models(d, 2)
     assert (statuses["b"].role, statuses["a"].role) == ("champion", "challenger")
 
 
@@ -168,6 +175,7 @@ def test_admin_cli(deployment: Make) -> None:
     d = deployment().start([("champ", "rvz_test_models:echo", "champion"), ("chall", "rvz_test_models:echo",
                                                                           "challenger")])
     d.score({"x": 1})
+    wait_models(d, 2)
 
     def rvz(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "rvz", *args, "--target", d.address], capture_output=True,

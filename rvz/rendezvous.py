@@ -13,6 +13,7 @@ import math
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -189,15 +190,20 @@ class Rendezvous:
             return 0
         return min(MAX_POLL_MS, math.ceil(wait_ns / 1e6))
 
-    def _drain_requests(self, sub: zmq.Socket[bytes]) -> None:
+    def _messages(self, sock: zmq.Socket[bytes], frames: int) -> Iterator[list[bytes]]:
+        """Up to DRAIN_BATCH queued messages of ``frames`` frames each; others are counted as malformed."""
         for _ in range(DRAIN_BATCH):
             try:
-                topic, payload = sub.recv_multipart(zmq.NOBLOCK)
+                message = sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            except ValueError:
+            if len(message) == frames:
+                yield message
+            else:
                 self.counters.malformed += 1
-                continue
+
+    def _drain_requests(self, sub: zmq.Socket[bytes]) -> None:
+        for topic, payload in self._messages(sub, 2):
             if topic == streams.CONTROL_TOPIC:
                 self._answer_probe(payload)
                 continue
@@ -215,14 +221,7 @@ class Rendezvous:
             self.matcher.on_request(request, now)
 
     def _drain_scores(self, pull: zmq.Socket[bytes]) -> None:
-        for _ in range(DRAIN_BATCH):
-            try:
-                kind, payload = pull.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            except ValueError:
-                self.counters.malformed += 1
-                continue
+        for kind, payload in self._messages(pull, 2):
             if kind == streams.SCORE:
                 self._on_score(payload)
             elif kind == streams.ANNOUNCE:
@@ -248,14 +247,7 @@ class Rendezvous:
 
     def _drain_admin(self, router: zmq.Socket[bytes]) -> None:
         """Admin calls forwarded by frontends: [frontend id, ADMIN, AdminCall]."""
-        for _ in range(DRAIN_BATCH):
-            try:
-                address, kind, payload = router.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            except ValueError:
-                self.counters.malformed += 1
-                continue
+        for address, kind, payload in self._messages(router, 3):
             try:
                 call = envelope_pb2.AdminCall.FromString(payload)
             except Exception:

@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -35,7 +35,7 @@ DEFAULT_TARGET = "127.0.0.1:50051"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _fail(message: str, code: int = EXIT_USAGE) -> None:
+def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     click.echo(f"rvz: {message}", err=True)
     sys.exit(code)
 
@@ -65,7 +65,6 @@ def _build_config(config_path: str | None, config_json: str | None, *, demo: boo
         return config.with_overrides(listen=listen, data_dir=data_dir)
     except ConfigError as e:
         _fail(f"config error: {e}")
-        raise  # unreachable
 
 
 def _supervised() -> None:
@@ -162,7 +161,6 @@ def model_run(config_path: str | None, config_json: str | None, data_dir: str | 
                                          "late_limit_ms": late_limit_ms}]}, "command line").models[0]
     except ConfigError as e:
         _fail(str(e).replace("models[0].", "--").replace("_", "-"))
-        raise
     _logging(f"rvz-model-{name}")
     _supervised()
     _run_model(config, spec, metrics_listen)

@@ -25,7 +25,7 @@ from rvz import streams, tracing
 from rvz._proto import envelope_pb2
 from rvz.config import Config
 from rvz.errors import Overloaded, Unavailable
-from rvz.log import LogWriter
+from rvz.log import LogError, LogWriter
 from rvz.readiness import Readiness
 
 logger = logging.getLogger(__name__)
@@ -105,7 +105,10 @@ class Dispatcher:
         if span is not None and self.tracer is not None:
             publish = tracing.start_publish(self.tracer, span, use_case, request_id, envelope.trace_context)
         payload = envelope.SerializeToString()
-        seq = self.request_log.append(payload)  # logged before it is published
+        try:
+            seq = self.request_log.append(payload)  # logged before it is published
+        except LogError as e:
+            raise Unavailable(f"the request log cannot be written, so the request was not accepted: {e}") from e
         try:
             self._pub.send_multipart([streams.topic_for(use_case), payload], zmq.NOBLOCK)
         except zmq.Again:
@@ -146,7 +149,11 @@ class Dispatcher:
         self._loop.call_soon(self._on_results)
 
     def _on_result(self, payload: bytes) -> None:
-        result = envelope_pb2.ResultEnvelope.FromString(payload)
+        try:
+            result = envelope_pb2.ResultEnvelope.FromString(payload)
+        except Exception:  # never from our rendezvous; do not let it break the reader
+            logger.warning("ignoring a malformed result envelope (%d bytes)", len(payload))
+            return
         waiter = self.waiting.get(result.request_id)
         if waiter is None or waiter.future.done():
             return  # the caller gave up (client deadline or cancel) before the answer came

@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import NoReturn, Protocol
 
 import click
 import zmq
@@ -178,6 +178,6 @@ def replay_command(data_dir: str | None, config_path: str | None, entry: str, na
                f"compare with: rvz report --data-dir {directory} --use-case {use_case}")
 
 
-def _fail(message: str, code: int) -> None:
+def _fail(message: str, code: int) -> NoReturn:
     click.echo(f"rvz: {message}", err=True)
     sys.exit(code)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from rvz._proto import admin_pb2, admin_pb2_grpc
 from rvz.config import Config, ModelConfig, config_to_json
 from rvz.run import LISTENING_PREFIX, MODEL_READY
 from rvz.telemetry import offset_listen
@@ -106,6 +107,7 @@ class Supervisor:
         for child in self.models:
             self._read_line(child, MODEL_READY)
         self._wait_serving()
+        self._wait_models()
 
     def _spawn(self, child: Child, stdout: int = subprocess.DEVNULL) -> None:
         # Only the first start's stdout is read (for its ready line); a restarted child's is not needed.
@@ -148,6 +150,23 @@ class Supervisor:
                     pass
                 self.should_exit.wait(TICK_S)
         raise StartupFailed(f"not SERVING after {START_TIMEOUT_S:.0f} s: no model answered the frontend's probes")
+
+    def _wait_models(self) -> None:
+        """Until the rendezvous lists every configured model: their scores, not only probes, get through."""
+        expected = {(m.use_case, m.name) for m in self.config.models}
+        deadline = time.monotonic() + START_TIMEOUT_S
+        with grpc.insecure_channel(self.address) as channel:
+            stub = admin_pb2_grpc.AdminStub(channel)  # type: ignore[no-untyped-call]
+            while time.monotonic() < deadline and not self.should_exit.is_set():
+                self._check_startup()
+                try:
+                    listed = stub.ListModels(admin_pb2.ListModelsRequest(), timeout=1.0).models
+                    if expected <= {(m.use_case, m.name) for m in listed if m.live}:
+                        return
+                except grpc.RpcError:
+                    pass
+                self.should_exit.wait(TICK_S)
+        raise StartupFailed("not every model reached the rendezvous; see the models' errors above")
 
     def _check_startup(self) -> None:
         for child in self.children:

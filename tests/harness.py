@@ -25,7 +25,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from rvz._proto import envelope_pb2, scoring_pb2, scoring_pb2_grpc
+from rvz._proto import admin_pb2, admin_pb2_grpc, envelope_pb2, scoring_pb2, scoring_pb2_grpc
 from rvz.log import iter_records
 from rvz.run import LISTENING_PREFIX, MODEL_READY
 
@@ -166,7 +166,19 @@ class Deployment:
         for name, entry, role, *env in models:
             self.start_model(name, entry, role, use_case=use_case, env=env[0] if env else None)
         self.wait_serving(use_case)
+        self.wait_models({name for name, *_ in models})
         return self
+
+    def wait_models(self, names: set[str], timeout_s: float = START_TIMEOUT_S) -> None:
+        """Until the rendezvous lists every model: each one's scores can reach it, not only its probes."""
+        stub = admin_pb2_grpc.AdminStub(self.channel)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            listed = {m.name for m in stub.ListModels(admin_pb2.ListModelsRequest(), timeout=5).models if m.live}
+            if names <= listed:
+                return
+            time.sleep(0.02)  # announces follow the frontend's probes
+        raise AssertionError(f"models {names - listed} never reached the rendezvous")
 
     def proc(self, name: str) -> Proc:
         return next(p for p in self.procs if p.name == name)

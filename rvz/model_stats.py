@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rvz._proto import envelope_pb2
-from rvz.report_data import extract
+from rvz.outputs import extract
 
 logger = logging.getLogger(__name__)
 

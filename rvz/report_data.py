@@ -17,19 +17,19 @@ import math
 import os
 from array import array
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
-from google.protobuf import struct_pb2
 
 from rvz._proto import envelope_pb2, scoring_pb2
 from rvz.config import Window
 from rvz.ids import id_time_ms
 from rvz.log import iter_records
+from rvz.outputs import extract
 
 # Bits of ModelArrays.flags.
 ERROR = 1
@@ -39,7 +39,6 @@ ON_TIME = 8  # arrived before the end of the first window that accepts the model
 HAS_WINDOW = 16  # some window accepts the model (otherwise on-time is not defined)
 
 # Keys of a dict output read as its number, in this order of preference.
-NUMBER_KEYS = ("score", "value", "prediction")
 NO_LABEL = -1
 
 F64 = npt.NDArray[np.float64]
@@ -71,56 +70,6 @@ class Filter:
         if self.since_ns is not None and received_ns < self.since_ns:
             return False
         return self.until_ns is None or received_ns < self.until_ns
-
-
-def extract(value: struct_pb2.Value) -> tuple[str | None, float | None]:
-    """(label, number) of a model output.
-
-    Label: a string or bool output, or the "label" entry of a dict output (a string, bool or class number).
-    Number: a number output, or a dict's first numeric "score"/"value"/"prediction" entry, or else the
-    largest value of its "probabilities" dict (a classifier's confidence). Anything else: neither.
-    """
-    kind = value.WhichOneof("kind")
-    if kind == "string_value":
-        return value.string_value, None
-    if kind == "number_value":
-        return None, value.number_value
-    if kind == "bool_value":
-        return _bool_label(value.bool_value), None
-    if kind != "struct_value":
-        return None, None
-    fields = value.struct_value.fields
-    label = _label_of(fields["label"]) if "label" in fields else None
-    return label, _number_of(fields)
-
-
-def _bool_label(flag: bool) -> str:
-    return "true" if flag else "false"
-
-
-def _label_of(value: struct_pb2.Value) -> str | None:
-    kind = value.WhichOneof("kind")
-    if kind == "string_value":
-        return value.string_value
-    if kind == "bool_value":
-        return _bool_label(value.bool_value)
-    if kind == "number_value":  # a class id: JSON has no integers, so 2.0 is printed as 2
-        number = value.number_value
-        return str(int(number)) if number.is_integer() else repr(number)
-    return None
-
-
-def _number_of(fields: Mapping[str, struct_pb2.Value]) -> float | None:
-    for key in NUMBER_KEYS:
-        item = fields.get(key)
-        if item is not None and item.WhichOneof("kind") == "number_value":
-            return item.number_value
-    probabilities = fields.get("probabilities")
-    if probabilities is None or probabilities.WhichOneof("kind") != "struct_value":
-        return None
-    numbers = [v.number_value for v in probabilities.struct_value.fields.values()
-               if v.WhichOneof("kind") == "number_value"]
-    return max(numbers) if numbers else None
 
 
 def window_end_ms(schedule: tuple[Window, ...], role: str, name: str) -> float | None:

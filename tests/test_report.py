@@ -17,8 +17,8 @@ from click.testing import CliRunner
 from rvz._proto import envelope_pb2, scoring_pb2
 from rvz.codec import to_value
 from rvz.log import LogWriter
+from rvz.outputs import extract
 from rvz.report import parse_time, report_command
-from rvz.report_data import extract
 
 pytestmark = pytest.mark.timeout(60)
 

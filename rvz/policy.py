@@ -64,6 +64,13 @@ class Policy:
                 return position
         return None
 
+    def acceptance_end_ns(self, role: str, model_name: str) -> int | None:
+        """End of the first window accepting this role or model name: a score after it is not on time."""
+        for window, end_ns in zip(self.windows, self.ends_ns, strict=True):
+            if role in window.accept or model_name in window.accept:
+                return end_ns
+        return None
+
     def rule(self, window: int, rank: int) -> str:
         w = self.windows[window]
         start = self.windows[window - 1].until_ms if window else 0.0

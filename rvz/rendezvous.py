@@ -338,8 +338,7 @@ class Rendezvous:
         policy = self.admin_state.policy_for(score.use_case)
         key = (score.use_case, policy.version, score.role, score.model_name)
         if key not in self._on_time_ns:
-            self._on_time_ns[key] = next((end for window, end in zip(policy.windows, policy.ends_ns, strict=True)
-                                          if score.role in window.accept or score.model_name in window.accept), None)
+            self._on_time_ns[key] = policy.acceptance_end_ns(score.role, score.model_name)
         return self._on_time_ns[key]
 
     def answer(self, request: envelope_pb2.RequestEnvelope, result: envelope_pb2.ResultEnvelope) -> None:

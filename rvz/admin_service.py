@@ -8,6 +8,7 @@ import grpc
 
 from rvz._proto import admin_pb2, admin_pb2_grpc, envelope_pb2
 from rvz.dispatch import Dispatcher
+from rvz.errors import status_from_value
 
 ADMIN_TIMEOUT_S = 5.0
 
@@ -44,6 +45,5 @@ class AdminService(admin_pb2_grpc.AdminServicer):
                                 f"{ADMIN_TIMEOUT_S:g} s; is `rvz rendezvous` running?")
         assert reply is not None
         if reply.status_code:
-            codes = {code.value[0]: code for code in grpc.StatusCode}
-            await context.abort(codes.get(reply.status_code, grpc.StatusCode.UNKNOWN), reply.status_message)
+            await context.abort(status_from_value(reply.status_code), reply.status_message)
         return reply

@@ -21,6 +21,7 @@ from rvz.config import (
     config_from_json,
     load_config,
     parse_config,
+    parse_model,
 )
 from rvz.errors import ConfigError, ModelLoadError, RvzError
 from rvz.log import LogError
@@ -156,11 +157,11 @@ def model_run(config_path: str | None, config_json: str | None, data_dir: str | 
     """Run one model worker: SUB to requests, score, PUSH scores to the rendezvous."""
     config = _build_config(config_path, config_json, demo=False, data_dir=data_dir)
     try:
-        spec = parse_config({"models": [{"name": name, "version": model_version, "role": role, "entry": entry,
-                                         "use_case": use_case, "batch_max": batch_max,
-                                         "late_limit_ms": late_limit_ms}]}, "command line").models[0]
+        spec = parse_model({"name": name, "version": model_version, "role": role, "entry": entry,
+                            "use_case": use_case, "batch_max": batch_max, "late_limit_ms": late_limit_ms},
+                           "command line")
     except ConfigError as e:
-        _fail(str(e).replace("models[0].", "--").replace("_", "-"))
+        _fail(str(e))
     _logging(f"rvz-model-{name}")
     _supervised()
     _run_model(config, spec, metrics_listen)

@@ -397,26 +397,34 @@ def _models(r: _Reader, data: Any) -> tuple[ModelConfig, ...]:
         raise r.fail("models", "must be an array of tables ([[models]])")
     models: list[ModelConfig] = []
     for i, item in enumerate(data):
-        p = f"models[{i}]."
         if not isinstance(item, Mapping):
             raise r.fail(f"models[{i}]", "must be a table")
-        r.reject_unknown(item, p, set(ModelConfig.__dataclass_fields__))
-        role = r.choice(item, p, "role", ROLES, "champion")
-        entry = r.get(item, p, "entry", str, "")
-        if (entry or role != "decoy") and not re.match(r"^[\w.]+:[\w.]+$", entry):
-            raise r.fail(p + "entry", f"must be MODULE:ATTR (e.g. mypkg.models:predict), got {entry!r}")
-        model = ModelConfig(
-            name=r.name(item, p, "name", None),
-            entry=entry,
-            version=r.get(item, p, "version", str, "1"),
-            role=cast(Role, role),
-            use_case=r.name(item, p, "use_case", DEFAULT_USE_CASE),
-            batch_max=r.positive(item, p, "batch_max", int, 32),
-            late_limit_ms=r.get(item, p, "late_limit_ms", float, 1000.0),
-        )
-        _check_unique(r, models, model, p)
+        model = _model(r, item, f"models[{i}].")
+        _check_unique(r, models, model, f"models[{i}].")
         models.append(model)
     return tuple(models)
+
+
+def parse_model(item: Mapping[str, Any], source: str) -> ModelConfig:
+    """One model given outside [[models]] (command-line options of `rvz model run` and `rvz replay`)."""
+    return _model(_Reader(source), item, "")
+
+
+def _model(r: _Reader, item: Mapping[str, Any], p: str) -> ModelConfig:
+    r.reject_unknown(item, p, set(ModelConfig.__dataclass_fields__))
+    role = r.choice(item, p, "role", ROLES, "champion")
+    entry = r.get(item, p, "entry", str, "")
+    if (entry or role != "decoy") and not re.match(r"^[\w.]+:[\w.]+$", entry):
+        raise r.fail(p + "entry", f"must be MODULE:ATTR (e.g. mypkg.models:predict), got {entry!r}")
+    return ModelConfig(
+        name=r.name(item, p, "name", None),
+        entry=entry,
+        version=r.get(item, p, "version", str, "1"),
+        role=cast(Role, role),
+        use_case=r.name(item, p, "use_case", DEFAULT_USE_CASE),
+        batch_max=r.positive(item, p, "batch_max", int, 32),
+        late_limit_ms=r.get(item, p, "late_limit_ms", float, 1000.0),
+    )
 
 
 def _check_unique(r: _Reader, models: list[ModelConfig], model: ModelConfig, prefix: str) -> None:

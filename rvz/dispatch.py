@@ -54,7 +54,6 @@ class Dispatcher:
         self.identity = identity
         self.durable_answers = config.log.durable_answers
         self.waiting: dict[str, Waiter] = {}
-        self.published = 0
         self.refused_full = 0
         self._not_durable: list[tuple[Waiter, envelope_pb2.ResultEnvelope]] = []
         self._backstops: list[tuple[int, str]] = []
@@ -117,7 +116,6 @@ class Dispatcher:
         finally:
             if publish is not None:
                 publish.end()
-        self.published += 1
         waiter = Waiter(self._loop.create_future(), seq)
         self.waiting[request_id] = waiter
         heapq.heappush(self._backstops, (deadline_ns + BACKSTOP_GRACE_NS, request_id))

@@ -8,6 +8,13 @@ from __future__ import annotations
 
 import grpc
 
+_STATUS_BY_VALUE = {code.value[0]: code for code in grpc.StatusCode}
+
+
+def status_from_value(value: int) -> grpc.StatusCode:
+    """The StatusCode of a numeric status carried in an envelope (UNKNOWN for a value gRPC does not define)."""
+    return _STATUS_BY_VALUE.get(value, grpc.StatusCode.UNKNOWN)
+
 
 class RvzError(Exception):
     """Root of rvz's errors."""

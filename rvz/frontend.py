@@ -26,7 +26,7 @@ from rvz._proto import admin_pb2, admin_pb2_grpc, scoring_pb2
 from rvz.admin_service import AdminService
 from rvz.config import Config
 from rvz.dispatch import Dispatcher
-from rvz.errors import NoAnswer, Overloaded, RvzError
+from rvz.errors import NoAnswer, Overloaded, RvzError, status_from_value
 from rvz.ids import RequestIds
 from rvz.log import LogWriter
 from rvz.readiness import Readiness
@@ -170,7 +170,7 @@ class Frontend:
         result = await self.dispatcher.submit(call.request_id, use_case, data, call.received_ns, deadline_ns,
                                               call.span)
         if result.status_code:
-            raise NoAnswer(_CODES.get(result.status_code, grpc.StatusCode.UNKNOWN), result.status_message)
+            raise NoAnswer(status_from_value(result.status_code), result.status_message)
         return result.response
 
     async def _publish_health(self) -> None:
@@ -188,5 +188,3 @@ class Frontend:
                                 health_pb2.HealthCheckResponse.ServingStatus.Name(status))
             await asyncio.sleep(HEALTH_REFRESH_S)
 
-
-_CODES = {code.value[0]: code for code in grpc.StatusCode}

@@ -28,7 +28,7 @@ from rich.progress import Progress
 
 from rvz import streams
 from rvz._proto import envelope_pb2
-from rvz.config import Config, ModelConfig, load_config, parse_config
+from rvz.config import Config, ModelConfig, load_config, parse_config, parse_model
 from rvz.errors import ConfigError, ModelLoadError
 from rvz.log import LogError, LogLockedError, LogWriter, iter_records
 from rvz.model import Model, load_model
@@ -150,8 +150,8 @@ def replay_command(data_dir: str | None, config_path: str | None, entry: str, na
     """Replay archived requests into a model that was not live, writing its scores marked as replayed."""
     try:
         config = load_config(config_path) if config_path else parse_config({}, "<defaults>")
-        spec = parse_config({"models": [{"name": name, "version": model_version, "role": role, "entry": entry,
-                                         "use_case": use_case}]}, "command line").models[0]
+        spec = parse_model({"name": name, "version": model_version, "role": role, "entry": entry,
+                            "use_case": use_case}, "command line")
         now = time.time_ns()
         since_ns = parse_time(since, now) if since else None
         until_ns = parse_time(until, now) if until else None

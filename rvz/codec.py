@@ -79,3 +79,26 @@ def to_value(obj: Any) -> struct_pb2.Value:
     value = struct_pb2.Value()
     python_to_value(obj, value)
     return value
+
+
+def embed(tag: int, message: bytes) -> bytes:
+    """A length-delimited protobuf field holding already-encoded ``message`` bytes (tag: field << 3 | 2).
+
+    Protobuf parsers accept fields in any order, so this can be prepended to the encoding of the rest
+    of the enclosing message.
+    """
+    return _varint(tag) + _varint(len(message)) + message
+
+
+def _varint(n: int) -> bytes:
+    if n < 0x80:
+        return _BYTES[n]
+    out = bytearray()
+    while n > 0x7F:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+_BYTES = [bytes((n,)) for n in range(0x80)]

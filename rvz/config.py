@@ -55,6 +55,10 @@ class LogConfig:
     fsync: bool = True
     # Answer a caller only once its request record is on disk (fdatasync'ed).
     durable_answers: bool = True
+    # The rendezvous's scores and results logs are written before each answer is sent, and fdatasync'ed
+    # at most this often: nobody waits on them, and syncing per loop pass costs a thread wake-up and a
+    # sync per pass. A host crash can lose this much of them; never the request log (synced at once).
+    sync_every_ms: float = 10.0
 
 
 TraceExporter = Literal["none", "otlp", "console"]
@@ -242,6 +246,12 @@ class _Reader:
             raise self.fail(prefix + key, f"must be a positive number, got {value!r}")
         return value
 
+    def non_negative(self, data: Mapping[str, Any], prefix: str, key: str, kind: type, default: Any) -> Any:
+        value = self.get(data, prefix, key, kind, default)
+        if not value >= 0 or (isinstance(value, float) and not math.isfinite(value)):
+            raise self.fail(prefix + key, f"must be zero or a positive number, got {value!r}")
+        return value
+
     def name(self, data: Mapping[str, Any], prefix: str, key: str, default: str | None) -> str:
         value = self.get(data, prefix, key, str, default)
         if value is None:
@@ -337,6 +347,7 @@ def _log(r: _Reader, data: Mapping[str, Any]) -> LogConfig:
         segment_mb=r.positive(data, p, "segment_mb", int, d.segment_mb),
         fsync=r.get(data, p, "fsync", bool, d.fsync),
         durable_answers=r.get(data, p, "durable_answers", bool, d.durable_answers),
+        sync_every_ms=r.non_negative(data, p, "sync_every_ms", float, d.sync_every_ms),
     )
 
 

@@ -1,10 +1,13 @@
 """The frontend's side of the streams: publish each request once, route results back.
 
 Hot path per request: one protobuf envelope built around the client's request
-bytes (never re-encoded), one ``os.write`` to the request log, one NOBLOCK send
-on the XPUB socket, one future. Results are read by a reader callback on the
-DEALER socket's file descriptor that drains everything queued in one go, instead
-of one awaited ``recv`` (a task and a future) per message.
+bytes (never re-encoded) and one future. Requests submitted in the same event
+loop pass are flushed together: one ``os.write`` to the request log for all of
+them, then one NOBLOCK send per use case carrying them all as frames. At one
+request in flight that is the next loop pass, i.e. no wait; under load it turns
+hundreds of socket sends and wake-ups per second into a few. Results come back
+the same way (several per message) and are read by a reader callback on the
+DEALER socket's file descriptor that drains everything queued in one go.
 """
 
 from __future__ import annotations
@@ -41,7 +44,18 @@ DRAIN_BATCH = 1024
 @dataclass(eq=False)
 class Waiter:
     future: asyncio.Future[envelope_pb2.ResultEnvelope]
-    log_seq: int
+    # The request's record in the request log; set when the pass's requests are flushed.
+    log_seq: int = 0
+
+
+@dataclass(eq=False)
+class Outgoing:
+    """A request accepted in this loop pass, waiting for the pass's flush."""
+
+    topic: bytes
+    payload: bytes
+    waiter: Waiter
+    publish: Span | None
 
 
 class Dispatcher:
@@ -56,6 +70,9 @@ class Dispatcher:
         self.waiting: dict[str, Waiter] = {}
         self.refused_full = 0
         self._not_durable: list[tuple[Waiter, envelope_pb2.ResultEnvelope]] = []
+        # Set (by the loop) while answers are parked in _not_durable; read by the log's sync thread.
+        self._awaiting_durable = False
+        self._outbox: list[Outgoing] = []
         self._backstops: list[tuple[int, str]] = []
         self._ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self._pub: zmq.Socket[bytes] | None = None
@@ -88,6 +105,7 @@ class Dispatcher:
             self._loop.remove_reader(self._dealer.FD)
             self._loop.remove_reader(self._monitor.FD)
             self._dealer.disable_monitor()
+        self._outbox = []  # never flushed, never logged: their callers get the error below
         for waiter in self.waiting.values():
             if not waiter.future.done():
                 waiter.future.set_exception(Unavailable("the frontend is shutting down; retry on another"))
@@ -96,33 +114,56 @@ class Dispatcher:
     async def submit(self, request_id: str, use_case: str, request: bytes, received_ns: int,
                      deadline_ns: int, span: Span | None = None) -> envelope_pb2.ResultEnvelope:
         """Log, publish and wait for the rendezvous's result; the caller handles cancellation."""
-        assert self._pub is not None and self._loop is not None
+        assert self._loop is not None
         envelope = envelope_pb2.RequestEnvelope(
             request_id=request_id, use_case=use_case, request=request, received_unix_ns=received_ns,
             deadline_unix_ns=deadline_ns, return_address=self.identity)
         publish = None
         if span is not None and self.tracer is not None:
             publish = tracing.start_publish(self.tracer, span, use_case, request_id, envelope.trace_context)
-        payload = envelope.SerializeToString()
-        try:
-            seq = self.request_log.append(payload)  # logged before it is published
-        except LogError as e:
-            raise Unavailable(f"the request log cannot be written, so the request was not accepted: {e}") from e
-        try:
-            self._pub.send_multipart([streams.topic_for(use_case), payload], zmq.NOBLOCK)
-        except zmq.Again:
-            self.refused_full += 1
-            raise Overloaded("the input stream is full (a model is not keeping up); retry with backoff") from None
-        finally:
-            if publish is not None:
-                publish.end()
-        waiter = Waiter(self._loop.create_future(), seq)
+        waiter = Waiter(self._loop.create_future())
+        if not self._outbox:
+            self._loop.call_soon(self._flush)
+        self._outbox.append(Outgoing(streams.topic_for(use_case), envelope.SerializeToString(), waiter, publish))
         self.waiting[request_id] = waiter
         heapq.heappush(self._backstops, (deadline_ns + BACKSTOP_GRACE_NS, request_id))
         try:
             return await waiter.future
         finally:
             del self.waiting[request_id]
+
+    def _flush(self) -> None:
+        """Log this pass's requests with one write, then publish them, one message per use case."""
+        outbox, self._outbox = self._outbox, []
+        if not outbox:  # stop() refused them already
+            return
+        try:
+            last_seq = self.request_log.append_many([item.payload for item in outbox])  # logged, then published
+        except LogError as e:
+            self._refuse(outbox, Unavailable(f"the request log cannot be written, so the request was not "
+                                             f"accepted: {e}"))
+            return
+        by_topic: dict[bytes, list[Outgoing]] = {}
+        for seq, item in enumerate(outbox, last_seq - len(outbox) + 1):
+            item.waiter.log_seq = seq
+            by_topic.setdefault(item.topic, []).append(item)
+        assert self._pub is not None
+        for topic, items in by_topic.items():
+            try:
+                self._pub.send_multipart([topic, *(item.payload for item in items)], zmq.NOBLOCK)
+            except zmq.Again:
+                self.refused_full += len(items)
+                self._refuse(items, Overloaded("the input stream is full (a model is not keeping up); "
+                                               "retry with backoff"))
+        for item in outbox:
+            if item.publish is not None:
+                item.publish.end()
+
+    @staticmethod
+    def _refuse(items: list[Outgoing], error: Exception) -> None:
+        for item in items:
+            if not item.waiter.future.done():
+                item.waiter.future.set_exception(error)
 
     # --- results ------------------------------------------------------------------------------
 
@@ -131,17 +172,16 @@ class Dispatcher:
         assert dealer is not None
         for _ in range(DRAIN_BATCH):
             try:
-                kind, payload = dealer.recv_multipart(zmq.NOBLOCK)
+                kind, *payloads = dealer.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            except ValueError:
-                continue
             if kind == streams.RESULT:
-                self._on_result(payload)
-            elif kind == streams.CONTROL:
-                self._on_control(payload)
-            elif kind == streams.ADMIN:
-                self._on_admin_reply(payload)
+                for payload in payloads:
+                    self._on_result(payload)
+            elif kind == streams.CONTROL and payloads:
+                self._on_control(payloads[0])
+            elif kind == streams.ADMIN and payloads:
+                self._on_admin_reply(payloads[0])
         # More is queued: continue after other callbacks had a turn (the fd is edge-triggered).
         assert self._loop is not None
         self._loop.call_soon(self._on_results)
@@ -157,13 +197,19 @@ class Dispatcher:
             return  # the caller gave up (client deadline or cancel) before the answer came
         if self.durable_answers and waiter.log_seq > self.request_log.durable_seq:
             self._not_durable.append((waiter, result))
+            self._awaiting_durable = True
+            # The sync thread publishes durable_seq before it reads the flag, so reading durable_seq again
+            # after setting the flag means one side sees the other: no answer is left parked unseen.
+            if waiter.log_seq <= self.request_log.durable_seq:
+                self._release_durable(self.request_log.durable_seq)
         else:
             waiter.future.set_result(result)
 
     def _durable_from_thread(self, seq: int) -> None:
+        # Hop to the loop only if an answer is parked: at low load the sync is done long before the
+        # answer arrives, and a call_soon_threadsafe per sync would wake the loop for nothing.
         loop = self._loop
-        # Always hop to the loop: checking _not_durable from this thread would race with the loop adding to it.
-        if loop is not None and not loop.is_closed():
+        if self._awaiting_durable and loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self._release_durable, seq)
 
     def _release_durable(self, seq: int) -> None:
@@ -176,6 +222,7 @@ class Dispatcher:
             elif not waiter.future.done():
                 waiter.future.set_result(result)
         self._not_durable = still
+        self._awaiting_durable = bool(still)
 
     async def call_admin(self, call: envelope_pb2.AdminCall, timeout_s: float) -> envelope_pb2.AdminReply | None:
         """Send an Admin call to the rendezvous and wait for its reply (None: no reply in time)."""

@@ -24,6 +24,7 @@ from opentelemetry.trace import Span
 from rvz import metrics, tracing
 from rvz._proto import admin_pb2, admin_pb2_grpc, scoring_pb2
 from rvz.admin_service import AdminService
+from rvz.admission import Admission
 from rvz.config import Config
 from rvz.dispatch import Dispatcher
 from rvz.errors import NoAnswer, Overloaded, RvzError, status_from_value
@@ -38,7 +39,8 @@ logger = logging.getLogger(__name__)
 SERVICE_NAME = scoring_pb2.DESCRIPTOR.services_by_name["Scoring"].full_name
 ADMIN_SERVICE_NAME = admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name
 HEALTH_REFRESH_S = 0.05
-ADMIN_MARGIN = 16
+# Calls that ended without an answer from the rendezvous: refused (the stream was full) or given up.
+NOT_ANSWERED = frozenset((grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.CANCELLED))
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -48,6 +50,8 @@ class Call:
     """One Score call as the frontend sees it, for its status, metrics and span."""
 
     received_ns: int
+    # Set once the request is published: from then on the call waits for an answer.
+    deadline_ns: int = 0
     use_case: str = ""
     request_id: str = ""
     code: grpc.StatusCode = grpc.StatusCode.OK
@@ -63,7 +67,7 @@ class Frontend:
         # Calls by (use case, status code name); read by the metrics exporter, never on a timer.
         self.calls: Counter[tuple[str, ...]] = Counter()
         self.sla_ns = int(config.rendezvous.deadline_ms * 1e6)
-        self.max_in_flight = config.frontend.max_in_flight
+        self.admission = Admission(config.frontend.max_in_flight)
         self.identity = b"fe-" + secrets.token_hex(6).encode()
         self.ids = RequestIds()
         self.readiness = Readiness(config.frontend, config.streams)
@@ -71,10 +75,11 @@ class Frontend:
                                      segment_bytes=config.log.segment_mb * 1024 * 1024, fsync=config.log.fsync)
         self.dispatcher = Dispatcher(config, self.readiness, self.request_log, self.identity, self.tracer)
         self.health = health.aio.HealthServicer()
-        # gRPC refuses calls beyond this with RESOURCE_EXHAUSTED before they queue inside it, where our own
-        # max_in_flight check cannot see them; the margin keeps health checks and admin calls going.
-        self.server = grpc.aio.server(options=[("grpc.so_reuseport", 0)],
-                                      maximum_concurrent_rpcs=self.max_in_flight + ADMIN_MARGIN)
+        # No maximum_concurrent_rpcs: grpc.aio enforces it by not taking new calls from gRPC core, where
+        # they queue until core's backlog protection (grpc.server.max_pending_requests) cancels them at
+        # random with CANCELLED. Taking every call and refusing the excess ourselves (see Admission) keeps
+        # that queue short and gives the client a RESOURCE_EXHAUSTED it can act on.
+        self.server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
         self.port = 0
         self.started = False
         self._health_task: asyncio.Task[None] | None = None
@@ -88,6 +93,9 @@ class Frontend:
                          ("use_case", "code"))
         metrics.gauge(meter, "rvz.frontend.in_flight", "Score calls waiting for their answer",
                       lambda: len(self.dispatcher.waiting))
+        metrics.gauge(meter, "rvz.frontend.admission_limit", "Score calls allowed to wait at once (adapts to "
+                      "what is answered within the deadlines; at most frontend.max_in_flight)",
+                      lambda: self.admission.limit)
         metrics.count(meter, "rvz.frontend.refused_full", "Requests refused because the input stream was full "
                       "(never dropped silently)", lambda: self.dispatcher.refused_full)
         metrics.observe_logs(meter, {"requests": self.request_log})
@@ -144,6 +152,8 @@ class Frontend:
             call.code = grpc.StatusCode.CANCELLED
             raise
         finally:
+            if call.deadline_ns and call.code not in NOT_ANSWERED:
+                self.admission.on_answer(call.received_ns, time.time_ns(), call.deadline_ns)
             self.calls[(call.use_case, call.code.name)] += 1
             if self._duration is not None:
                 self._duration.record((time.time_ns() - call.received_ns) / 1e6,
@@ -158,20 +168,29 @@ class Frontend:
             check_use_case(use_case)
         schema = self.readiness.check(use_case)
         check_features(request, use_case, schema)
-        if len(self.dispatcher.waiting) >= self.max_in_flight:
-            raise Overloaded(f"{self.max_in_flight} requests already in flight (frontend.max_in_flight); "
-                             "retry with backoff")
+        in_flight = len(self.dispatcher.waiting)
+        if not self.admission.admits(in_flight):
+            raise Overloaded(self._overloaded_message(in_flight))
         sla_ms = self.readiness.deadlines_ms.get(use_case)  # a policy set through the Admin API wins
         deadline_ns = call.received_ns + (self.sla_ns if sla_ms is None else int(sla_ms * 1e6))
         remaining = context.time_remaining()  # gRPC Python does not propagate deadlines by itself
         if remaining is not None:
             deadline_ns = min(deadline_ns, time.time_ns() + int(remaining * 1e9))
         call.request_id = self.ids.next()
+        call.deadline_ns = deadline_ns
         result = await self.dispatcher.submit(call.request_id, use_case, data, call.received_ns, deadline_ns,
                                               call.span)
         if result.status_code:
             raise NoAnswer(status_from_value(result.status_code), result.status_message)
         return result.response
+
+    def _overloaded_message(self, in_flight: int) -> str:
+        limit, most = self.admission.limit, self.admission.max_in_flight
+        if limit >= most:
+            return f"{in_flight} requests already in flight (frontend.max_in_flight = {most}); retry with backoff"
+        return (f"{in_flight} requests already in flight: more than this deployment can answer within their "
+                f"deadlines right now (adaptive admission limit {limit}, at most frontend.max_in_flight = {most}); "
+                "retry with backoff")
 
     async def _publish_health(self) -> None:
         """Mirror readiness into the gRPC health service: "" for the server, one name per use case."""

@@ -179,8 +179,13 @@ class LogWriter:
         *,
         segment_bytes: int = 64 * 1024 * 1024,
         fsync: bool = True,
+        sync_delay_s: float = 0.0,
     ) -> None:
         self.directory = Path(directory)
+        # How long the sync thread lets appends gather before each fdatasync. 0: sync at once (callers
+        # wait for durability); more: fewer syncs and thread wake-ups, for logs nobody waits on.
+        self._sync_delay_s = sync_delay_s
+        self._closing = threading.Event()
         self.record_type = record_type
         self._segment_bytes = segment_bytes
         self._fsync = fsync
@@ -343,6 +348,9 @@ class LogWriter:
                 self._sync_idle = False
                 if self._appended_seq <= self._durable_seq:
                     return
+            if self._sync_delay_s and self._fsync:
+                self._closing.wait(self._sync_delay_s)  # let appends gather; stop() cuts this short
+            with self._cond:
                 target, current, retiring = self._appended_seq, self._fd, self._retiring
                 new_segment, self._retiring, self._new_segment = self._new_segment, [], False
             try:
@@ -387,6 +395,7 @@ class LogWriter:
             if self.closed:
                 return
             self.closed = True
+            self._closing.set()
             self._cond.notify()
         if not self.started:
             return

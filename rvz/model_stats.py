@@ -3,7 +3,9 @@
 The rendezvous feeds every score it logs into a ``StatsBook``. Recent scores are
 kept in bounded deques (a sliding window by count, trimmed by age when read), so
 memory stays flat however long the process runs; figures are computed only when
-someone asks (ListModels, a metrics scrape, the periodic drift check).
+someone asks (ListModels, a metrics scrape, the periodic drift check). Recording
+a score is on the hot path, so it only appends: a tuple of its timings, and its
+output as received (labels and numbers are read from outputs at drift checks).
 
 Drift: each model's recent outputs are compared with the canary's, the stable
 reference, with the same figures as `rvz report`: labels (see ``extract``) use
@@ -18,8 +20,10 @@ import logging
 import math
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
+from google.protobuf import struct_pb2
 
 from rvz._proto import envelope_pb2
 from rvz.outputs import extract
@@ -36,8 +40,7 @@ NO_FIGURE = -1.0
 ModelKey = tuple[str, str, str]  # use case, model name, version
 
 
-@dataclass
-class Sample:
+class Sample(NamedTuple):
     received_ns: int
     latency_ms: float  # NaN when the request's receipt time is unknown
     error: bool
@@ -48,10 +51,21 @@ class Sample:
 class ModelRecord:
     role: str = ""
     recent: deque[Sample] = field(default_factory=lambda: deque(maxlen=MAX_RECENT))
-    labels: deque[str] = field(default_factory=lambda: deque(maxlen=MAX_OUTPUTS))
-    numbers: deque[float] = field(default_factory=lambda: deque(maxlen=MAX_OUTPUTS))
+    # The last outputs that were not errors.
+    outputs: deque[struct_pb2.Value] = field(default_factory=lambda: deque(maxlen=MAX_OUTPUTS))
     scores_total: int = 0
     chosen_total: int = 0
+
+    def labels_and_numbers(self) -> tuple[list[str], list[float]]:
+        labels: list[str] = []
+        numbers: list[float] = []
+        for output in self.outputs:
+            label, number = extract(output)
+            if label is not None:
+                labels.append(label)
+            if number is not None and math.isfinite(number):
+                numbers.append(number)
+        return labels, numbers
 
 
 @dataclass(frozen=True)
@@ -74,17 +88,16 @@ class StatsBook:
 
     def on_score(self, score: envelope_pb2.ScoreEnvelope, received_ns: int, latency_ms: float,
                  on_time: bool | None) -> None:
-        record = self.models.setdefault((score.use_case, score.model_name, score.model_version), ModelRecord())
+        key = (score.use_case, score.model_name, score.model_version)
+        record = self.models.get(key)
+        if record is None:
+            record = self.models[key] = ModelRecord()
         record.role = score.role
         record.scores_total += 1
         error = bool(score.error)
         record.recent.append(Sample(received_ns, latency_ms, error, on_time))
         if not error:
-            label, number = extract(score.output)
-            if label is not None:
-                record.labels.append(label)
-            if number is not None and math.isfinite(number):
-                record.numbers.append(number)
+            record.outputs.append(score.output)
 
     def on_answer(self, use_case: str, model_name: str, version: str) -> None:
         record = self.models.get((use_case, model_name, version))
@@ -135,10 +148,12 @@ def warm_up() -> None:
 def divergence(model: ModelRecord, canary: ModelRecord) -> float:
     from scipy import stats  # imported by warm_up(); not at module import, which other tools do
 
-    if len(model.labels) >= MIN_OUTPUTS and len(canary.labels) >= MIN_OUTPUTS:
-        return label_distance(Counter(model.labels), Counter(canary.labels))
-    if len(model.numbers) >= MIN_OUTPUTS and len(canary.numbers) >= MIN_OUTPUTS:
-        return float(stats.ks_2samp(np.fromiter(model.numbers, float), np.fromiter(canary.numbers, float)).statistic)
+    labels, numbers = model.labels_and_numbers()
+    canary_labels, canary_numbers = canary.labels_and_numbers()
+    if len(labels) >= MIN_OUTPUTS and len(canary_labels) >= MIN_OUTPUTS:
+        return label_distance(Counter(labels), Counter(canary_labels))
+    if len(numbers) >= MIN_OUTPUTS and len(canary_numbers) >= MIN_OUTPUTS:
+        return float(stats.ks_2samp(np.array(numbers), np.array(canary_numbers)).statistic)
     return NO_FIGURE
 
 

@@ -21,7 +21,7 @@ import zmq
 from opentelemetry.metrics import Histogram, Meter
 from opentelemetry.trace import Span
 
-from rvz import metrics, streams, tracing
+from rvz import codec, metrics, streams, tracing
 from rvz._proto import envelope_pb2
 from rvz.admin import AdminHandler
 from rvz.admin_state import AdminState
@@ -38,6 +38,7 @@ MAX_POLL_MS = 100
 # Messages taken from a socket per loop pass. Log records and answers are written and sent at the end of
 # a pass, so this also bounds how long an answer waits for the rest of its pass.
 DRAIN_BATCH = 64
+SCORE_FIELD_TAG = envelope_pb2.ScoreRecord.SCORE_FIELD_NUMBER << 3 | 2  # wire type 2: length-delimited
 
 
 @dataclass
@@ -78,15 +79,19 @@ class Rendezvous:
         self._on_time_ns: dict[tuple[str, int, str, str], int | None] = {}
         log_dir = Path(config.log.dir)
         segment_bytes = config.log.segment_mb * 1024 * 1024
+        sync_delay_s = config.log.sync_every_ms / 1000
         self.scores_log = LogWriter(log_dir / "scores", "rvz.v1.ScoreRecord", segment_bytes=segment_bytes,
-                                    fsync=config.log.fsync)
+                                    fsync=config.log.fsync, sync_delay_s=sync_delay_s)
         self.results_log = LogWriter(log_dir / "results", "rvz.v1.ResultEnvelope", segment_bytes=segment_bytes,
-                                     fsync=config.log.fsync)
+                                     fsync=config.log.fsync, sync_delay_s=sync_delay_s)
         self._router: zmq.Socket[bytes] | None = None
         # What the current loop pass logged and answered: written with one write() per log, then sent.
         self._score_records: list[bytes] = []
         self._result_records: list[bytes] = []
-        self._answers: list[list[bytes]] = []
+        # Results by the frontend to send them to: one message each per pass.
+        self._answers: dict[bytes, list[bytes]] = {}
+        # The score being handled and the bytes it arrived as (b"" once they no longer match it).
+        self._score_bytes: tuple[envelope_pb2.ScoreEnvelope, bytes] | None = None
         self._latency: Histogram | None = None
         if self.telemetry.meter is not None:
             self._observe(self.telemetry.meter)
@@ -174,8 +179,8 @@ class Rendezvous:
         if self._result_records:
             self.results_log.append_many(self._result_records)
             self._result_records.clear()
-        for address, kind, payload in self._answers:
-            self._send(address, kind, payload)
+        for address, results in self._answers.items():
+            self._send(address, streams.RESULT, *results)
         self._answers.clear()
 
     def _poll_timeout_ms(self) -> int:
@@ -191,41 +196,48 @@ class Rendezvous:
         return min(MAX_POLL_MS, math.ceil(wait_ns / 1e6))
 
     def _messages(self, sock: zmq.Socket[bytes], frames: int) -> Iterator[list[bytes]]:
-        """Up to DRAIN_BATCH queued messages of ``frames`` frames each; others are counted as malformed."""
+        """Up to DRAIN_BATCH queued messages of at least ``frames`` frames; others are counted as malformed."""
         for _ in range(DRAIN_BATCH):
             try:
                 message = sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            if len(message) == frames:
+            if len(message) >= frames:
                 yield message
             else:
                 self.counters.malformed += 1
 
     def _drain_requests(self, sub: zmq.Socket[bytes]) -> None:
-        for topic, payload in self._messages(sub, 2):
+        """Messages of [topic, request, request, ...]: frontends publish a loop pass's requests together."""
+        for topic, *payloads in self._messages(sub, 2):
             if topic == streams.CONTROL_TOPIC:
-                self._answer_probe(payload)
+                self._answer_probe(payloads[0])
                 continue
-            request = envelope_pb2.RequestEnvelope()
-            try:
-                request.ParseFromString(payload)
-            except Exception:
-                self.counters.malformed += 1
-                logger.warning("ignoring a malformed request envelope (%d bytes)", len(payload))
-                continue
-            self.counters.requests += 1
-            now = time.time_ns()
-            if self.tracer is not None and request.trace_context:
-                self._trace_request(request, now)
-            self.matcher.on_request(request, now)
+            for payload in payloads:
+                self._on_request(payload)
+
+    def _on_request(self, payload: bytes) -> None:
+        request = envelope_pb2.RequestEnvelope()
+        try:
+            request.ParseFromString(payload)
+        except Exception:
+            self.counters.malformed += 1
+            logger.warning("ignoring a malformed request envelope (%d bytes)", len(payload))
+            return
+        self.counters.requests += 1
+        now = time.time_ns()
+        if self.tracer is not None and request.trace_context:
+            self._trace_request(request, now)
+        self.matcher.on_request(request, now)
 
     def _drain_scores(self, pull: zmq.Socket[bytes]) -> None:
-        for kind, payload in self._messages(pull, 2):
+        """Messages of [SCORE, score, score, ...] (workers send several at once) or [ANNOUNCE, control]."""
+        for kind, *payloads in self._messages(pull, 2):
             if kind == streams.SCORE:
-                self._on_score(payload)
+                for payload in payloads:
+                    self._on_score(payload)
             elif kind == streams.ANNOUNCE:
-                self._on_announce(payload)
+                self._on_announce(payloads[0])
             else:
                 self.counters.malformed += 1
 
@@ -238,16 +250,23 @@ class Rendezvous:
             logger.warning("ignoring a malformed score envelope (%d bytes)", len(payload))
             return
         self.counters.scores += 1
-        if score.replayed:  # from `rvz replay`: archived traffic, for the logs only
-            self.log_score(score, time.time_ns(), late=False, orphan=False)
-            return
-        if self.admin_state.roles:  # promotions override the role a worker was started with
-            score.role = self.admin_state.role_of(score.use_case, score.model_name, score.role)
-        self.matcher.on_score(score, time.time_ns())
+        if self.admin_state.roles and not score.replayed:  # promotions override a worker's own role
+            role = self.admin_state.role_of(score.use_case, score.model_name, score.role)
+            if role != score.role:
+                score.role = role
+                payload = b""  # the bytes no longer say what the score is
+        self._score_bytes = (score, payload)
+        try:
+            if score.replayed:  # from `rvz replay`: archived traffic, for the logs only
+                self.log_score(score, time.time_ns(), late=False, orphan=False)
+            else:
+                self.matcher.on_score(score, time.time_ns())
+        finally:
+            self._score_bytes = None
 
     def _drain_admin(self, router: zmq.Socket[bytes]) -> None:
         """Admin calls forwarded by frontends: [frontend id, ADMIN, AdminCall]."""
-        for address, kind, payload in self._messages(router, 3):
+        for address, kind, payload, *_ in self._messages(router, 3):
             try:
                 call = envelope_pb2.AdminCall.FromString(payload)
             except Exception:
@@ -288,15 +307,16 @@ class Rendezvous:
                                      sent_unix_ns=time.time_ns(), deadlines_ms=self.admin_state.deadlines_ms())
         self._send(probe.frontend_id, streams.CONTROL, ready.SerializeToString())
 
-    def _send(self, address: bytes, kind: bytes, payload: bytes) -> bool:
+    def _send(self, address: bytes, kind: bytes, *payloads: bytes) -> bool:
         assert self._router is not None
         try:
-            self._router.send_multipart([address, kind, payload], zmq.NOBLOCK)
+            self._router.send_multipart([address, kind, *payloads], zmq.NOBLOCK)
             return True
         except zmq.ZMQError as e:  # EHOSTUNREACH: that frontend is gone; EAGAIN: it is not reading
-            self.counters.undeliverable += 1
-            if self.counters.undeliverable in (1, 10, 100) or self.counters.undeliverable % 1000 == 0:
-                logger.warning("cannot deliver to frontend %r: %s (%d so far)", address, e.strerror,
+            before = self.counters.undeliverable
+            self.counters.undeliverable += len(payloads)
+            if _milestone(before, self.counters.undeliverable):
+                logger.warning("cannot deliver to frontend %r: %s (%d messages so far)", address, e.strerror,
                                self.counters.undeliverable)
             return False
 
@@ -304,8 +324,12 @@ class Rendezvous:
 
     def log_score(self, score: envelope_pb2.ScoreEnvelope, received_ns: int, *, late: bool, orphan: bool) -> None:
         record = envelope_pb2.ScoreRecord(received_unix_ns=received_ns, late=late, orphan=orphan)
-        record.score.CopyFrom(score)
-        self._score_records.append(record.SerializeToString())
+        if self._score_bytes is not None and self._score_bytes[0] is score and self._score_bytes[1]:
+            # The score as the worker encoded it, spliced in as field 1 rather than copied and re-encoded.
+            self._score_records.append(codec.embed(SCORE_FIELD_TAG, self._score_bytes[1]) + record.SerializeToString())
+        else:
+            record.score.CopyFrom(score)
+            self._score_records.append(record.SerializeToString())
         c = self.counters
         key = (score.use_case, score.model_name, score.role)
         c.scores_by[key] += 1
@@ -345,7 +369,7 @@ class Rendezvous:
         payload = result.SerializeToString()
         # Logged before it is sent (see _flush), as requests are: the results log never misses an answer.
         self._result_records.append(payload)
-        self._answers.append([request.return_address, streams.RESULT, payload])
+        self._answers.setdefault(request.return_address, []).append(payload)
         c = self.counters
         c.answered += 1
         if result.rule == "timeout":
@@ -364,3 +388,8 @@ class Rendezvous:
         if span is not None:
             tracing.end_decision(span, result.rule, result.model_name, result.role, result.elapsed_ms,
                                  result.status_code, result.status_message, result.decided_unix_ns)
+
+
+def _milestone(before: int, after: int) -> bool:
+    """Whether a count went past 1, 10, 100 or a multiple of 1000: when to repeat a warning."""
+    return any(before < mark <= after for mark in (1, 10, 100)) or before // 1000 != after // 1000

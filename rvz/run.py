@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import gc
 import logging
 import os
 import signal
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from rvz.config import Config, ModelConfig
 from rvz.frontend import Frontend
 from rvz.model import load_model
+from rvz.model_stats import warm_up
 from rvz.rendezvous import Rendezvous
 from rvz.telemetry import Telemetry, offset_listen
 from rvz.telemetry import setup as telemetry_setup
@@ -49,6 +51,7 @@ async def _serve_frontend(config: Config, telemetry: Telemetry) -> None:
         loop.add_signal_handler(sig, should_exit.set)
     frontend = Frontend(config, telemetry)
     port = await frontend.start()
+    freeze_heap()
     host = config.frontend.listen.rsplit(":", 1)[0]
     print(f"{LISTENING_PREFIX}{host}:{port}", flush=True)
     logger.info("serving rvz.v1.Scoring on %s:%d (SLA %g ms)", host, port, config.rendezvous.deadline_ms)
@@ -61,6 +64,8 @@ def run_rendezvous(config: Config, metrics_listen: str = "") -> None:
     listen = metrics_listen or offset_listen(config.metrics.listen, 1)
     telemetry = telemetry_setup("rendezvous", config.tracing, config.metrics, listen)
     rendezvous = Rendezvous(config, telemetry)
+    warm_up()
+    freeze_heap()
     try:
         with _exit_on_signal(rendezvous.should_exit):
             rendezvous.run()
@@ -74,11 +79,23 @@ def run_model(config: Config, model: ModelConfig, metrics_listen: str = "") -> N
     worker = Worker(WorkerConfig(model, config.streams, config.log.dir, config.log.fsync), loaded,
                     on_ready=lambda: print(f"{MODEL_READY}{model.use_case}/{model.name}", flush=True),
                     telemetry=telemetry)
+    freeze_heap()
     try:
         with _exit_on_signal(worker.should_exit):
             worker.run()
     finally:
         telemetry.shutdown()
+
+
+def freeze_heap() -> None:
+    """Exempt everything built so far (modules, the model, gRPC and OTel objects) from garbage collection.
+
+    The cyclic collector's full passes walk every tracked object: with the tens of thousands a started
+    process holds, one pass stalls serving for 15-60 ms on a busy 2-core machine, which showed up as the
+    p99 of answers. Frozen objects are never walked again; what serving allocates still is.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 @contextlib.contextmanager

@@ -14,6 +14,7 @@ import os
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,10 @@ from rvz.telemetry import Telemetry
 logger = logging.getLogger(__name__)
 
 POLL_MS = 100
+# Requests taken off the input stream before scoring starts on them.
+DRAIN_MAX = 1024
+# How long a score may wait for the scores after it to share its message.
+SCORE_FLUSH_NS = 500_000
 
 
 @dataclass(frozen=True)
@@ -127,46 +132,55 @@ class Worker:
         poller = zmq.Poller()
         poller.register(sub, zmq.POLLIN)
         batch_max = self.config.model.batch_max if self.model is None or self.model.batches else 1
+        backlog: deque[bytes] = deque()
         while not self.should_exit.is_set():
             if not poller.poll(POLL_MS):
                 continue
-            # Drain what is queued (up to a batch) before scoring: one wake-up, many messages.
-            while True:
-                payloads = self._drain(sub, push, batch_max)
-                if not payloads:
-                    break
-                self._handle(payloads, push)
+            # Take everything queued before scoring: one wake-up, many requests.
+            self._drain(sub, push, backlog)
+            scores: list[bytes] = []
+            first_ns = 0
+            while backlog and not self.should_exit.is_set():
+                payloads = [backlog.popleft() for _ in range(min(batch_max, len(backlog)))]
+                if not scores:
+                    first_ns = time.perf_counter_ns()
+                scores += self._handle(payloads)
+                # Scores travel several to a message; a fast model's first score waits at most
+                # SCORE_FLUSH_NS for the others, a slow model's goes out alone.
+                if scores and time.perf_counter_ns() - first_ns >= SCORE_FLUSH_NS:
+                    self._send(push, scores)
+                    scores = []
+                if not backlog:
+                    self._drain(sub, push, backlog)
+            if scores:
+                self._send(push, scores)
 
-    def _drain(self, sub: zmq.Socket[bytes], push: zmq.Socket[bytes], limit: int) -> list[bytes]:
-        payloads: list[bytes] = []
-        while len(payloads) < limit:
+    def _drain(self, sub: zmq.Socket[bytes], push: zmq.Socket[bytes], backlog: deque[bytes]) -> None:
+        while len(backlog) < DRAIN_MAX:
             try:
-                topic, payload = sub.recv_multipart(zmq.NOBLOCK)
+                topic, *payloads = sub.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
-                break
-            except ValueError:  # not two frames: nothing we sent
-                continue
+                return
             if topic == self._topic:
-                payloads.append(payload)
-            elif topic == streams.CONTROL_TOPIC:
-                self._answer_probe(payload, push)
-        return payloads
+                backlog.extend(payloads)
+            elif topic == streams.CONTROL_TOPIC and payloads:
+                self._answer_probe(payloads[0], push)
 
-    def _handle(self, payloads: list[bytes], push: zmq.Socket[bytes]) -> None:
+    def _handle(self, payloads: list[bytes]) -> list[bytes]:
+        """Score (or archive) the payloads; returns the serialized scores to send."""
         if self._archive is not None:
-            for payload in payloads:
-                self._archive.append(payload)
+            self._archive.append_many(payloads)
             self.archived += len(payloads)
-            return
+            return []
         received = [decode_request(payload) for payload in payloads]
         # A request long past its deadline was answered without us: scoring it would only make the requests
         # queued behind it late too. Shedding it lets a worker that fell behind catch up.
         oldest_deadline = time.time_ns() - self._late_limit_ns
         live = [r for r in received if r.envelope.deadline_unix_ns > oldest_deadline]
         self.expired += len(received) - len(live)
-        if live:
-            for score in self.score_batch(live):
-                self._send(push, score.SerializeToString())
+        if not live:
+            return []
+        return [score.SerializeToString() for score in self.score_batch(live)]
 
     def score_batch(self, received: list[Received]) -> list[envelope_pb2.ScoreEnvelope]:
         """One model call for the batch; one score per request, errors included."""
@@ -219,13 +233,14 @@ class Worker:
             tracing.inject(span, score.trace_context)
             tracing.end_scoring(span, score.error_type, score.error, finished)
 
-    def _send(self, push: zmq.Socket[bytes], payload: bytes) -> None:
+    def _send(self, push: zmq.Socket[bytes], scores: list[bytes]) -> None:
         try:
-            push.send_multipart([streams.SCORE, payload], zmq.NOBLOCK)
+            push.send_multipart([streams.SCORE, *scores], zmq.NOBLOCK)
         except zmq.Again:
-            self.dropped += 1
-            if self.dropped == 1 or self.dropped % 1000 == 0:
-                logger.error("scores stream full (rendezvous down or slow): %d scores dropped", self.dropped)
+            self.dropped += len(scores)
+            if self.dropped == len(scores) or self.dropped // 1000 != (self.dropped - len(scores)) // 1000:
+                    logger.error("scores stream full (rendezvous down or slow): %d scores dropped so far",
+                             self.dropped)
 
     def _answer_probe(self, payload: bytes, push: zmq.Socket[bytes]) -> None:
         try:

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from google.protobuf import struct_pb2
 
-from rvz.codec import EncodeError, python_to_value, struct_to_dict, to_value, value_to_python
+from rvz._proto import envelope_pb2
+from rvz.codec import EncodeError, embed, python_to_value, struct_to_dict, to_value, value_to_python
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -168,3 +169,14 @@ def test_round_trip_of_random_json_like_values(seed: int) -> None:
     for _ in range(25):
         obj = random_json(rng)
         assert typed(round_trip(obj)) == typed(decoded(obj))
+
+
+@pytest.mark.parametrize("size", [0, 1, 127, 128, 300, 20_000, 3_000_000])
+def test_embedded_bytes_parse_as_the_copied_message(size: int) -> None:
+    score = envelope_pb2.ScoreEnvelope(request_id="r-1", model_name="m", role="champion", error="e" * size)
+    copied = envelope_pb2.ScoreRecord(received_unix_ns=123, late=True)
+    copied.score.CopyFrom(score)
+    tag = envelope_pb2.ScoreRecord.SCORE_FIELD_NUMBER << 3 | 2
+    spliced = embed(tag, score.SerializeToString()) + envelope_pb2.ScoreRecord(received_unix_ns=123,
+                                                                               late=True).SerializeToString()
+    assert envelope_pb2.ScoreRecord.FromString(spliced) == copied

@@ -45,6 +45,7 @@ dir = "/var/lib/rvz"
 segment_mb = 8
 fsync = false
 durable_answers = false
+sync_every_ms = 0
 
 [rendezvous]
 deadline_ms = 250
@@ -93,7 +94,7 @@ FULL_CONFIG = Config(
                             rendezvous_timeout_ms=500, model_timeout_ms=2000),
     streams=StreamsConfig(requests="ipc:///tmp/rvz-requests", scores="tcp://10.0.0.1:7001",
                           results="inproc://results", high_water_mark=10),
-    log=LogConfig(dir="/var/lib/rvz", segment_mb=8, fsync=False, durable_answers=False),
+    log=LogConfig(dir="/var/lib/rvz", segment_mb=8, fsync=False, durable_answers=False, sync_every_ms=0.0),
     rendezvous=RendezvousConfig(
         deadline_ms=250.0, on_timeout="default",
         default_output={"label": "unknown", "probabilities": [0.5, 0.5]},
@@ -274,6 +275,9 @@ ERRORS = [
     ("max_in_flight bool", "[frontend]\nmax_in_flight = true",
      "frontend.max_in_flight: must be an integer, got True"),
     ("heartbeat zero", "[frontend]\nheartbeat_ms = 0", "frontend.heartbeat_ms: must be a positive number, got 0"),
+    ("negative sync period", "[log]\nsync_every_ms = -1",
+     "log.sync_every_ms: must be zero or a positive number, got -1.0"),
+    ("sync period not a number", '[log]\nsync_every_ms = "10"', "log.sync_every_ms: must be a number, got '10'"),
     ("listen without port", '[frontend]\nlisten = "localhost"',
      "frontend.listen: must be HOST:PORT with a port from 0 to 65535, got 'localhost'"),
     ("listen port too large", '[frontend]\nlisten = "localhost:99999"',

@@ -93,6 +93,40 @@ def test_a_use_case_whose_models_are_gone_is_unavailable(deployment: Make) -> No
     assert "no live model for use case 'default'" in error.details()
 
 
+def test_a_saturated_deployment_refuses_what_it_cannot_answer_in_time(deployment: Make) -> None:
+    # One champion that takes 40 ms per request, one at a time: 25 requests/s. Ten callers keeping a call
+    # each in flight would queue 400 ms of work against a 200 ms deadline: all of it would time out.
+    policy = ('[rendezvous]\ndeadline_ms = 200\non_timeout = "error"\n'
+              '[[rendezvous.schedule]]\nuntil_ms = 200\naccept = ["champion"]\n')
+    d = deployment(policy=policy).start([("champ", "rvz_test_models:slow", "champion", {"RVZ_TEST_DELAY_MS": "40"})])
+    outcomes: list[tuple[float, grpc.StatusCode, str, float]] = []
+    started = time.monotonic()
+
+    def caller(i: int) -> None:
+        while time.monotonic() - started < 3.0:
+            t = time.monotonic()
+            try:
+                d.score({"x": i})
+                outcomes.append((t - started, grpc.StatusCode.OK, "", time.monotonic() - t))
+            except grpc.RpcError as e:
+                outcomes.append((t - started, e.code(), e.details() or "", time.monotonic() - t))
+                if e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                    time.sleep(0.02)  # a client backing off, as the message asks
+
+    with ThreadPoolExecutor(10) as pool:
+        list(pool.map(caller, range(10)))
+    codes = {code for _, code, _, _ in outcomes}
+    assert codes <= {grpc.StatusCode.OK, grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.DEADLINE_EXCEEDED}
+    refused = [(details, took) for _, code, details, took in outcomes if code == grpc.StatusCode.RESOURCE_EXHAUSTED]
+    assert refused, "the admission limit never engaged"
+    assert all("adaptive admission limit" in details for details, _ in refused), refused[:3]
+    assert all(took < 0.1 for _, took in refused), refused  # at once, not after queueing
+    # Once the limit has settled (the last second), what is admitted is answered in time.
+    settled = [code for t, code, _, _ in outcomes if t > 2.0 and code != grpc.StatusCode.RESOURCE_EXHAUSTED]
+    assert settled.count(grpc.StatusCode.OK) >= 10
+    assert settled.count(grpc.StatusCode.DEADLINE_EXCEEDED) <= len(settled) // 10, settled
+
+
 def test_more_than_max_in_flight_is_refused_at_once(deployment: Make) -> None:
     d = deployment(frontend="max_in_flight = 2").start([
         ("champ", "rvz_test_models:slow", "champion", {"RVZ_TEST_DELAY_MS": "150"})])

@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -101,6 +102,31 @@ def test_stop_makes_everything_durable(tmp_path: Path) -> None:
     writer.start()
     last = [writer.append(payload(i)) for i in range(100)][-1]
     writer.stop()
+    assert writer.durable_seq == last
+
+
+def test_sync_delay_gathers_appends_into_fewer_syncs(tmp_path: Path) -> None:
+    with LogWriter(tmp_path / "delayed", RECORD_TYPE, sync_delay_s=0.05) as delayed, \
+            LogWriter(tmp_path / "prompt", RECORD_TYPE) as prompt:
+        started = time.monotonic()
+        for writer in (delayed, prompt):
+            last = 0
+            for i in range(20):
+                last = writer.append(payload(i))
+                time.sleep(0.005)  # appends spread over ~100 ms, as a loop's passes would be
+            wait_durable(writer, last)
+        assert time.monotonic() - started >= 0.05  # the delayed log waited before its first sync
+        # The prompt log syncs as soon as it is idle; the delayed one at most every 50 ms.
+        assert delayed.fsync_count <= 4 < prompt.fsync_count
+
+
+def test_stop_cuts_the_sync_delay_short(tmp_path: Path) -> None:
+    writer = LogWriter(tmp_path, RECORD_TYPE, sync_delay_s=30.0)
+    writer.start()
+    last = writer.append(payload(1))
+    started = time.monotonic()
+    writer.stop()
+    assert time.monotonic() - started < 5.0
     assert writer.durable_seq == last
 
 

@@ -193,7 +193,8 @@ class Rendezvous:
         if wait_ns < 1_000_000:
             time.sleep(wait_ns / 1e9)  # sub-ms precision that poll() cannot give
             return 0
-        return min(MAX_POLL_MS, math.ceil(wait_ns / 1e6))
+        # Round down: the next pass sleeps off the sub-ms rest, so a window fires on time, not up to 1 ms late.
+        return min(MAX_POLL_MS, wait_ns // 1_000_000)
 
     def _messages(self, sock: zmq.Socket[bytes], frames: int) -> Iterator[list[bytes]]:
         """Up to DRAIN_BATCH queued messages of at least ``frames`` frames; others are counted as malformed."""

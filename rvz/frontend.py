@@ -46,8 +46,8 @@ HEALTH_REFRESH_S = 0.05
 BACKLOG_CHECK_S = 0.01
 # The loop is "late" when a 10 ms sleep takes this much longer: then gRPC's backlog is worth reading.
 LOOP_LATE_S = 0.002
-SHED_FROM = 100
-SHED_ALL = 400
+SHED_FROM = 200
+SHED_ALL = 700
 # Calls that ended without an answer from the rendezvous: refused (the stream was full) or given up.
 NOT_ANSWERED = frozenset((grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.CANCELLED))
 SERVING = health_pb2.HealthCheckResponse.SERVING

@@ -10,13 +10,14 @@ import pytest
 
 pytestmark = pytest.mark.timeout(60)
 
-# Run in a child process: GrpcBacklog reads the one gRPC server of its process.
+# Run in a child process: GrpcBacklog reads the one gRPC server of its process. The event loop is blocked
+# (time.sleep, on purpose) while calls arrive, so that they wait inside gRPC as under overload.
 SCRIPT = textwrap.dedent("""
-    import asyncio, time
+    import asyncio, sys, time
     import grpc
     from rvz.grpc_backlog import GrpcBacklog
 
-    async def main():
+    async def main(pending_limit):
         release = asyncio.Event()
         held = []
 
@@ -25,42 +26,57 @@ SCRIPT = textwrap.dedent("""
             await release.wait()
             return b"done"
 
-        server = grpc.aio.server()
+        options = [("grpc.server.max_pending_requests", pending_limit),
+                   ("grpc.server.max_pending_requests_hard_limit", pending_limit)]
+        server = grpc.aio.server(options=options)
         server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
             "t.S", {"M": grpc.unary_unary_rpc_method_handler(hold)})])
         port = server.add_insecure_port("127.0.0.1:0")
         await server.start()
         backlog = GrpcBacklog()
-        assert backlog.waiting(0) == 0, backlog.waiting(0)
+        print("idle", backlog.calls_open(), backlog.streams_open())
 
         channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         method = channel.unary_unary("/t.S/M")
-        futures = [method.future(b"x", timeout=30) for _ in range(5)]
-        # The event loop is blocked here, so no handler can pick the calls up: they wait inside gRPC.
+        futures = [method.future(b"x", timeout=30) for _ in range(8)]
         deadline = time.monotonic() + 20
-        while backlog.waiting(0) < 5 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        print("queued", backlog.waiting(0))
-        # Let the handlers take them: then they are open, but held by handlers, not waiting.
-        while len(held) < 5:
+        while backlog.calls_open() < 8 and time.monotonic() < deadline:
+            time.sleep(0.01)  # the loop stays blocked: no handler can take a call
+        print("queued", backlog.calls_open(), backlog.streams_open())
+        while len(held) + sum(f.done() for f in futures) < 8:
             await asyncio.sleep(0.01)
-        print("held", backlog.waiting(5))
         release.set()
-        answers = await asyncio.get_running_loop().run_in_executor(None, lambda: [f.result() for f in futures])
-        print("answers", answers)
-        print("after", backlog.calls_open())
+        outcomes = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: sorted(f.code().name for f in futures))
+        print("outcomes", *outcomes)
+        while backlog.streams_open():
+            await asyncio.sleep(0.01)
+        print("after", backlog.calls_open(), backlog.streams_open())
         channel.close()
         await server.stop(None)
 
-    asyncio.run(main())
+    asyncio.run(main(int(sys.argv[1])))
 """)
 
 
-def test_calls_waiting_inside_grpc_are_counted() -> None:
-    done = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=50)
+def run(pending_limit: int) -> dict[str, list[str]]:
+    done = subprocess.run([sys.executable, "-c", SCRIPT, str(pending_limit)], capture_output=True, text=True,
+                          timeout=50)
     assert done.returncode == 0, done.stderr
-    lines = dict(line.split(" ", 1) for line in done.stdout.splitlines())
-    assert lines["queued"] == "5"
-    assert lines["held"] == "0"
-    assert lines["answers"] == str([b"done"] * 5)
-    assert lines["after"] in ("0", "1", "2", "3", "4", "5")  # core may still be closing the last calls
+    return {line.split()[0]: line.split()[1:] for line in done.stdout.splitlines()}
+
+
+def test_calls_waiting_inside_grpc_are_counted_by_both_counts() -> None:
+    seen = run(pending_limit=1000)
+    assert seen["idle"] == ["0", "0"]
+    assert seen["queued"] == ["8", "8"]
+    assert seen["outcomes"] == ["OK"] * 8
+    assert seen["after"] == ["0", "0"]
+
+
+def test_calls_grpc_cancelled_in_its_queue_stay_open_only_in_the_call_counts() -> None:
+    # A queue limit of 2: gRPC cancels what arrives beyond it, as it does past 1000 under overload.
+    seen = run(pending_limit=2)
+    cancelled = seen["outcomes"].count("CANCELLED")
+    assert cancelled > 0 and set(seen["outcomes"]) == {"OK", "CANCELLED"}, seen
+    assert seen["after"] == [str(cancelled), "0"]  # why the frontend trusts the stream counts

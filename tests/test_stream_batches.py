@@ -1,0 +1,178 @@
+"""The streams carry several requests, scores and results per message; every one of them counts.
+
+A worker and a rendezvous run in threads of this process on real ipc:// sockets; the test plays the
+other ends (a frontend's publisher and result socket, a worker's score pusher) with real sockets too.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import zmq
+
+from rvz import streams
+from rvz._proto import envelope_pb2, scoring_pb2
+from rvz.codec import value_to_python
+from rvz.config import Config, LogConfig, ModelConfig, StreamsConfig
+from rvz.model import load_model
+from rvz.rendezvous import Rendezvous
+from rvz.worker import Worker, WorkerConfig
+
+pytestmark = pytest.mark.timeout(60)
+
+FRONTEND_ID = b"fe-batch-test"
+WAIT_S = 20.0
+
+
+@pytest.fixture
+def endpoints(root: Path) -> StreamsConfig:
+    return StreamsConfig(requests=f"ipc://{root}/req.sock", scores=f"ipc://{root}/scores.sock",
+                         results=f"ipc://{root}/results.sock", high_water_mark=1000)
+
+
+class Ends:
+    """The test's own ends of the streams; every socket is closed (linger 0) when the test ends."""
+
+    def __init__(self, endpoints: StreamsConfig) -> None:
+        self.endpoints = endpoints
+        self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        self.opened: list[zmq.Socket[bytes]] = []
+
+    def _keep(self, sock: zmq.Socket[bytes]) -> zmq.Socket[bytes]:
+        self.opened.append(sock)
+        return sock
+
+    def publisher(self) -> zmq.Socket[bytes]:
+        return self._keep(streams.publisher(self.ctx, self.endpoints.requests, self.endpoints.high_water_mark))
+
+    def score_puller(self) -> zmq.Socket[bytes]:
+        return self._keep(streams.score_puller(self.ctx, self.endpoints.scores, self.endpoints.high_water_mark))
+
+    def score_pusher(self) -> zmq.Socket[bytes]:
+        return self._keep(streams.score_pusher(self.ctx, self.endpoints.scores, self.endpoints.high_water_mark))
+
+    def result_dealer(self) -> zmq.Socket[bytes]:
+        return self._keep(streams.result_dealer(self.ctx, self.endpoints.results, self.endpoints.high_water_mark,
+                                                FRONTEND_ID))
+
+    def close(self) -> None:
+        for sock in self.opened:
+            sock.close(linger=0)
+        self.ctx.term()
+
+
+@pytest.fixture
+def ends(endpoints: StreamsConfig) -> Iterator[Ends]:
+    made = Ends(endpoints)
+    yield made
+    made.close()
+
+
+def request(i: int, deadline_s: float = 10.0) -> bytes:
+    now = time.time_ns()
+    features = scoring_pb2.ScoreRequest()
+    features.features.update({"x": i})
+    return envelope_pb2.RequestEnvelope(
+        request_id=f"r{i}", use_case="default", request=features.SerializeToString(), received_unix_ns=now,
+        deadline_unix_ns=now + int(deadline_s * 1e9), return_address=FRONTEND_ID).SerializeToString()
+
+
+def probe() -> bytes:
+    return envelope_pb2.Control(kind=envelope_pb2.Control.PROBE, frontend_id=FRONTEND_ID,
+                                sent_unix_ns=time.time_ns()).SerializeToString()
+
+
+def receive(sock: zmq.Socket[bytes], kind: bytes) -> list[bytes]:
+    """The frames after ``kind`` of the next message of that kind (others are skipped)."""
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        if sock.poll(100):
+            first, *frames = sock.recv_multipart()
+            if first == kind:
+                return frames
+    raise AssertionError(f"no {kind!r} message within {WAIT_S} s")
+
+
+def handshake(pub: zmq.Socket[bytes], sock: zmq.Socket[bytes], kind: bytes) -> None:
+    """Probe until the other end answers: a SUB misses what is published before it has joined."""
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        pub.send_multipart([streams.CONTROL_TOPIC, probe()])
+        if sock.poll(50):
+            first, *_ = sock.recv_multipart()
+            if first == kind:
+                return
+    raise AssertionError("the other end never answered a probe")
+
+
+def test_a_worker_scores_every_request_of_a_batched_message(endpoints: StreamsConfig, ends: Ends,
+                                                           root: Path) -> None:
+    pub, pull = ends.publisher(), ends.score_puller()
+    model = ModelConfig(name="echo", entry="rvz_test_models:echo")
+    worker = Worker(WorkerConfig(model, endpoints, str(root)), load_model(model.entry))
+    thread = threading.Thread(target=worker.run, name="worker")
+    thread.start()
+    try:
+        handshake(pub, pull, streams.ANNOUNCE)
+        pub.send_multipart([streams.topic_for("default"), request(0), request(1), request(2)])
+        scores: list[envelope_pb2.ScoreEnvelope] = []
+        while len(scores) < 3:
+            scores += [envelope_pb2.ScoreEnvelope.FromString(frame) for frame in receive(pull, streams.SCORE)]
+    finally:
+        worker.should_exit.set()
+        thread.join(10)
+    assert sorted(score.request_id for score in scores) == ["r0", "r1", "r2"]
+    assert {score.request_id: value_to_python(score.output)["x"] for score in scores} == {"r0": 0, "r1": 1, "r2": 2}
+    assert worker.scored == 3 and worker.errors == 0
+
+
+def test_a_worker_sheds_only_the_expired_requests_of_a_message(endpoints: StreamsConfig, ends: Ends,
+                                                               root: Path) -> None:
+    pub, pull = ends.publisher(), ends.score_puller()
+    model = ModelConfig(name="echo", entry="rvz_test_models:echo", late_limit_ms=100)
+    worker = Worker(WorkerConfig(model, endpoints, str(root)), load_model(model.entry))
+    thread = threading.Thread(target=worker.run, name="worker")
+    thread.start()
+    try:
+        handshake(pub, pull, streams.ANNOUNCE)
+        pub.send_multipart([streams.topic_for("default"), request(0), request(1, deadline_s=-5.0), request(2)])
+        scores: list[envelope_pb2.ScoreEnvelope] = []
+        while len(scores) < 2:
+            scores += [envelope_pb2.ScoreEnvelope.FromString(frame) for frame in receive(pull, streams.SCORE)]
+    finally:
+        worker.should_exit.set()
+        thread.join(10)
+    assert sorted(score.request_id for score in scores) == ["r0", "r2"]
+    assert worker.expired == 1
+
+
+def test_the_rendezvous_answers_every_request_and_score_of_batched_messages(endpoints: StreamsConfig, ends: Ends,
+                                                                            root: Path) -> None:
+    pub = ends.publisher()
+    config = replace(Config(), streams=endpoints, log=LogConfig(dir=str(root / "data")))
+    rendezvous = Rendezvous(config)
+    thread = threading.Thread(target=rendezvous.run, name="rendezvous")
+    thread.start()
+    try:
+        dealer, push = ends.result_dealer(), ends.score_pusher()
+        handshake(pub, dealer, streams.CONTROL)
+        pub.send_multipart([streams.topic_for("default"), request(0), request(1)])
+        scores = [envelope_pb2.ScoreEnvelope(request_id=f"r{i}", use_case="default", model_name="champ",
+                                             model_version="1", role="champion") for i in range(2)]
+        for score, x in zip(scores, (10, 11), strict=True):
+            score.output.number_value = x
+        push.send_multipart([streams.SCORE, *(score.SerializeToString() for score in scores)])
+        results: list[envelope_pb2.ResultEnvelope] = []
+        while len(results) < 2:
+            results += [envelope_pb2.ResultEnvelope.FromString(frame) for frame in receive(dealer, streams.RESULT)]
+    finally:
+        rendezvous.should_exit.set()
+        thread.join(10)
+    assert sorted((r.request_id, r.model_name, r.status_code) for r in results) == [("r0", "champ", 0),
+                                                                                     ("r1", "champ", 0)]
+    assert rendezvous.counters.requests == 2 and rendezvous.counters.scores == 2

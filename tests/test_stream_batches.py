@@ -110,22 +110,29 @@ def handshake(pub: zmq.Socket[bytes], sock: zmq.Socket[bytes], kind: bytes) -> N
     raise AssertionError("the other end never answered a probe")
 
 
-def test_a_worker_scores_every_request_of_a_batched_message(endpoints: StreamsConfig, ends: Ends,
-                                                           root: Path) -> None:
+def scores_from_worker(model: ModelConfig, endpoints: StreamsConfig, ends: Ends, root: Path,
+                       message: list[bytes], expected: int) -> tuple[Worker, list[envelope_pb2.ScoreEnvelope]]:
+    """Run a worker in a thread, publish one message of requests to it, collect ``expected`` scores."""
     pub, pull = ends.publisher(), ends.score_puller()
-    model = ModelConfig(name="echo", entry="rvz_test_models:echo")
     worker = Worker(WorkerConfig(model, endpoints, str(root)), load_model(model.entry))
     thread = threading.Thread(target=worker.run, name="worker")
     thread.start()
+    scores: list[envelope_pb2.ScoreEnvelope] = []
     try:
         handshake(pub, pull, streams.ANNOUNCE)
-        pub.send_multipart([streams.topic_for("default"), request(0), request(1), request(2)])
-        scores: list[envelope_pb2.ScoreEnvelope] = []
-        while len(scores) < 3:
+        pub.send_multipart([streams.topic_for("default"), *message])
+        while len(scores) < expected:
             scores += [envelope_pb2.ScoreEnvelope.FromString(frame) for frame in receive(pull, streams.SCORE)]
     finally:
         worker.should_exit.set()
         thread.join(10)
+    return worker, scores
+
+
+def test_a_worker_scores_every_request_of_a_batched_message(endpoints: StreamsConfig, ends: Ends,
+                                                           root: Path) -> None:
+    model = ModelConfig(name="echo", entry="rvz_test_models:echo")
+    worker, scores = scores_from_worker(model, endpoints, ends, root, [request(0), request(1), request(2)], 3)
     assert sorted(score.request_id for score in scores) == ["r0", "r1", "r2"]
     assert {score.request_id: value_to_python(score.output)["x"] for score in scores} == {"r0": 0, "r1": 1, "r2": 2}
     assert worker.scored == 3 and worker.errors == 0
@@ -133,20 +140,9 @@ def test_a_worker_scores_every_request_of_a_batched_message(endpoints: StreamsCo
 
 def test_a_worker_sheds_only_the_expired_requests_of_a_message(endpoints: StreamsConfig, ends: Ends,
                                                                root: Path) -> None:
-    pub, pull = ends.publisher(), ends.score_puller()
     model = ModelConfig(name="echo", entry="rvz_test_models:echo", late_limit_ms=100)
-    worker = Worker(WorkerConfig(model, endpoints, str(root)), load_model(model.entry))
-    thread = threading.Thread(target=worker.run, name="worker")
-    thread.start()
-    try:
-        handshake(pub, pull, streams.ANNOUNCE)
-        pub.send_multipart([streams.topic_for("default"), request(0), request(1, deadline_s=-5.0), request(2)])
-        scores: list[envelope_pb2.ScoreEnvelope] = []
-        while len(scores) < 2:
-            scores += [envelope_pb2.ScoreEnvelope.FromString(frame) for frame in receive(pull, streams.SCORE)]
-    finally:
-        worker.should_exit.set()
-        thread.join(10)
+    message = [request(0), request(1, deadline_s=-5.0), request(2)]
+    worker, scores = scores_from_worker(model, endpoints, ends, root, message, 2)
     assert sorted(score.request_id for score in scores) == ["r0", "r2"]
     assert worker.expired == 1
 

@@ -154,9 +154,9 @@ class Frontend:
 
     async def score(self, data: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
         call = Call(time.time_ns())
-        self.in_handlers += 1
         if self.tracer is not None:
             call.span = tracing.start_call(self.tracer, context.invocation_metadata(), call.received_ns)
+        self.in_handlers += 1  # undone in the finally below
         try:
             return await self._score(data, context, call)
         except RvzError as e:  # the one place where rvz's errors become gRPC statuses

@@ -152,6 +152,19 @@ def overload(root: Path, plan: Plan, rvz_max_rps: float) -> dict[str, Any]:
             "result": result.as_dict()}
 
 
+def durability(root: Path, plan: Plan, rate: float) -> dict[str, Any]:
+    """The half-rate run again on rvz with log.durable_answers = false: what waiting for fdatasync costs.
+
+    Logs are still written and synced; answers just do not wait for the request record's fdatasync,
+    so the tail of the disk's syncs (journal commits, the host's own I/O) stops being the answers' tail.
+    """
+    system = systems.start_rvz(root / "durability", "rvz-not-durable", streams=plan.streams,
+                               env=tracing_env(None), durable_answers=False)
+    with running(system):
+        figures = at_rate(system, plan, rate)
+    return {"durable_answers": False, **figures}
+
+
 def fallback(root: Path, plan: Plan) -> dict[str, Any]:
     """A champion that is always late: how long after its window closes does the fallback answer?"""
     system = systems.start_rvz(root / "fallback", "rvz-late", champion=systems.LATE_CHAMPION,

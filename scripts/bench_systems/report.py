@@ -144,8 +144,15 @@ def errors_line(runs: dict[str, dict[str, list[dict[str, Any]]]]) -> str | None:
 
 
 def extras(fallback: dict[str, Any] | None, overload: dict[str, Any] | None,
-           tracing: list[dict[str, Any]] | None) -> list[str]:
+           tracing: list[dict[str, Any]] | None, durability: dict[str, Any] | None = None,
+           rvz: dict[str, Any] | None = None) -> list[str]:
     lines = []
+    if durability is not None:
+        latency = durability["result"]["latency_ms"]
+        table = f" (the table's rvz, answers waiting: p99 {rvz['p99_half_ms']} ms)" if rvz else ""
+        lines.append(f"- Answers not waiting for the request record's fdatasync (log.durable_answers = false, logs "
+                     f"still synced), open loop at {durability['rate']:,.0f} req/s: p50 {latency.get('p50', '-')} ms, "
+                     f"p99 {latency.get('p99', '-')} ms, max {latency.get('max', '-')} ms{table}.")
     if fallback is not None:
         s, c = fallback["server_after_window_ms"], fallback["client_after_window_ms"]
         lines.append(f"- Fallback precision (rvz, champion always 50 ms late, {fallback['window_ms']:g} ms window; "

@@ -80,11 +80,11 @@ def start_fanout(root: Path) -> System:
 
 
 def start_rvz(root: Path, name: str = "rvz", *, champion: str = MODELS["champion"], streams: str = "ipc",
-              env: dict[str, str] | None = None) -> System:
+              env: dict[str, str] | None = None, durable_answers: bool = True) -> System:
     """rendezvous, frontend, then the workers; returns once the use case's health is SERVING."""
     system = System(name, _subdir(root, name))
     config = system.root / "rvz.toml"
-    config.write_text(rvz_config(system.root, streams))
+    config.write_text(rvz_config(system.root, streams, durable_answers))
     base = ["-m", "rvz"]
     try:
         system.add(spawn("rendezvous", [*base, "rendezvous", "--config", str(config)], system.root, env))
@@ -102,7 +102,7 @@ def start_rvz(root: Path, name: str = "rvz", *, champion: str = MODELS["champion
     return system
 
 
-def rvz_config(root: Path, streams: str) -> str:
+def rvz_config(root: Path, streams: str, durable_answers: bool = True) -> str:
     if streams == "tcp":
         requests, scores, results = (f"tcp://127.0.0.1:{_free_port()}" for _ in range(3))
     else:
@@ -119,7 +119,7 @@ results = "{results}"
 [log]
 dir = "{root}/data"
 fsync = true
-durable_answers = true
+durable_answers = {str(durable_answers).lower()}
 
 [rendezvous]
 deadline_ms = {DEADLINE_MS}

@@ -7,9 +7,12 @@ frontend caps the calls it has waiting. The cap follows what the answers say:
 - when more than a tenth of a tick's answers used over ``ALARM_SHARE`` of their
   budget (the time between the frontend receiving a request and its deadline), the
   cap drops to what Little's law says brings latency down to ``TARGET_SHARE`` of
-  it: answers per second times that share of the tick's median budget;
-- while answers come back within budget and the cap is what holds calls back, it
-  opens up again by a quarter per tick, up to ``frontend.max_in_flight``.
+  it: answers per second (smoothed over ticks, so a stall that holds answers back
+  for a moment does not read as no throughput) times that share of the tick's
+  median budget;
+- while answers come back within budget, it opens up again by a quarter per
+  tick, up to ``frontend.max_in_flight``: back to it within ~3 s of calm, so a
+  past overload (or one slow disk sync) does not keep refusing a light load.
 
 The gap between the two shares keeps the cap from flapping, and leaves the last
 30% of the budget as margin for the deadline itself.
@@ -31,7 +34,9 @@ ALARM_SHARE = 0.7
 SLOW_SHARE = 0.1
 TARGET_SHARE = 0.5
 MIN_LIMIT = 4
-# How fast a binding cap reopens per tick with no overload: +25% (at least 1).
+# How fast the cap reopens per tick with no overload: +25% (at least 1).
+# Weight of the latest tick in the smoothed answer rate (a time constant of about three ticks).
+RATE_WEIGHT = 0.3
 GROWTH = 0.25
 
 
@@ -44,19 +49,14 @@ class Admission:
     _tick_start_ns: int | None = None
     _answers: int = 0
     _slow: int = 0
-    # The most calls in flight seen this tick: the cap only reopens if it was what held calls back.
-    _peak: int = 0
+    _rate: float | None = None  # answers per second, smoothed
     _budgets_ns: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.limit = self.limit or self.max_in_flight
 
     def admits(self, in_flight: int) -> bool:
-        if in_flight >= self.limit:
-            self._peak = max(self._peak, in_flight)
-            return False
-        self._peak = max(self._peak, in_flight + 1)
-        return True
+        return in_flight < self.limit
 
     def on_answer(self, received_ns: int, answered_ns: int, deadline_ns: int) -> None:
         """Record a call that waited for an answer (OK or not), not one refused up front."""
@@ -78,14 +78,16 @@ class Admission:
         if elapsed_ns < TICK_NS:
             return
         self._tick_start_ns = now_ns
-        answers, slow, budgets, peak = self._answers, self._slow, self._budgets_ns, self._peak
-        self._answers, self._slow, self._budgets_ns, self._peak = 0, 0, [], 0
+        answers, slow, budgets = self._answers, self._slow, self._budgets_ns
+        self._answers, self._slow, self._budgets_ns = 0, 0, []
+        tick_rate = answers / (elapsed_ns / 1e9)
+        self._rate = tick_rate if self._rate is None else self._rate + RATE_WEIGHT * (tick_rate - self._rate)
         if answers and slow > answers * SLOW_SHARE and budgets:
-            rate = answers / (elapsed_ns / 1e9)
+            rate = self._rate
             target_s = statistics.median_low(budgets) * TARGET_SHARE / 1e9
             little = max(MIN_LIMIT, int(rate * target_s))
             if little < self.limit:
                 self.limit = little
                 self.tightened += 1
-        elif self.limit < self.max_in_flight and peak >= self.limit:
+        elif self.limit < self.max_in_flight:
             self.limit = min(self.max_in_flight, self.limit + max(1, int(self.limit * GROWTH)))

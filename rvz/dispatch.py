@@ -6,9 +6,9 @@ bytes (never re-encoded) and one future. Requests are flushed together: one
 case carrying them all as frames. A flush waits while the event loop is busy
 (a few passes, see ``_gather``) and not when it is idle, so one request in
 flight is not delayed, while under load hundreds of socket sends and wake-ups
-per second become a few. Results come back
-the same way (several per message) and are read by a reader callback on the
-DEALER socket's file descriptor that drains everything queued in one go.
+per second become a few. Results come back the same way (several per message)
+and are read by a reader callback on the DEALER socket's file descriptor that
+drains everything queued in one go.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class Waiter:
 
 @dataclass(eq=False)
 class Outgoing:
-    """A request accepted in this loop pass, waiting for the pass's flush."""
+    """A request accepted and waiting for the next flush (see Dispatcher._gather)."""
 
     topic: bytes
     payload: bytes
@@ -112,7 +112,10 @@ class Dispatcher:
             self._loop.remove_reader(self._dealer.FD)
             self._loop.remove_reader(self._monitor.FD)
             self._dealer.disable_monitor()
-        self._outbox = []  # never flushed, never logged: their callers get the error below
+        for item in self._outbox:  # never flushed, never logged: their callers get the error below
+            if item.publish is not None:
+                item.publish.end()
+        self._outbox = []
         for waiter in self.waiting.values():
             if not waiter.future.done():
                 waiter.future.set_exception(Unavailable("the frontend is shutting down; retry on another"))
@@ -158,7 +161,7 @@ class Dispatcher:
             self._flush()
 
     def _flush(self) -> None:
-        """Log this pass's requests with one write, then publish them, one message per use case."""
+        """Log the gathered requests with one write, then publish them, one message per use case."""
         outbox, self._outbox = self._outbox, []
         if not outbox:  # stop() refused them already
             return

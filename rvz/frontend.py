@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import secrets
 import time
 from collections import Counter
@@ -29,7 +28,7 @@ from rvz.admission import Admission
 from rvz.config import Config
 from rvz.dispatch import Dispatcher
 from rvz.errors import NoAnswer, Overloaded, RvzError, status_from_value
-from rvz.grpc_backlog import GrpcBacklog
+from rvz.grpc_backlog import Shedder
 from rvz.ids import RequestIds
 from rvz.log import LogWriter
 from rvz.readiness import Readiness
@@ -41,11 +40,8 @@ logger = logging.getLogger(__name__)
 SERVICE_NAME = scoring_pb2.DESCRIPTOR.services_by_name["Scoring"].full_name
 ADMIN_SERVICE_NAME = admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name
 HEALTH_REFRESH_S = 0.05
-# How often gRPC's own backlog is read (~0.15 ms a read). Past SHED_FROM calls waiting in it, a growing
-# share of new calls is shed: all of them at SHED_ALL (gRPC core starts cancelling at random at 1000).
+# How often gRPC's own backlog is read (~0.15 ms a read; see rvz.grpc_backlog).
 BACKLOG_CHECK_S = 0.02
-SHED_FROM = 200
-SHED_ALL = 700
 # Calls that ended without an answer from the rendezvous: refused (the stream was full) or given up.
 NOT_ANSWERED = frozenset((grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.CANCELLED))
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -57,7 +53,7 @@ class Call:
     """One Score call as the frontend sees it, for its status, metrics and span."""
 
     received_ns: int
-    # Set once the request is published: from then on the call waits for an answer.
+    # Set when the request is handed to the dispatcher: from then on the call waits for an answer.
     deadline_ns: int = 0
     use_case: str = ""
     request_id: str = ""
@@ -75,12 +71,9 @@ class Frontend:
         self.calls: Counter[tuple[str, ...]] = Counter()
         self.sla_ns = int(config.rendezvous.deadline_ms * 1e6)
         self.admission = Admission(config.frontend.max_in_flight)
-        self.grpc_backlog = GrpcBacklog()
+        self.shedder = Shedder()
         # Score calls inside our handler; what gRPC holds beyond them waits for the event loop.
         self.in_handlers = 0
-        self.backlog = 0  # calls waiting inside gRPC at the last reading
-        self.shed_share = 0.0  # of new calls, refused at once because of it
-        self.shed = 0
         self.identity = b"fe-" + secrets.token_hex(6).encode()
         self.ids = RequestIds()
         self.readiness = Readiness(config.frontend, config.streams)
@@ -110,7 +103,7 @@ class Frontend:
                       "what is answered within the deadlines; at most frontend.max_in_flight)",
                       lambda: self.admission.limit)
         metrics.count(meter, "rvz.frontend.shed", "Calls refused because gRPC held a long queue of calls the "
-                      "frontend had not picked up (the machine cannot keep up)", lambda: self.shed)
+                      "frontend had not picked up (the machine cannot keep up)", lambda: self.shedder.shed)
         metrics.count(meter, "rvz.frontend.refused_full", "Requests refused because the input stream was full "
                       "(never dropped silently)", lambda: self.dispatcher.refused_full)
         metrics.observe_logs(meter, {"requests": self.request_log})
@@ -186,10 +179,9 @@ class Frontend:
         request = parse_request(data)
         use_case = call.use_case = request.use_case or self.config.frontend.default_use_case
         # Refusals first: under overload they must cost as little as possible.
-        if self.shed_share and (self.shed_share >= 1.0 or random.random() < self.shed_share):
-            self.shed += 1
-            raise Overloaded(f"this frontend is behind: {self.backlog} calls are waiting inside gRPC for it to "
-                             "pick them up; retry with backoff")
+        if self.shedder.refuses():
+            raise Overloaded(f"this frontend is behind: {self.shedder.waiting} calls are waiting inside gRPC for "
+                             "it to pick them up; retry with backoff")
         in_flight = len(self.dispatcher.waiting)
         if not self.admission.admits(in_flight):
             raise Overloaded(self._overloaded_message(in_flight))
@@ -219,35 +211,11 @@ class Frontend:
                 "retry with backoff")
 
     async def _watch_backlog(self) -> None:
-        """Shed new calls while gRPC holds a long queue of calls our handlers have not picked up yet.
-
-        Every tick, gRPC's call counts bound the backlog from above (cheaply); only when the bound is
-        past SHED_FROM are the exact stream counts read. Calls gRPC cancelled in its queue stay open in
-        the call counts forever: their number (call counts minus stream counts) is kept as an offset,
-        so that an overload in the past does not make the bound useless.
-        """
-        cancelled_in_queue = 0
-        quiet_until = 0.0
+        """Keep the shedder's reading of gRPC's backlog fresh (see rvz.grpc_backlog.Shedder)."""
         while True:
             await asyncio.sleep(BACKLOG_CHECK_S)
-            open_calls = self.grpc_backlog.calls_open()
-            if open_calls is None:
+            if not self.shedder.update(self.in_handlers):
                 return  # cannot be measured here; the admission limit still applies
-            bound = open_calls - cancelled_in_queue - self.in_handlers
-            if bound <= SHED_FROM:
-                self.backlog, self.shed_share = max(0, bound), 0.0
-                continue
-            open_streams = self.grpc_backlog.streams_open()
-            if open_streams is None:
-                return
-            cancelled_in_queue = max(0, open_calls - open_streams)
-            self.backlog = waiting = max(0, open_streams - self.in_handlers)
-            self.shed_share = min(1.0, max(0.0, (waiting - SHED_FROM) / (SHED_ALL - SHED_FROM)))
-            now = time.monotonic()
-            if self.shed_share and now >= quiet_until:  # under overload this flips every few ms: say it rarely
-                logger.warning("overloaded: %d calls waiting inside gRPC, shedding new calls (%d shed so far)",
-                               waiting, self.shed)
-                quiet_until = now + 5.0
 
     async def _publish_health(self) -> None:
         """Mirror readiness into the gRPC health service: "" for the server, one name per use case."""

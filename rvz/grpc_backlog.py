@@ -24,11 +24,17 @@ from __future__ import annotations
 
 import json
 import logging
+import random
+import time
 from typing import Any
 
 logger = logging.getLogger(__name__)
 
 SOCKETS_PER_PAGE = 100
+# Past SHED_FROM calls waiting inside gRPC a growing share of new calls is shed, all of them at SHED_ALL
+# (gRPC core starts cancelling at random at 1000).
+SHED_FROM = 200
+SHED_ALL = 700
 
 
 class GrpcBacklog:
@@ -97,3 +103,50 @@ def _started_not_ended(data: dict[str, Any], kind: str) -> int:
     # proto3 JSON: int64 as strings, zero values left out.
     started = int(data.get(f"{kind}Started", 0))
     return started - int(data.get(f"{kind}Succeeded", 0)) - int(data.get(f"{kind}Failed", 0))
+
+
+class Shedder:
+    """Decides, call by call, whether to refuse at once because gRPC holds a long queue of calls.
+
+    ``update`` takes a reading (the frontend calls it every few tens of milliseconds): the call counts
+    bound the backlog from above cheaply; only when the bound is past SHED_FROM are the exact stream
+    counts read. Calls gRPC cancelled in its queue stay open in the call counts forever: their number
+    (call counts minus stream counts) is kept as an offset, so that a past overload does not leave the
+    bound stuck high.
+    """
+
+    def __init__(self, backlog: GrpcBacklog | None = None) -> None:
+        self.backlog = backlog or GrpcBacklog()
+        self.waiting = 0  # calls waiting inside gRPC at the last reading
+        self.share = 0.0  # of new calls, refused at once
+        self.shed = 0
+        self._cancelled_in_queue = 0
+        self._quiet_until = 0.0
+
+    def refuses(self) -> bool:
+        if self.share and (self.share >= 1.0 or random.random() < self.share):
+            self.shed += 1
+            return True
+        return False
+
+    def update(self, in_handlers: int) -> bool:
+        """Read gRPC's counts, given how many calls our handlers hold; False if they cannot be read."""
+        open_calls = self.backlog.calls_open()
+        if open_calls is None:
+            return False
+        bound = open_calls - self._cancelled_in_queue - in_handlers
+        if bound <= SHED_FROM:
+            self.waiting, self.share = max(0, bound), 0.0
+            return True
+        open_streams = self.backlog.streams_open()
+        if open_streams is None:
+            return False
+        self._cancelled_in_queue = max(0, open_calls - open_streams)
+        self.waiting = max(0, open_streams - in_handlers)
+        self.share = min(1.0, max(0.0, (self.waiting - SHED_FROM) / (SHED_ALL - SHED_FROM)))
+        now = time.monotonic()
+        if self.share and now >= self._quiet_until:  # under overload this flips every few ms: say it rarely
+            logger.warning("overloaded: %d calls waiting inside gRPC, shedding new calls (%d shed so far)",
+                           self.waiting, self.shed)
+            self._quiet_until = now + 5.0
+        return True

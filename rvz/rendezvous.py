@@ -29,6 +29,7 @@ from rvz.config import Config
 from rvz.liveness import ModelRegistry
 from rvz.log import LogWriter
 from rvz.matcher import Matcher
+from rvz.milestones import passed_milestone
 from rvz.model_stats import StatsBook, warm_up
 from rvz.telemetry import Telemetry
 
@@ -316,7 +317,7 @@ class Rendezvous:
         except zmq.ZMQError as e:  # EHOSTUNREACH: that frontend is gone; EAGAIN: it is not reading
             before = self.counters.undeliverable
             self.counters.undeliverable += len(payloads)
-            if _milestone(before, self.counters.undeliverable):
+            if passed_milestone(before, self.counters.undeliverable):
                 logger.warning("cannot deliver to frontend %r: %s (%d messages so far)", address, e.strerror,
                                self.counters.undeliverable)
             return False
@@ -390,7 +391,3 @@ class Rendezvous:
             tracing.end_decision(span, result.rule, result.model_name, result.role, result.elapsed_ms,
                                  result.status_code, result.status_message, result.decided_unix_ns)
 
-
-def _milestone(before: int, after: int) -> bool:
-    """Whether a count went past 1, 10, 100 or a multiple of 1000: when to repeat a warning."""
-    return any(before < mark <= after for mark in (1, 10, 100)) or before // 1000 != after // 1000

@@ -28,6 +28,7 @@ from rvz._proto import envelope_pb2, scoring_pb2
 from rvz.codec import EncodeError, python_to_value, struct_to_dict
 from rvz.config import ModelConfig, StreamsConfig
 from rvz.log import LogWriter
+from rvz.milestones import passed_milestone
 from rvz.model import Model, Outcome
 from rvz.telemetry import Telemetry
 
@@ -237,10 +238,9 @@ class Worker:
         try:
             push.send_multipart([streams.SCORE, *scores], zmq.NOBLOCK)
         except zmq.Again:
-            self.dropped += len(scores)
-            if self.dropped == len(scores) or self.dropped // 1000 != (self.dropped - len(scores)) // 1000:
-                    logger.error("scores stream full (rendezvous down or slow): %d scores dropped so far",
-                             self.dropped)
+            before, self.dropped = self.dropped, self.dropped + len(scores)
+            if passed_milestone(before, self.dropped):
+                logger.error("scores stream full (rendezvous down or slow): %d scores dropped so far", self.dropped)
 
     def _answer_probe(self, payload: bytes, push: zmq.Socket[bytes]) -> None:
         try:

@@ -62,20 +62,14 @@ def test_the_limit_never_drops_below_the_minimum() -> None:
     assert admission.limit == MIN_LIMIT
 
 
-def test_reopens_only_while_the_limit_holds_calls_back() -> None:
+def test_reopens_while_answers_are_fast() -> None:
     admission = Admission(max_in_flight=1000)
     answer_all(admission, 0, 200, 90 * MS)
     answer_all(admission, TICK_NS, 1, 10 * MS)
     tight = admission.limit
-    # A quiet tick (peak in flight below the limit): no reason to reopen.
-    assert admission.admits(1)
-    answer_all(admission, 2 * TICK_NS, 1, 10 * MS)
-    assert admission.limit == tight
-    # Calls were held back and answers were fast: +25% per tick.
-    assert not admission.admits(tight)
-    answer_all(admission, 3 * TICK_NS, 1, 10 * MS)
+    assert tight < 1000
+    answer_all(admission, 2 * TICK_NS, 1, 10 * MS)  # a calm tick: +25%
     assert admission.limit == tight + tight // 4
-    for tick in range(4, 40):
-        admission.admits(admission.limit)
+    for tick in range(3, 40):  # ~3 s of calm, even with little traffic
         answer_all(admission, tick * TICK_NS, 1, 10 * MS)
     assert admission.limit == 1000  # capped by frontend.max_in_flight

@@ -8,6 +8,8 @@ import textwrap
 
 import pytest
 
+from rvz.grpc_backlog import SHED_ALL, SHED_FROM, GrpcBacklog, Shedder
+
 pytestmark = pytest.mark.timeout(60)
 
 # Run in a child process: GrpcBacklog reads the one gRPC server of its process. The event loop is blocked
@@ -80,3 +82,46 @@ def test_calls_grpc_cancelled_in_its_queue_stay_open_only_in_the_call_counts() -
     cancelled = seen["outcomes"].count("CANCELLED")
     assert cancelled > 0 and set(seen["outcomes"]) == {"OK", "CANCELLED"}, seen
     assert seen["after"] == [str(cancelled), "0"]  # why the frontend trusts the stream counts
+
+
+class Readings(GrpcBacklog):
+    """gRPC's counts as a test sets them (the real reading is covered above)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+        self.streams = 0
+        self.stream_reads = 0
+
+    def calls_open(self) -> int | None:
+        return self.calls
+
+    def streams_open(self) -> int | None:
+        self.stream_reads += 1
+        return self.streams
+
+
+def test_the_shedder_sheds_a_growing_share_past_the_threshold() -> None:
+    readings = Readings()
+    shedder = Shedder(readings)
+    readings.calls = readings.streams = SHED_FROM + 10  # 10 in our handlers: SHED_FROM waiting
+    assert shedder.update(in_handlers=10) and shedder.share == 0.0 and not shedder.refuses()
+    assert readings.stream_reads == 0  # the cheap bound was enough
+    readings.calls = readings.streams = (SHED_FROM + SHED_ALL) // 2 + 10
+    assert shedder.update(in_handlers=10)
+    assert shedder.share == pytest.approx(0.5, abs=0.01)
+    readings.calls = readings.streams = SHED_ALL + 10
+    shedder.update(in_handlers=10)
+    assert shedder.share == 1.0 and all(shedder.refuses() for _ in range(100)) and shedder.shed == 100
+
+
+def test_calls_cancelled_inside_grpc_do_not_keep_the_shedder_shedding() -> None:
+    readings = Readings()
+    shedder = Shedder(readings)
+    readings.calls, readings.streams = 2_600, 100  # 2,500 cancelled in gRPC's queue, never closed
+    shedder.update(in_handlers=100)
+    assert shedder.waiting == 0 and shedder.share == 0.0
+    reads = readings.stream_reads
+    readings.calls += 50  # later: 50 more calls open, 50 in our handlers
+    shedder.update(in_handlers=150)
+    assert shedder.share == 0.0 and readings.stream_reads == reads  # the offset keeps the bound low

@@ -215,10 +215,8 @@ class Dispatcher:
         self._loop.call_soon(self._on_results)
 
     def _on_result(self, payload: bytes) -> None:
-        try:
-            result = envelope_pb2.ResultEnvelope.FromString(payload)
-        except Exception:  # never from our rendezvous; do not let it break the reader
-            logger.warning("ignoring a malformed result envelope (%d bytes)", len(payload))
+        result = streams.decode(envelope_pb2.ResultEnvelope, payload, "result envelope")
+        if result is None:  # never from our rendezvous
             return
         waiter = self.waiting.get(result.request_id)
         if waiter is None or waiter.future.done():
@@ -267,20 +265,16 @@ class Dispatcher:
             del self._admin_calls[call.call_id]
 
     def _on_admin_reply(self, payload: bytes) -> None:
-        try:
-            reply = envelope_pb2.AdminReply.FromString(payload)
-        except Exception:
-            logger.warning("ignoring a malformed admin reply (%d bytes)", len(payload))
+        reply = streams.decode(envelope_pb2.AdminReply, payload, "admin reply")
+        if reply is None:
             return
         future = self._admin_calls.get(reply.call_id)
         if future is not None and not future.done():
             future.set_result(reply)
 
     def _on_control(self, payload: bytes) -> None:
-        try:
-            message = envelope_pb2.Control.FromString(payload)
-        except Exception:
-            logger.warning("ignoring a malformed control message (%d bytes)", len(payload))
+        message = streams.decode(envelope_pb2.Control, payload, "control message")
+        if message is None:
             return
         self.readiness.on_control(message, time.time_ns())
 

@@ -102,6 +102,8 @@ class Frontend:
         metrics.gauge(meter, "rvz.frontend.admission_limit", "Score calls allowed to wait at once (adapts to "
                       "what is answered within the deadlines; at most frontend.max_in_flight)",
                       lambda: self.admission.limit)
+        metrics.count(meter, "rvz.frontend.admission_tightened", "Times the admission limit was tightened "
+                      "because answers were using most of their deadlines", lambda: self.admission.tightened)
         metrics.count(meter, "rvz.frontend.shed", "Calls refused because gRPC held a long queue of calls the "
                       "frontend had not picked up (the machine cannot keep up)", lambda: self.shedder.shed)
         metrics.count(meter, "rvz.frontend.refused_full", "Requests refused because the input stream was full "

@@ -43,8 +43,8 @@ class Pending:
     timer_ns: int = 0
     held: list[envelope_pb2.ScoreEnvelope] = field(default_factory=list)
     failed: set[str] = field(default_factory=set)
-    # What each model did, for error messages.
-    seen: list[str] = field(default_factory=list)
+    # Each score considered and when it came, for error messages (described only if one is needed).
+    seen: list[tuple[envelope_pb2.ScoreEnvelope, int]] = field(default_factory=list)
 
     def elapsed_ms(self, now: int) -> float:
         return (now - self.request.received_unix_ns) / 1e6
@@ -147,7 +147,7 @@ class Matcher:
         self._set_timer(pending, min(boundary, pending.end_ns))
 
     def _consider(self, pending: Pending, score: envelope_pb2.ScoreEnvelope, now: int) -> None:
-        pending.seen.append(_describe(pending, score, now))
+        pending.seen.append((score, now))
         rank = pending.policy.rank(pending.window, score)
         if rank is not None:
             self._choose(pending, score, rank, now)
@@ -198,7 +198,7 @@ class Matcher:
 
     def _fail(self, pending: Pending, now: int) -> None:
         message = (f"every live model of use case {pending.request.use_case!r} failed on this request: "
-                   + "; ".join(pending.seen))
+                   + _heard(pending))
         self._finish(pending, self._result(pending, now, grpc.StatusCode.INTERNAL, message, "all failed"), now)
 
     def _result(self, pending: Pending, now: int, code: grpc.StatusCode, message: str,
@@ -260,5 +260,8 @@ def _timeout_message(pending: Pending) -> str:
         why = f"no acceptable score within the deadline of {budget_ms:.0f} ms"
     else:
         why = f"no acceptable score before the schedule ended at {policy.schedule_end_ms:g} ms"
-    heard = "; ".join(pending.seen) if pending.seen else "no model answered"
-    return f"{why} (use case {request.use_case!r}: {heard})"
+    return f"{why} (use case {request.use_case!r}: {_heard(pending) or 'no model answered'})"
+
+
+def _heard(pending: Pending) -> str:
+    return "; ".join(_describe(pending, score, at) for score, at in pending.seen)

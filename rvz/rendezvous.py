@@ -219,12 +219,8 @@ class Rendezvous:
                 self._on_request(payload)
 
     def _on_request(self, payload: bytes) -> None:
-        request = envelope_pb2.RequestEnvelope()
-        try:
-            request.ParseFromString(payload)
-        except Exception:
-            self.counters.malformed += 1
-            logger.warning("ignoring a malformed request envelope (%d bytes)", len(payload))
+        request = self._decode(envelope_pb2.RequestEnvelope, payload, "request envelope")
+        if request is None:
             return
         self.counters.requests += 1
         now = time.time_ns()
@@ -244,12 +240,8 @@ class Rendezvous:
                 self.counters.malformed += 1
 
     def _on_score(self, payload: bytes) -> None:
-        score = envelope_pb2.ScoreEnvelope()
-        try:
-            score.ParseFromString(payload)
-        except Exception:
-            self.counters.malformed += 1
-            logger.warning("ignoring a malformed score envelope (%d bytes)", len(payload))
+        score = self._decode(envelope_pb2.ScoreEnvelope, payload, "score envelope")
+        if score is None:
             return
         self.counters.scores += 1
         if self.admin_state.roles and not score.replayed:  # promotions override a worker's own role
@@ -269,12 +261,8 @@ class Rendezvous:
     def _drain_admin(self, router: zmq.Socket[bytes]) -> None:
         """Admin calls forwarded by frontends: [frontend id, ADMIN, AdminCall]."""
         for address, kind, payload, *_ in self._messages(router, 3):
-            try:
-                call = envelope_pb2.AdminCall.FromString(payload)
-            except Exception:
-                self.counters.malformed += 1
-                continue
-            if kind == streams.ADMIN:
+            call = self._decode(envelope_pb2.AdminCall, payload, "admin call")
+            if call is not None and kind == streams.ADMIN:
                 self._send(address, streams.ADMIN, self.admin.handle(call).SerializeToString())
 
     def _trace_request(self, request: envelope_pb2.RequestEnvelope, now: int) -> None:
@@ -287,10 +275,8 @@ class Rendezvous:
             self._spans[rid] = span
 
     def _on_announce(self, payload: bytes) -> None:
-        try:
-            announce = envelope_pb2.Control.FromString(payload)
-        except Exception:
-            self.counters.malformed += 1
+        announce = self._decode(envelope_pb2.Control, payload, "announce")
+        if announce is None:
             return
         if self.models.saw(announce.model, time.time_ns()):
             m = announce.model
@@ -300,14 +286,18 @@ class Rendezvous:
         self._send(announce.frontend_id, streams.CONTROL, payload)
 
     def _answer_probe(self, payload: bytes) -> None:
-        try:
-            probe = envelope_pb2.Control.FromString(payload)
-        except Exception:
-            self.counters.malformed += 1
+        probe = self._decode(envelope_pb2.Control, payload, "probe")
+        if probe is None:
             return
         ready = envelope_pb2.Control(kind=envelope_pb2.Control.RENDEZVOUS_READY, frontend_id=probe.frontend_id,
                                      sent_unix_ns=time.time_ns(), deadlines_ms=self.admin_state.deadlines_ms())
         self._send(probe.frontend_id, streams.CONTROL, ready.SerializeToString())
+
+    def _decode(self, message_type: type[streams.M], payload: bytes, what: str) -> streams.M | None:
+        message = streams.decode(message_type, payload, what)
+        if message is None:
+            self.counters.malformed += 1
+        return message
 
     def _send(self, address: bytes, kind: bytes, *payloads: bytes) -> bool:
         assert self._router is not None

@@ -6,16 +6,24 @@
               is the request's return address
 
 Messages are multipart: a first frame that says what follows (the use case topic
-on the requests stream, a one-byte kind on the others) and a protobuf payload.
+on the requests stream, a one-byte kind on the others) and protobuf payloads, one
+or several (requests, scores and results travel several to a message under load).
 High-water marks are set on purpose, and senders use NOBLOCK or NODROP so a full
 queue is an error we count, never a silent drop.
 """
 
 from __future__ import annotations
 
+import logging
+from typing import TypeVar
+
 import zmq
+from google.protobuf.message import Message
 
 from rvz.errors import StreamError
+
+logger = logging.getLogger(__name__)
+M = TypeVar("M", bound=Message)
 
 # Topic of control messages on the requests stream. Use case names cannot
 # start with NUL, so a worker's subscription to its use case never matches it.
@@ -114,3 +122,15 @@ def result_dealer(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, hwm: int,
     sock.setsockopt(zmq.LINGER, 0)
     _connect(sock, endpoint, "results")
     return sock
+
+
+def decode(message_type: type[M], payload: bytes, what: str) -> M | None:
+    """Parse one payload read from a stream; None, with a warning, if it is not a ``message_type``.
+
+    Whatever arrives, the loop reading the stream must go on: a bad message is skipped, not fatal.
+    """
+    try:
+        return message_type.FromString(payload)
+    except Exception:  # DecodeError and friends
+        logger.warning("ignoring a malformed %s (%d bytes)", what, len(payload))
+        return None

@@ -243,10 +243,8 @@ class Worker:
                 logger.error("scores stream full (rendezvous down or slow): %d scores dropped so far", self.dropped)
 
     def _answer_probe(self, payload: bytes, push: zmq.Socket[bytes]) -> None:
-        try:
-            probe = envelope_pb2.Control.FromString(payload)
-        except Exception:
-            logger.warning("ignoring a malformed control message (%d bytes)", len(payload))
+        probe = streams.decode(envelope_pb2.Control, payload, "control message")
+        if probe is None:
             return
         if self.on_ready is not None:
             self.on_ready()

@@ -114,10 +114,12 @@ def up(config_path: str | None, config_json: str | None, data_dir: str | None, m
 def frontend(config_path: str | None, config_json: str | None, data_dir: str | None, metrics_listen: str,
              listen: str | None) -> None:
     """Run the gRPC frontend alone."""
+    from rvz.grpc_overflow import reexec_for
     from rvz.run import run_frontend
 
     config = _build_config(config_path, config_json, demo=False, listen=listen, data_dir=data_dir)
     _logging("rvz-frontend")
+    reexec_for(config.frontend)  # returns unless gRPC must be loaded with another experiment
     _supervised()
     _run("frontend", lambda: run_frontend(config, metrics_listen))
 

@@ -21,6 +21,8 @@ from rvz.errors import ConfigError
 
 Role = Literal["champion", "challenger", "canary", "decoy"]
 OnTimeout = Literal["error", "default"]
+# What gRPC core does with calls that wait too long for the frontend to pick them up (see rvz.grpc_overflow).
+GrpcOverflow = Literal["cancel", "refuse"]
 ROLES: tuple[str, ...] = get_args(Role)
 DEFAULT_USE_CASE = "default"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -37,6 +39,11 @@ class FrontendConfig:
     rendezvous_timeout_ms: int = 1000
     # A model that has not answered a probe this long is considered gone.
     model_timeout_ms: int = 3000
+    # Calls gRPC core may hold for the frontend before it turns new ones away at random (all of them at
+    # 3x this), and how: "cancel" (gRPC's standard transport: CANCELLED, counted by the frontend) or
+    # "refuse" (gRPC's promise-based HTTP/2 server: RESOURCE_EXHAUSTED). See rvz.grpc_overflow.
+    grpc_backlog: int = 1000
+    grpc_overflow: GrpcOverflow = "cancel"
 
 
 @dataclass(frozen=True)
@@ -286,6 +293,9 @@ def _frontend(r: _Reader, data: Mapping[str, Any]) -> FrontendConfig:
         heartbeat_ms=r.positive(data, p, "heartbeat_ms", int, d.heartbeat_ms),
         rendezvous_timeout_ms=r.positive(data, p, "rendezvous_timeout_ms", int, d.rendezvous_timeout_ms),
         model_timeout_ms=r.positive(data, p, "model_timeout_ms", int, d.model_timeout_ms),
+        grpc_backlog=r.positive(data, p, "grpc_backlog", int, d.grpc_backlog),
+        grpc_overflow=cast(GrpcOverflow, r.choice(data, p, "grpc_overflow", get_args(GrpcOverflow),
+                                                  d.grpc_overflow)),
     )
 
 

@@ -21,7 +21,7 @@ from grpc_reflection.v1alpha import reflection
 from opentelemetry.metrics import Histogram, Meter
 from opentelemetry.trace import Span
 
-from rvz import metrics, tracing
+from rvz import grpc_overflow, metrics, tracing
 from rvz._proto import admin_pb2, admin_pb2_grpc, scoring_pb2
 from rvz.admin_service import AdminService
 from rvz.admission import Admission
@@ -44,6 +44,8 @@ HEALTH_REFRESH_S = 0.05
 BACKLOG_CHECK_S = 0.02
 # Calls that ended without an answer from the rendezvous: refused (the stream was full) or given up.
 NOT_ANSWERED = frozenset((grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.CANCELLED))
+# Logged at stop, with the count (scripts/bench reads it).
+CANCELLED_IN_GRPC = "gRPC core cancelled"
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -71,7 +73,9 @@ class Frontend:
         self.calls: Counter[tuple[str, ...]] = Counter()
         self.sla_ns = int(config.rendezvous.deadline_ms * 1e6)
         self.admission = Admission(config.frontend.max_in_flight)
-        self.shedder = Shedder()
+        self.shedder = Shedder(core_limit=config.frontend.grpc_backlog)
+        # Whether gRPC core's own refusals are CANCELLED, which the frontend counts (see rvz.grpc_overflow).
+        self.counts_cancelled = config.frontend.grpc_overflow == "cancel"
         # Score calls inside our handler; what gRPC holds beyond them waits for the event loop.
         self.in_handlers = 0
         self.identity = b"fe-" + secrets.token_hex(6).encode()
@@ -82,10 +86,10 @@ class Frontend:
         self.dispatcher = Dispatcher(config, self.readiness, self.request_log, self.identity, self.tracer)
         self.health = health.aio.HealthServicer()
         # No maximum_concurrent_rpcs: grpc.aio enforces it by not taking new calls from gRPC core, where
-        # they queue until core's backlog protection (grpc.server.max_pending_requests) cancels them at
-        # random with CANCELLED. Taking every call and refusing the excess ourselves (see Admission) keeps
-        # that queue short and gives the client a RESOURCE_EXHAUSTED it can act on.
-        self.server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        # they queue until core's backlog protection (grpc.server.max_pending_requests) turns them away.
+        # Taking every call and refusing the excess ourselves (see Admission) keeps that queue short and
+        # gives the client a RESOURCE_EXHAUSTED it can act on.
+        self.server = grpc.aio.server(options=grpc_overflow.server_options(config.frontend))
         self.port = 0
         self.started = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -106,6 +110,10 @@ class Frontend:
                       "because answers were using most of their deadlines", lambda: self.admission.tightened)
         metrics.count(meter, "rvz.frontend.shed", "Calls refused because gRPC held a long queue of calls the "
                       "frontend had not picked up (the machine cannot keep up)", lambda: self.shedder.shed)
+        if self.counts_cancelled:
+            metrics.count(meter, "rvz.frontend.cancelled_in_grpc", "Calls gRPC core cancelled before the frontend "
+                          "could pick them up (past frontend.grpc_backlog waiting: the machine cannot keep up)",
+                          self.shedder.cancelled_by_grpc)
         metrics.count(meter, "rvz.frontend.refused_full", "Requests refused because the input stream was full "
                       "(never dropped silently)", lambda: self.dispatcher.refused_full)
         metrics.observe_logs(meter, {"requests": self.request_log})
@@ -130,8 +138,9 @@ class Frontend:
         if self.port == 0:
             raise RvzError(f"cannot listen on {self.config.frontend.listen}: the address is in use or invalid")
         await self.server.start()
-        self._tasks = [asyncio.create_task(self._publish_health(), name="rvz-health"),
-                       asyncio.create_task(self._watch_backlog(), name="rvz-grpc-backlog")]
+        self._tasks = [asyncio.create_task(self._publish_health(), name="rvz-health")]
+        if self.counts_cancelled:  # with "refuse", core turns the excess away itself and channelz is empty
+            self._tasks.append(asyncio.create_task(self._watch_backlog(), name="rvz-grpc-backlog"))
         self.started = True
         return self.port
 
@@ -140,6 +149,9 @@ class Frontend:
         if not self.started:
             return
         self.started = False
+        if self.counts_cancelled:  # read while the server still exists
+            logger.info("%s %d calls before the frontend could pick them up", CANCELLED_IN_GRPC,
+                        self.shedder.cancelled_by_grpc())
         await self.health.enter_graceful_shutdown()
         for task in self._tasks:
             task.cancel()

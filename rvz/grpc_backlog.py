@@ -2,12 +2,13 @@
 
 grpc.aio takes calls from gRPC core one at a time, on the event loop. When the
 frontend cannot keep up (the machine is saturated), calls pile up inside core,
-and past ``grpc.server.max_pending_requests`` (1000) core cancels them at random
-with CANCELLED: refused, but not counted by rvz and not with a status a client
-knows to back off from. Core counts what it starts and ends (channelz); the
-frontend compares that with the calls its handlers hold, and sheds load while
-the difference is long, so that core's queue stays short and every refusal is
-rvz's own RESOURCE_EXHAUSTED.
+and past ``grpc.server.max_pending_requests`` (``frontend.grpc_backlog``) core
+cancels them at random with CANCELLED (see rvz.grpc_overflow): not with a status
+a client knows to back off from. Core counts what it starts and ends (channelz);
+the frontend compares that with the calls its handlers hold, and sheds load while
+the difference is long, so that core's queue stays short and refusals are rvz's
+own RESOURCE_EXHAUSTED as long as the frontend can keep up with refusing. What core
+cancels anyway is counted (``cancelled_in_queue``).
 
 Two counts, because the cheap one lies after overload: the server's call counts
 (one read, ~0.15 ms) never close a call core cancelled while it was queued, so
@@ -31,10 +32,10 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 SOCKETS_PER_PAGE = 100
-# Past SHED_FROM calls waiting inside gRPC a growing share of new calls is shed, all of them at SHED_ALL
-# (gRPC core starts cancelling at random at 1000).
-SHED_FROM = 200
-SHED_ALL = 700
+# Past SHED_FROM of gRPC core's backlog limit (frontend.grpc_backlog) waiting inside gRPC a growing share
+# of new calls is shed, all of them at SHED_ALL of it (past the limit core starts cancelling at random).
+SHED_FROM = 0.2
+SHED_ALL = 0.7
 
 
 class GrpcBacklog:
@@ -78,6 +79,14 @@ class GrpcBacklog:
                 return total
             start = int(refs[-1]["socketId"]) + 1
 
+    def cancelled_in_queue(self) -> int | None:
+        """Calls core cancelled before they were picked up, since the server started (both counts read)."""
+        open_calls = self.calls_open()
+        open_streams = None if open_calls is None else self.streams_open()
+        if open_calls is None or open_streams is None:
+            return None
+        return max(0, open_calls - open_streams)
+
     def _server(self) -> int | None:
         if self._server_id is None:
             servers = self._read("channelz_get_servers", 0)
@@ -115,13 +124,23 @@ class Shedder:
     bound stuck high.
     """
 
-    def __init__(self, backlog: GrpcBacklog | None = None) -> None:
+    def __init__(self, backlog: GrpcBacklog | None = None, core_limit: int = 1000) -> None:
         self.backlog = backlog or GrpcBacklog()
+        self.shed_from = int(core_limit * SHED_FROM)
+        self.shed_all = max(self.shed_from + 1, int(core_limit * SHED_ALL))
         self.waiting = 0  # calls waiting inside gRPC at the last reading
         self.share = 0.0  # of new calls, refused at once
         self.shed = 0
         self._cancelled_in_queue = 0
+        self._cancelled_seen = 0
         self._quiet_until = 0.0
+
+    def cancelled_by_grpc(self) -> int:
+        """Calls gRPC core cancelled in its queue so far (read now; never decreases)."""
+        cancelled = self.backlog.cancelled_in_queue()
+        if cancelled is not None:  # two reads, not atomic together: a call in between must not lower it
+            self._cancelled_seen = max(self._cancelled_seen, cancelled)
+        return self._cancelled_seen
 
     def refuses(self) -> bool:
         if self.share and (self.share >= 1.0 or random.random() < self.share):
@@ -135,7 +154,7 @@ class Shedder:
         if open_calls is None:
             return False
         bound = open_calls - self._cancelled_in_queue - in_handlers
-        if bound <= SHED_FROM:
+        if bound <= self.shed_from:
             self.waiting, self.share = max(0, bound), 0.0
             return True
         open_streams = self.backlog.streams_open()
@@ -143,7 +162,7 @@ class Shedder:
             return False
         self._cancelled_in_queue = max(0, open_calls - open_streams)
         self.waiting = max(0, open_streams - in_handlers)
-        self.share = min(1.0, max(0.0, (self.waiting - SHED_FROM) / (SHED_ALL - SHED_FROM)))
+        self.share = min(1.0, max(0.0, (self.waiting - self.shed_from) / (self.shed_all - self.shed_from)))
         now = time.monotonic()
         if self.share and now >= self._quiet_until:  # under overload this flips every few ms: say it rarely
             logger.warning("overloaded: %d calls waiting inside gRPC, shedding new calls (%d shed so far)",

@@ -54,7 +54,8 @@ async def _serve_frontend(config: Config, telemetry: Telemetry) -> None:
     freeze_heap()
     host = config.frontend.listen.rsplit(":", 1)[0]
     print(f"{LISTENING_PREFIX}{host}:{port}", flush=True)
-    logger.info("serving rvz.v1.Scoring on %s:%d (SLA %g ms)", host, port, config.rendezvous.deadline_ms)
+    logger.info("serving rvz.v1.Scoring on %s:%d (SLA %g ms; gRPC backlog %d, overflow %s)", host, port,
+                config.rendezvous.deadline_ms, config.frontend.grpc_backlog, config.frontend.grpc_overflow)
     await should_exit.wait()
     logger.info("stopping: draining calls in flight")
     await frontend.stop(grace=max(1.0, config.rendezvous.deadline_ms / 1000 * 2))

@@ -33,6 +33,8 @@ default_use_case = "fraud"
 heartbeat_ms = 50
 rendezvous_timeout_ms = 500
 model_timeout_ms = 2000
+grpc_backlog = 300
+grpc_overflow = "refuse"
 
 [streams]
 requests = "ipc:///tmp/rvz-requests"
@@ -91,7 +93,8 @@ entry = "mymodels.churn:Model"
 
 FULL_CONFIG = Config(
     frontend=FrontendConfig(listen="[::1]:6000", max_in_flight=50, default_use_case="fraud", heartbeat_ms=50,
-                            rendezvous_timeout_ms=500, model_timeout_ms=2000),
+                            rendezvous_timeout_ms=500, model_timeout_ms=2000, grpc_backlog=300,
+                            grpc_overflow="refuse"),
     streams=StreamsConfig(requests="ipc:///tmp/rvz-requests", scores="tcp://10.0.0.1:7001",
                           results="inproc://results", high_water_mark=10),
     log=LogConfig(dir="/var/lib/rvz", segment_mb=8, fsync=False, durable_answers=False, sync_every_ms=0.0),
@@ -268,13 +271,17 @@ ERRORS = [
     ("sample ratio above 1", "[tracing]\nsample_ratio = 1.5",
      "tracing.sample_ratio: must be between 0 and 1, got 1.5"),
     ("unknown frontend key", "[frontend]\nport = 9090",
-     "frontend.port: unknown key (known: default_use_case, heartbeat_ms, listen, max_in_flight, "
+     "frontend.port: unknown key (known: default_use_case, grpc_backlog, grpc_overflow, heartbeat_ms, listen, "
+     "max_in_flight, "
      "model_timeout_ms, rendezvous_timeout_ms)"),
     ("frontend not a table", 'frontend = "x"', "frontend: must be a table, got str"),
     ("max_in_flight float", "[frontend]\nmax_in_flight = 1.5", "frontend.max_in_flight: must be an integer, got 1.5"),
     ("max_in_flight bool", "[frontend]\nmax_in_flight = true",
      "frontend.max_in_flight: must be an integer, got True"),
     ("heartbeat zero", "[frontend]\nheartbeat_ms = 0", "frontend.heartbeat_ms: must be a positive number, got 0"),
+    ("gRPC backlog zero", "[frontend]\ngrpc_backlog = 0", "frontend.grpc_backlog: must be a positive number, got 0"),
+    ("unknown gRPC overflow", '[frontend]\ngrpc_overflow = "drop"',
+     "frontend.grpc_overflow: must be one of 'cancel', 'refuse', got 'drop'"),
     ("negative sync period", "[log]\nsync_every_ms = -1",
      "log.sync_every_ms: must be zero or a positive number, got -1.0"),
     ("sync period not a number", '[log]\nsync_every_ms = "10"', "log.sync_every_ms: must be a number, got '10'"),

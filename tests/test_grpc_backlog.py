@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from rvz.grpc_backlog import SHED_ALL, SHED_FROM, GrpcBacklog, Shedder
+from rvz.grpc_backlog import GrpcBacklog, Shedder
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -103,14 +103,16 @@ class Readings(GrpcBacklog):
 
 def test_the_shedder_sheds_a_growing_share_past_the_threshold() -> None:
     readings = Readings()
-    shedder = Shedder(readings)
-    readings.calls = readings.streams = SHED_FROM + 10  # 10 in our handlers: SHED_FROM waiting
+    shedder = Shedder(readings, core_limit=1000)
+    shed_from, shed_all = shedder.shed_from, shedder.shed_all
+    assert (shed_from, shed_all) == (200, 700)  # of gRPC's own limit of 1000 calls waiting
+    readings.calls = readings.streams = shed_from + 10  # 10 in our handlers: shed_from waiting
     assert shedder.update(in_handlers=10) and shedder.share == 0.0 and not shedder.refuses()
     assert readings.stream_reads == 0  # the cheap bound was enough
-    readings.calls = readings.streams = (SHED_FROM + SHED_ALL) // 2 + 10
+    readings.calls = readings.streams = (shed_from + shed_all) // 2 + 10
     assert shedder.update(in_handlers=10)
     assert shedder.share == pytest.approx(0.5, abs=0.01)
-    readings.calls = readings.streams = SHED_ALL + 10
+    readings.calls = readings.streams = shed_all + 10
     shedder.update(in_handlers=10)
     assert shedder.share == 1.0 and all(shedder.refuses() for _ in range(100)) and shedder.shed == 100
 
@@ -125,3 +127,14 @@ def test_calls_cancelled_inside_grpc_do_not_keep_the_shedder_shedding() -> None:
     readings.calls += 50  # later: 50 more calls open, 50 in our handlers
     shedder.update(in_handlers=150)
     assert shedder.share == 0.0 and readings.stream_reads == reads  # the offset keeps the bound low
+    readings.streams += 50  # the 50 new calls are streams too: still 2,500 cancelled
+    assert shedder.cancelled_by_grpc() == 2_500
+    readings.calls -= 10  # read between a call's start and its stream's: the count must not go down
+    assert shedder.cancelled_by_grpc() == 2_500
+
+
+def test_the_thresholds_follow_grpc_cores_limit() -> None:
+    shedder = Shedder(Readings(), core_limit=50)
+    assert (shedder.shed_from, shedder.shed_all) == (10, 35)
+    tiny = Shedder(Readings(), core_limit=1)
+    assert tiny.shed_all > tiny.shed_from  # a share can still be computed

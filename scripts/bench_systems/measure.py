@@ -9,6 +9,7 @@ the load generator runs in this process (or its own children) and is excluded.
 
 from __future__ import annotations
 
+import re
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +22,7 @@ from bench_systems import hops, otlp_sink, serving, systems
 from bench_systems.procs import spawn
 from bench_systems.systems import System
 from rvz.bench import BenchResult, run_bench
+from rvz.frontend import CANCELLED_IN_GRPC
 from rvz.log import iter_records
 
 # The load generator's per-call deadline: well past rvz's 100 ms SLA, so a call the server loses is seen
@@ -133,22 +135,35 @@ def _rotated(names: list[str], round_: int) -> list[str]:
     return names[k:] + names[:k]
 
 
-def overload(root: Path, plan: Plan, rvz_max_rps: float) -> dict[str, Any]:
-    """Open loop at 2x rvz's max rate: every call must end OK or RESOURCE_EXHAUSTED, and be counted."""
+def overload(root: Path, plan: Plan, rvz_max_rps: float, grpc_overflow: str = "cancel") -> dict[str, Any]:
+    """Open loop at 2x rvz's max rate: every call must end OK or RESOURCE_EXHAUSTED, and be counted.
+
+    With frontend.grpc_overflow = "refuse" the same rate is offered (more than 2x that variant's own max,
+    measured first, since the promise-based gRPC transport costs throughput).
+    """
     rate = round(2 * rvz_max_rps, 1)
-    system = systems.start_rvz(root / "overload", streams=plan.streams, env=tracing_env(None))
+    name = "overload" if grpc_overflow == "cancel" else f"overload-{grpc_overflow}"
+    system = systems.start_rvz(root / name, streams=plan.streams, env=tracing_env(None), grpc_overflow=grpc_overflow)
     data = system.root / "data"
+    own_max = None
     with running(system):
-        _bench(system, plan, concurrency=plan.concurrency, duration_s=plan.warmup_s, warmup_s=0.0)
+        warm = _bench(system, plan, concurrency=plan.concurrency,
+                      duration_s=plan.warmup_s if grpc_overflow == "cancel" else plan.tracing_s, warmup_s=0.0)
+        if grpc_overflow != "cancel":
+            own_max = round(warm.throughput_rps, 1)
         before = {log: count_records(data / log) for log in ("requests", "results")}
         result = _bench(system, plan, rate=rate, duration_s=plan.overload_s, warmup_s=0.0,
                         processes=plan.overload_processes)
     logged = {log: count_records(data / log) - n for log, n in before.items()}  # after stop: flushed
     unexpected = {code: n for code, n in result.errors.items() if code != "RESOURCE_EXHAUSTED"}
-    return {"rate": rate, "offered_rps": round(result.sent / plan.overload_s, 1), "sent": result.sent,
+    counted = re.search(rf"{CANCELLED_IN_GRPC} (\d+) calls", system.proc("frontend").stderr())
+    return {"rate": rate, "grpc_overflow": grpc_overflow, "own_max_rps": own_max,
+            "offered_rps": round(result.sent / plan.overload_s, 1), "sent": result.sent,
             "ok": result.ok, "resource_exhausted": result.errors.get("RESOURCE_EXHAUSTED", 0),
             "other": unexpected, "missing": result.missing, "requests_logged": logged["requests"],
             "results_logged": logged["results"], "passed": not unexpected and result.missing == 0,
+            # Since the frontend started, so including the warm-up (which cancels nothing).
+            "cancelled_counted_by_rvz": int(counted.group(1)) if counted else None,
             "result": result.as_dict()}
 
 

@@ -145,7 +145,7 @@ def errors_line(runs: dict[str, dict[str, list[dict[str, Any]]]]) -> str | None:
 
 def extras(fallback: dict[str, Any] | None, overload: dict[str, Any] | None,
            tracing: list[dict[str, Any]] | None, durability: dict[str, Any] | None = None,
-           rvz: dict[str, Any] | None = None) -> list[str]:
+           rvz: dict[str, Any] | None = None, overload_refuse: dict[str, Any] | None = None) -> list[str]:
     lines = []
     if durability is not None:
         latency = durability["result"]["latency_ms"]
@@ -161,15 +161,9 @@ def extras(fallback: dict[str, Any] | None, overload: dict[str, Any] | None,
                      f"as the client sees it p50 {c.get('p50', '-')} ms, p99 {c.get('p99', '-')} ms; answered by "
                      + ", ".join(f"{k} {v}" for k, v in fallback["answers_by_model"].items())
                      + "".join(f"; {code} {n}" for code, n in fallback["errors"].items()))
-    if overload is not None:
-        lag = overload["result"]["send_lag_ms"]
-        lines.append(f"- Overload (rvz, open loop at 2x its max = {overload['rate']:,.0f} req/s for "
-                     f"{overload['result']['duration_s']:g} s; offered {overload['offered_rps']:,.0f} req/s, "
-                     f"send lag p99 {lag.get('p99', '-')} ms): {overload['sent']} calls, {overload['ok']} OK, "
-                     f"{overload['resource_exhausted']} RESOURCE_EXHAUSTED, other "
-                     f"{overload['other'] or 0}, missing {overload['missing']} → "
-                     + ("no message silently dropped" if overload["passed"] else "**FAILED**")
-                     + f"; logged {overload['requests_logged']} requests, {overload['results_logged']} results.")
+    for run in (overload, overload_refuse):
+        if run is not None:
+            lines.append(_overload_line(run))
     if tracing:
         lines.append("- Tracing (rvz at saturation; OTLP/gRPC export to a sink on loopback): "
                      + ", ".join(f"{_sampling(t['sampling_ratio'])} {t['rps']:,.0f} req/s "
@@ -180,12 +174,30 @@ def extras(fallback: dict[str, Any] | None, overload: dict[str, Any] | None,
     return lines
 
 
+def _overload_line(run: dict[str, Any]) -> str:
+    lag = run["result"]["send_lag_ms"]
+    variant = (f'frontend.grpc_overflow = "{run["grpc_overflow"]}", its own max {run["own_max_rps"]:,.0f} req/s'
+               if run.get("own_max_rps") else 'frontend.grpc_overflow = "cancel" (the default)')
+    counted = run.get("cancelled_counted_by_rvz")
+    cancelled = run["other"].get("CANCELLED", 0)
+    count_note = ("" if counted is None else
+                  f"; CANCELLED by gRPC core before the frontend saw them: {cancelled} seen by the client, "
+                  f"{counted} counted by rvz (rvz_frontend_cancelled_in_grpc_total)")
+    return (f"- Overload (rvz, {variant}; open loop at 2x the table's max = {run['rate']:,.0f} req/s for "
+            f"{run['result']['duration_s']:g} s; offered {run['offered_rps']:,.0f} req/s, send lag p99 "
+            f"{lag.get('p99', '-')} ms): {run['sent']} calls, {run['ok']} OK, {run['resource_exhausted']} "
+            f"RESOURCE_EXHAUSTED, other {run['other'] or 0}, missing {run['missing']} → "
+            + ("no message silently dropped" if run["passed"] else "**FAILED**")
+            + f"; logged {run['requests_logged']} requests, {run['results_logged']} results{count_note}.")
+
+
 def _sampling(ratio: float | None) -> str:
     return "off" if ratio is None else f"{ratio:.0%} sampled"
 
 
 def targets(summary: dict[str, dict[str, Any]], fallback: dict[str, Any] | None,
-            overload: dict[str, Any] | None) -> list[tuple[str, bool | None, str]]:
+            overload: dict[str, Any] | None,
+            overload_refuse: dict[str, Any] | None = None) -> list[tuple[str, bool | None, str]]:
     """The targets of issue 5, each with pass/fail (None: not measured) and the figure."""
     rvz, direct, fan = summary["rvz"], summary["direct"], summary["fan-out"]
     r_fan, r_direct = _ratio(rvz["rps"], fan["rps"]), _ratio(rvz["rps"], direct["rps"])
@@ -201,6 +213,10 @@ def targets(summary: dict[str, dict[str, Any]], fallback: dict[str, Any] | None,
         ("fallback within 1 ms of its window (p99)", None if fb is None else fb <= 1.0, f"{fb} ms"),
         ("no message silently dropped at 2x load", None if overload is None else overload["passed"],
          "-" if overload is None else f"{overload['other'] or 'none'} other, {overload['missing']} missing"),
+        ('same, with frontend.grpc_overflow = "refuse"',
+         None if overload_refuse is None else overload_refuse["passed"],
+         "-" if overload_refuse is None else
+         f"{overload_refuse['other'] or 'none'} other, {overload_refuse['missing']} missing"),
     ]
 
 

@@ -44,6 +44,9 @@ class System:
         for proc in self.procs:
             proc.stop()
 
+    def proc(self, name: str) -> Proc:
+        return next(p for p in self.procs if p.name == name)
+
     def add(self, proc: Proc) -> Proc:
         self.procs.append(proc)
         return proc
@@ -80,11 +83,12 @@ def start_fanout(root: Path) -> System:
 
 
 def start_rvz(root: Path, name: str = "rvz", *, champion: str = MODELS["champion"], streams: str = "ipc",
-              env: dict[str, str] | None = None, durable_answers: bool = True) -> System:
+              env: dict[str, str] | None = None, durable_answers: bool = True,
+              grpc_overflow: str = "cancel") -> System:
     """rendezvous, frontend, then the workers; returns once the use case's health is SERVING."""
     system = System(name, _subdir(root, name))
     config = system.root / "rvz.toml"
-    config.write_text(rvz_config(system.root, streams, durable_answers))
+    config.write_text(rvz_config(system.root, streams, durable_answers, grpc_overflow))
     base = ["-m", "rvz"]
     try:
         system.add(spawn("rendezvous", [*base, "rendezvous", "--config", str(config)], system.root, env))
@@ -102,7 +106,7 @@ def start_rvz(root: Path, name: str = "rvz", *, champion: str = MODELS["champion
     return system
 
 
-def rvz_config(root: Path, streams: str, durable_answers: bool = True) -> str:
+def rvz_config(root: Path, streams: str, durable_answers: bool = True, grpc_overflow: str = "cancel") -> str:
     if streams == "tcp":
         requests, scores, results = (f"tcp://127.0.0.1:{_free_port()}" for _ in range(3))
     else:
@@ -110,6 +114,7 @@ def rvz_config(root: Path, streams: str, durable_answers: bool = True) -> str:
     return f"""
 [frontend]
 listen = "127.0.0.1:0"
+grpc_overflow = "{grpc_overflow}"
 
 [streams]
 requests = "{requests}"

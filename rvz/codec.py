@@ -18,7 +18,9 @@ class EncodeError(TypeError):
 
 
 def struct_to_dict(struct: struct_pb2.Struct) -> dict[str, Any]:
-    return {key: value_to_python(value) for key, value in struct.fields.items()}
+    fields = struct.fields
+    # Keys, then lookups: the map's items() is a Python-level ItemsView, slower per feature.
+    return {key: value_to_python(fields[key]) for key in fields}
 
 
 def value_to_python(value: struct_pb2.Value) -> Any:
@@ -36,42 +38,102 @@ def value_to_python(value: struct_pb2.Value) -> Any:
     return None
 
 
+class _Unencodable(Exception):
+    """Raised inside the encoder; the path is built only then, from the inside out."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.where: list[str] = []  # path steps, innermost first
+
+
 def python_to_value(obj: Any, out: struct_pb2.Value, path: str = "output") -> None:
-    """Fill ``out`` from ``obj``; raise EncodeError naming the offending path."""
-    if obj is None:
+    """Fill ``out`` from ``obj``; raise EncodeError naming the offending path.
+
+    Every score passes through here in a worker, so the common types are dispatched on their exact
+    type first, and no path string is formatted unless something cannot be encoded.
+    """
+    try:
+        _fill(obj, out)
+    except _Unencodable as e:
+        raise EncodeError(f"{path}{''.join(reversed(e.where))}: {e.reason}") from None
+
+
+def _fill(obj: Any, out: struct_pb2.Value) -> None:
+    kind = type(obj)
+    if kind is float:
+        _set_number(obj, out)
+    elif kind is str:
+        out.string_value = obj
+    elif kind is dict:
+        _fill_struct(obj, out)
+    elif kind is bool:
+        out.bool_value = obj
+    elif kind is int:
+        _set_number(_as_float(obj), out)
+    elif kind is list or kind is tuple:
+        _fill_list(obj, out)
+    elif obj is None:
         out.null_value = struct_pb2.NULL_VALUE
-    elif isinstance(obj, bool):
+    else:
+        _fill_other(obj, out)
+
+
+def _fill_other(obj: Any, out: struct_pb2.Value) -> None:
+    """Subclasses of the JSON-like types (numpy's float64 is a float), other mappings, numpy arrays."""
+    if isinstance(obj, bool):
         out.bool_value = obj
     elif isinstance(obj, int | float):
-        try:
-            number = float(obj)
-        except OverflowError:
-            raise EncodeError(f"{path}: {obj} is too large for a number") from None
-        _set_number(number, out, path)
+        _set_number(_as_float(obj), out)
     elif isinstance(obj, str):
         out.string_value = obj
     elif isinstance(obj, Mapping):
-        struct = out.struct_value
-        struct.Clear()
-        for key, item in obj.items():
-            if not isinstance(key, str):
-                raise EncodeError(f"{path}: dict keys must be strings, got {type(key).__name__}")
-            python_to_value(item, struct.fields[key], f"{path}.{key}")
+        _fill_struct(obj, out)
     elif isinstance(obj, list | tuple):
-        values = out.list_value
-        values.Clear()
-        for i, item in enumerate(obj):
-            python_to_value(item, values.values.add(), f"{path}[{i}]")
+        _fill_list(obj, out)
     elif hasattr(obj, "tolist"):  # numpy arrays and scalars
-        python_to_value(obj.tolist(), out, path)
+        _fill(obj.tolist(), out)
     else:
-        raise EncodeError(f"{path}: {type(obj).__name__} cannot be encoded; return JSON-like values "
-                          "(dict, list, str, number, bool, None)")
+        raise _Unencodable(f"{type(obj).__name__} cannot be encoded; return JSON-like values "
+                           "(dict, list, str, number, bool, None)")
 
 
-def _set_number(number: float, out: struct_pb2.Value, path: str) -> None:
+def _fill_struct(obj: Mapping[Any, Any], out: struct_pb2.Value) -> None:
+    struct = out.struct_value
+    struct.Clear()
+    fields = struct.fields
+    for key, item in obj.items():
+        if not isinstance(key, str):
+            raise _Unencodable(f"dict keys must be strings, got {type(key).__name__}")
+        try:
+            _fill(item, fields[key])
+        except _Unencodable as e:
+            e.where.append(f".{key}")
+            raise
+
+
+def _fill_list(obj: list[Any] | tuple[Any, ...], out: struct_pb2.Value) -> None:
+    values = out.list_value
+    values.Clear()
+    items = values.values
+    for i, item in enumerate(obj):
+        try:
+            _fill(item, items.add())
+        except _Unencodable as e:
+            e.where.append(f"[{i}]")
+            raise
+
+
+def _as_float(number: int | float) -> float:
+    try:
+        return float(number)
+    except OverflowError:
+        raise _Unencodable(f"{number} is too large for a number") from None
+
+
+def _set_number(number: float, out: struct_pb2.Value) -> None:
     if not math.isfinite(number):
-        raise EncodeError(f"{path}: {number} is not a finite number")
+        raise _Unencodable(f"{number} is not a finite number")
     out.number_value = number
 
 

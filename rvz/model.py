@@ -28,6 +28,8 @@ from rvz.errors import ModelLoadError
 logger = logging.getLogger(__name__)
 
 FEATURE_TYPES = ("number", "string", "bool", "any")
+# What models return, none of it awaitable.
+_PLAIN = frozenset((dict, list, tuple, float, int, str, bool, type(None)))
 
 
 @runtime_checkable
@@ -92,6 +94,8 @@ class Model:
             return Outcome(error=e)
 
     def _resolve(self, result: Any) -> Any:
+        if type(result) in _PLAIN:  # inspect.isawaitable's ABC check costs more than most models here
+            return result
         # Async models run on a private loop owned by this worker process.
         if inspect.isawaitable(result):
             if self._loop is None:

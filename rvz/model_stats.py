@@ -10,8 +10,9 @@ output as received (labels and numbers are read from outputs at drift checks).
 Drift: each model's recent outputs are compared with the canary's, the stable
 reference, with the same figures as `rvz report`: labels (see ``extract``) use
 the Jensen-Shannon distance between label frequencies (base 2), numbers the
-two-sample Kolmogorov-Smirnov statistic (both scipy). Both are in [0, 1]:
-0 is the same distribution.
+two-sample Kolmogorov-Smirnov statistic (rvz.distances: numpy, not scipy, which
+would double the rendezvous's memory). Both are in [0, 1]: 0 is the same
+distribution.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import numpy as np
 from google.protobuf import struct_pb2
 
 from rvz._proto import envelope_pb2
+from rvz.distances import js_distance, ks_statistic
 from rvz.outputs import extract
 
 logger = logging.getLogger(__name__)
@@ -144,28 +146,16 @@ class StatsBook:
                         key[1], key[2], key[0], self.drift_threshold, value)
 
 
-def warm_up() -> None:
-    """Import scipy before serving: importing it at the first drift check would stall the loop ~1 s."""
-    import scipy.spatial.distance
-    import scipy.stats  # noqa: F401
-
-
 def divergence(model: tuple[list[str], list[float]], canary: tuple[list[str], list[float]]) -> float:
     """Distance of a model's (labels, numbers) from the canary's: labels first, else numbers, else -1."""
-    from scipy import stats  # imported by warm_up(); not at module import, which other tools do
-
     (labels, numbers), (canary_labels, canary_numbers) = model, canary
     if len(labels) >= MIN_OUTPUTS and len(canary_labels) >= MIN_OUTPUTS:
         return label_distance(Counter(labels), Counter(canary_labels))
     if len(numbers) >= MIN_OUTPUTS and len(canary_numbers) >= MIN_OUTPUTS:
-        return float(stats.ks_2samp(np.array(numbers), np.array(canary_numbers)).statistic)
+        return ks_statistic(numbers, canary_numbers)
     return NO_FIGURE
 
 
 def label_distance(a: Counter[str], b: Counter[str]) -> float:
-    from scipy.spatial import distance
-
     labels = sorted(a.keys() | b.keys())
-    with np.errstate(invalid="ignore"):  # rounding can leave -1e-17 under the square root: that is 0
-        js = distance.jensenshannon([a[k] for k in labels], [b[k] for k in labels], base=2)
-    return float(js) if np.isfinite(js) else 0.0
+    return js_distance([a[k] for k in labels], [b[k] for k in labels])

@@ -30,7 +30,7 @@ from rvz.liveness import ModelRegistry
 from rvz.log import LogWriter
 from rvz.matcher import Matcher
 from rvz.milestones import passed_milestone
-from rvz.model_stats import StatsBook, warm_up
+from rvz.model_stats import StatsBook
 from rvz.telemetry import Telemetry
 
 logger = logging.getLogger(__name__)
@@ -130,7 +130,6 @@ class Rendezvous:
     def run(self) -> None:
         """Serve until ``should_exit`` is set; logs are flushed and synced on the way out."""
         s = self.config.streams
-        warm_up()
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self.scores_log.start()
         self.results_log.start()

@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from rvz.config import Config, ModelConfig
 from rvz.frontend import Frontend
 from rvz.model import load_model
-from rvz.model_stats import warm_up
 from rvz.rendezvous import Rendezvous
 from rvz.telemetry import Telemetry, offset_listen
 from rvz.telemetry import setup as telemetry_setup
@@ -65,7 +64,6 @@ def run_rendezvous(config: Config, metrics_listen: str = "") -> None:
     listen = metrics_listen or offset_listen(config.metrics.listen, 1)
     telemetry = telemetry_setup("rendezvous", config.tracing, config.metrics, listen)
     rendezvous = Rendezvous(config, telemetry)
-    warm_up()
     freeze_heap()
     try:
         with _exit_on_signal(rendezvous.should_exit):

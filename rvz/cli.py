@@ -153,14 +153,18 @@ def model() -> None:
 @click.option("--late-limit-ms", default=1000.0, show_default=True, type=click.FloatRange(min=0),
               help="Do not score requests already this far past their deadline (a model that fell behind "
                    "catches up).")
+@click.option("--nice", default=0, show_default=True, type=click.IntRange(0, 19),
+              help="CPU priority of this worker (0-19, higher is lower): e.g. 10 for a challenger, canary or "
+                   "decoy, so the champion and the rendezvous get the CPU first.")
 def model_run(config_path: str | None, config_json: str | None, data_dir: str | None, metrics_listen: str,
               name: str, model_version: str, role: str, entry: str, use_case: str, batch_max: int,
-              late_limit_ms: float) -> None:
+              late_limit_ms: float, nice: int) -> None:
     """Run one model worker: SUB to requests, score, PUSH scores to the rendezvous."""
     config = _build_config(config_path, config_json, demo=False, data_dir=data_dir)
     try:
         spec = parse_model({"name": name, "version": model_version, "role": role, "entry": entry,
-                            "use_case": use_case, "batch_max": batch_max, "late_limit_ms": late_limit_ms},
+                            "use_case": use_case, "batch_max": batch_max, "late_limit_ms": late_limit_ms,
+                            "nice": nice},
                            "command line")
     except ConfigError as e:
         _fail(str(e))

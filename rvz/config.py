@@ -128,6 +128,10 @@ class ModelConfig:
     # A request already this far past its deadline is not scored: late scores are still logged for
     # comparison, but a model that falls far behind catches up instead of queueing without bound.
     late_limit_ms: float = 1000.0
+    # CPU priority of the worker process (nice, 0-19): give comparison models (challengers, the canary,
+    # a decoy) a higher one so that, on a busy machine, the champion and the rendezvous get the CPU first.
+    # It stays with the process: a challenger promoted to champion keeps it until restarted.
+    nice: int = 0
 
 
 @dataclass(frozen=True)
@@ -445,7 +449,16 @@ def _model(r: _Reader, item: Mapping[str, Any], p: str) -> ModelConfig:
         use_case=r.name(item, p, "use_case", DEFAULT_USE_CASE),
         batch_max=r.positive(item, p, "batch_max", int, 32),
         late_limit_ms=r.get(item, p, "late_limit_ms", float, 1000.0),
+        nice=_nice(r, item, p),
     )
+
+
+def _nice(r: _Reader, item: Mapping[str, Any], p: str) -> int:
+    nice: int = r.get(item, p, "nice", int, 0)
+    if not 0 <= nice <= 19:
+        raise r.fail(p + "nice", f"must be from 0 (as the rendezvous and frontend) to 19 (lowest CPU priority), "
+                                 f"got {nice}")
+    return nice
 
 
 def _check_unique(r: _Reader, models: list[ModelConfig], model: ModelConfig, prefix: str) -> None:

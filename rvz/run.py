@@ -73,6 +73,8 @@ def run_rendezvous(config: Config, metrics_listen: str = "") -> None:
 
 
 def run_model(config: Config, model: ModelConfig, metrics_listen: str = "") -> None:
+    if model.nice:
+        lower_priority(model.nice)  # first: threads started later (ZeroMQ's, a model's) inherit it
     loaded = None if model.role == "decoy" else load_model(model.entry)
     telemetry = telemetry_setup(f"model-{model.name}", config.tracing, config.metrics, metrics_listen)
     worker = Worker(WorkerConfig(model, config.streams, config.log.dir, config.log.fsync), loaded,
@@ -84,6 +86,21 @@ def run_model(config: Config, model: ModelConfig, metrics_listen: str = "") -> N
             worker.run()
     finally:
         telemetry.shutdown()
+
+
+def lower_priority(nice: int) -> None:
+    """Set this process's nice value (0-19), for every thread it already has.
+
+    On Linux the nice value belongs to a thread, and a new thread inherits its creator's: setting it on
+    each existing thread, before serving starts, covers the whole process.
+    """
+    try:
+        threads = [int(tid) for tid in os.listdir("/proc/self/task")]
+    except OSError:
+        threads = [0]  # no /proc: this thread (the others inherit it when they start)
+    for tid in threads:
+        os.setpriority(os.PRIO_PROCESS, tid, nice)
+    logger.info("running at nice %d", nice)
 
 
 def freeze_heap() -> None:

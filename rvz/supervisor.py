@@ -222,7 +222,7 @@ class Supervisor:
 
 def _model_args(model: ModelConfig) -> list[str]:
     args = ["--name", model.name, "--version", model.version, "--role", model.role, "--use-case", model.use_case,
-            "--batch-max", str(model.batch_max), "--late-limit-ms", str(model.late_limit_ms)]
+            "--batch-max", str(model.batch_max), "--late-limit-ms", str(model.late_limit_ms), "--nice", str(model.nice)]
     return [*args, "--entry", model.entry] if model.entry else args
 
 

@@ -91,6 +91,7 @@ entry = "rvz.demo:Challenger"
 name = "rules"
 role = "canary"
 entry = "rvz.demo:Canary"
+nice = 7
 [[models]]
 name = "archive"
 role = "decoy"
@@ -118,6 +119,12 @@ def child_pids(proc: Proc) -> dict[str, int]:
     return {m[0]: int(m[1]) for m in re.findall(r"started (.+?) \(pid (\d+)\)", proc.stderr())}
 
 
+def thread_nice_values(pid: int) -> set[int]:
+    # Field 19 of /proc/PID/task/TID/stat, counted after the ")" that ends the command name.
+    tasks = Path(f"/proc/{pid}/task").iterdir()
+    return {int((task / "stat").read_text().rsplit(")", 1)[1].split()[16]) for task in tasks}
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -141,6 +148,8 @@ def test_rvz_up_serves_the_demo_end_to_end(up: tuple[Proc, str], root: Path) -> 
     assert response["request_id"] in {json.loads(line)["request_id"] for line in requests}
     pids = child_pids(proc)
     assert set(pids) == {"rendezvous", "frontend", "model gbm", "model logreg", "model rules", "model archive"}
+    assert thread_nice_values(pids["model rules"]) == {7}  # every thread, ZeroMQ's and the model's included
+    assert thread_nice_values(pids["model gbm"]) == {0}
     assert proc.stop(signal.SIGINT) == 0
     assert not any(alive(pid) for pid in pids.values())
     results = rvz("log", "cat", str(root / "data" / "results")).stdout

@@ -78,6 +78,7 @@ batch_max = 64
 [[models]]
 name = "logreg"
 entry = "mymodels.fraud:predict"
+nice = 10
 role = "challenger"
 use_case = "fraud"
 
@@ -107,7 +108,7 @@ FULL_CONFIG = Config(
     models=(
         ModelConfig(name="gbm", entry="mymodels.fraud:Champion", version="2024.1", role="champion",
                     use_case="fraud", batch_max=64),
-        ModelConfig(name="logreg", entry="mymodels.fraud:predict", role="challenger", use_case="fraud"),
+        ModelConfig(name="logreg", entry="mymodels.fraud:predict", role="challenger", use_case="fraud", nice=10),
         ModelConfig(name="archive", role="decoy", use_case="fraud"),
         # The same name and a second champion are fine in another use case.
         ModelConfig(name="gbm", entry="mymodels.churn:Model"),
@@ -259,7 +260,11 @@ ERRORS = [
     ("version type", '[[models]]\nname = "x"\nentry = "m:f"\nversion = 2',
      "models[0].version: must be a string, got 2"),
     ("model unknown key", '[[models]]\nname = "x"\nentry = "m:f"\ngpu = true',
-     "models[0].gpu: unknown key (known: batch_max, entry, late_limit_ms, name, role, use_case, version)"),
+     "models[0].gpu: unknown key (known: batch_max, entry, late_limit_ms, name, nice, role, use_case, version)"),
+    ("nice too high", '[[models]]\nname = "m"\nentry = "a:b"\nnice = 20',
+     "models[0].nice: must be from 0 (as the rendezvous and frontend) to 19 (lowest CPU priority), got 20"),
+    ("nice negative", '[[models]]\nname = "m"\nentry = "a:b"\nnice = -5',
+     "models[0].nice: must be from 0 (as the rendezvous and frontend) to 19 (lowest CPU priority), got -5"),
     ("models not an array", '[models]\nname = "x"', "models: must be an array of tables ([[models]])"),
     ("models item", "models = [1]", "models[0]: must be a table"),
     ("unknown top-level key", "[metric]\nport = 9090",

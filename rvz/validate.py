@@ -65,8 +65,8 @@ def check_features(request: scoring_pb2.ScoreRequest, use_case: str, schema: Fea
     if missing:
         raise InvalidRequest(f"missing feature{'s' * (len(missing) > 1)} {_names(missing)} for use case "
                              f"{use_case!r} (expected: {_names(schema.types)})")
-    for name, value in fields.items():
-        _check_value(name, value, schema, use_case)
+    for name in fields:  # keys then lookups: the map's items() is a slower Python-level view
+        _check_value(name, fields[name], schema, use_case)
 
 
 def _check_value(name: str, value: struct_pb2.Value, schema: FeatureSchema, use_case: str) -> None:

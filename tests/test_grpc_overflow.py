@@ -21,7 +21,9 @@ import pytest
 
 from harness import Deployment
 from rvz._proto import scoring_pb2, scoring_pb2_grpc
+from rvz.config import FrontendConfig
 from rvz.frontend import CANCELLED_IN_GRPC
+from rvz.grpc_overflow import experiments_needed
 
 pytestmark = pytest.mark.timeout(120)
 Make = Callable[..., Deployment]
@@ -91,3 +93,11 @@ def test_cancel_counts_every_call_grpc_core_cancelled(deployment: Make) -> None:
     counted = re.search(rf"{CANCELLED_IN_GRPC} (\d+) calls", frontend.stderr())
     assert counted is not None, frontend.stderr()
     assert int(counted.group(1)) == seen["CANCELLED"]
+
+
+def test_refuse_adds_the_experiment_to_what_the_environment_asks_for() -> None:
+    refuse, cancel = FrontendConfig(grpc_overflow="refuse"), FrontendConfig()
+    assert experiments_needed(cancel, {}) is None
+    assert experiments_needed(refuse, {}) == "ph2_server"
+    assert experiments_needed(refuse, {"GRPC_EXPERIMENTS": "ph2_server"}) is None  # after the re-exec
+    assert experiments_needed(refuse, {"GRPC_EXPERIMENTS": "a, -ph2_server,b"}) == "a,b,ph2_server"

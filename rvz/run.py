@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from rvz.config import Config, ModelConfig
 from rvz.frontend import Frontend
 from rvz.model import load_model
+from rvz.priority import lower_priority
 from rvz.rendezvous import Rendezvous
 from rvz.telemetry import Telemetry, offset_listen
 from rvz.telemetry import setup as telemetry_setup
@@ -86,21 +87,6 @@ def run_model(config: Config, model: ModelConfig, metrics_listen: str = "") -> N
             worker.run()
     finally:
         telemetry.shutdown()
-
-
-def lower_priority(nice: int) -> None:
-    """Set this process's nice value (0-19), for every thread it already has.
-
-    On Linux the nice value belongs to a thread, and a new thread inherits its creator's: setting it on
-    each existing thread, before serving starts, covers the whole process.
-    """
-    try:
-        threads = [int(tid) for tid in os.listdir("/proc/self/task")]
-    except OSError:
-        threads = [0]  # no /proc: this thread (the others inherit it when they start)
-    for tid in threads:
-        os.setpriority(os.PRIO_PROCESS, tid, nice)
-    logger.info("running at nice %d", nice)
 
 
 def freeze_heap() -> None:

@@ -34,7 +34,7 @@ from rvz.bench_load import BenchError
 @click.option("--streams", default="ipc", show_default=True, type=click.Choice(["ipc", "tcp"]),
               help="rvz's ZeroMQ transport.")
 @click.option("--skip", multiple=True,
-              type=click.Choice(["overload", "overload-refuse", "fallback", "durability", "tracing"]),
+              type=click.Choice(["interleaved", "overload", "overload-refuse", "fallback", "durability", "tracing"]),
               help="Leave out an extra measurement (repeatable).")
 @click.option("--keep", is_flag=True, help="Keep the working directory (configs, logs, stderr of every process).")
 def main(quick: bool, json_path: str | None, rounds: int | None, concurrency: int, processes: int,
@@ -72,6 +72,7 @@ def _measure(root: Path, plan: measure.Plan, skip: set[str]) -> dict[str, Any]:
     summary = report.summarize(main)
     figures.update(half_rate=main["half_rate"], summary=summary, ratios=report.ratios(summary), runs=main["runs"])
     extras: dict[str, Callable[[], Any]] = {
+        "interleaved": lambda: measure.interleaved_single(root, plan),
         "overload": lambda: measure.overload(root, plan, summary["rvz"]["rps"]),
         "overload-refuse": lambda: measure.overload(root, plan, summary["rvz"]["rps"], grpc_overflow="refuse"),
         "fallback": lambda: measure.fallback(root, plan),
@@ -91,7 +92,7 @@ def _measure(root: Path, plan: measure.Plan, skip: set[str]) -> dict[str, Any]:
     figures["machine"]["loadavg_at_end"] = list(os.getloadavg())
     figures["targets"] = [{"target": n, "met": ok, "figure": f}
                           for n, ok, f in report.targets(summary, figures.get("fallback"), figures.get("overload"),
-                                                         figures.get("overload-refuse"))]
+                                                         figures.get("overload-refuse"), figures.get("interleaved"))]
     return figures
 
 
@@ -103,8 +104,10 @@ def _render(figures: dict[str, Any], plan: measure.Plan, quick: bool) -> str:
              report.table(summary, plan, figures["half_rate"]), ""]
     lines += [line for line in (report.errors_line(figures["runs"]), report.hops_line(summary)) if line]
     lines += report.extras(figures.get("fallback"), figures.get("overload"), figures.get("tracing"),
-                           figures.get("durability"), summary["rvz"], figures.get("overload-refuse"))
-    checks = report.targets(summary, figures.get("fallback"), figures.get("overload"), figures.get("overload-refuse"))
+                           figures.get("durability"), summary["rvz"], figures.get("overload-refuse"),
+                           figures.get("interleaved"))
+    checks = report.targets(summary, figures.get("fallback"), figures.get("overload"), figures.get("overload-refuse"),
+                            figures.get("interleaved"))
     lines.append(report.targets_line(checks))
     lines += [f"- Not measured: {name} ({error.splitlines()[0]})" for name, error in figures["failed"].items()]
     return "\n".join(lines)

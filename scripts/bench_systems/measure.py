@@ -129,6 +129,33 @@ def main_rounds(root: Path, plan: Plan, say: Callable[[str], None]) -> dict[str,
     return {"half_rate": half_rate, "runs": runs}
 
 
+# The interleaved 1-in-flight comparison: this many short slices per system, alternating.
+INTERLEAVED_SLICES = 10
+INTERLEAVED_SLICE_S = 0.6
+
+
+def interleaved_single(root: Path, plan: Plan) -> dict[str, Any]:
+    """p50 at 1 in flight of direct and rvz, both running, in alternating short slices.
+
+    The table measures each system in its own window, a minute apart: on a shared machine the host's load
+    moves in between, and the difference of two p50s carries that too. Here both systems are up (idle
+    when not measured) and measured by turns, so the host's load is shared between them; the figure is the
+    median over slice pairs of rvz's p50 minus direct's.
+    """
+    with running(start("direct", root / "interleaved", plan)) as direct, \
+            running(start("rvz", root / "interleaved", plan)) as rvz:
+        p50s: dict[str, list[float]] = {"direct": [], "rvz": []}
+        for i in range(INTERLEAVED_SLICES):
+            for name, system in ((("direct", direct), ("rvz", rvz)) if i % 2 == 0 else
+                                 (("rvz", rvz), ("direct", direct))):
+                result = _bench(system, plan, concurrency=1, duration_s=INTERLEAVED_SLICE_S, warmup_s=0.1)
+                p50s[name].append(result.latency_ms["p50"])
+    added = [r - d for r, d in zip(p50s["rvz"], p50s["direct"], strict=True)]
+    return {"slices": INTERLEAVED_SLICES, "slice_s": INTERLEAVED_SLICE_S, "p50_ms": p50s,
+            "direct_p50_ms": round(statistics.median(p50s["direct"]), 4),
+            "rvz_p50_ms": round(statistics.median(p50s["rvz"]), 4), "added_p50_ms": round(statistics.median(added), 4)}
+
+
 def _rotated(names: list[str], round_: int) -> list[str]:
     # Each system goes first in some round: whatever the machine does early or late is spread over all three.
     k = round_ % len(names)

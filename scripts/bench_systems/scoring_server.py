@@ -20,7 +20,7 @@ import grpc
 from bench_systems import serving
 from rvz._proto import scoring_pb2, scoring_pb2_grpc
 from rvz.codec import python_to_value, struct_to_dict
-from rvz.run import lower_priority
+from rvz.priority import lower_priority
 
 
 class ModelScoring(scoring_pb2_grpc.ScoringServicer):

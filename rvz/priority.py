@@ -1,4 +1,4 @@
-"""A worker's CPU priority ([[models]] nice). Imports nothing of rvz: benchmark baselines use it too."""
+"""A worker's CPU priority ([[models]] nice)."""
 
 from __future__ import annotations
 

@@ -20,7 +20,6 @@ import grpc
 from bench_systems import serving
 from rvz._proto import scoring_pb2, scoring_pb2_grpc
 from rvz.codec import python_to_value, struct_to_dict
-from rvz.priority import lower_priority
 
 
 class ModelScoring(scoring_pb2_grpc.ScoringServicer):
@@ -65,8 +64,5 @@ if __name__ == "__main__":
     parser.add_argument("--entry", default="bench_systems.models:champion")
     parser.add_argument("--name", default="champion")
     parser.add_argument("--role", default="champion")
-    parser.add_argument("--nice", type=int, default=0, help="CPU priority, as rvz's [[models]] nice")
     args = parser.parse_args()
-    if args.nice:
-        lower_priority(args.nice)
     serving.run(main(args.listen, args.entry, args.name, args.role))

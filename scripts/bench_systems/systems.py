@@ -24,8 +24,6 @@ DEADLINE_MS = 100.0
 MODELS = {"champion": "bench_systems.models:champion", "challenger": "bench_systems.models:challenger",
           "canary": "bench_systems.models:canary"}
 LATE_CHAMPION = "bench_systems.models:LateChampion"
-# CPU priority (nice) of the comparison models, in rvz and in fan-out alike: the champion's answers first.
-NICE = {"champion": 0, "challenger": 10, "canary": 10}
 
 
 @dataclass
@@ -70,8 +68,7 @@ def start_fanout(root: Path) -> System:
     system = System("fan-out", _subdir(root, "fanout"))
     try:
         servers = [system.add(spawn(f"model-{role}", ["-m", "bench_systems.scoring_server", "--entry", entry,
-                                                      "--name", role, "--role", role, "--nice", str(NICE[role])],
-                                    system.root))
+                                                      "--name", role, "--role", role], system.root))
                    for role, entry in MODELS.items()]
         addresses = [f"{p.name.removeprefix('model-')}={p.wait_line(serving.READY_PREFIX)}" for p in servers]
         args = ["-m", "bench_systems.fanout", "--window-ms", str(WINDOW_MS), "--deadline-ms", str(DEADLINE_MS)]
@@ -98,8 +95,7 @@ def start_rvz(root: Path, name: str = "rvz", *, champion: str = MODELS["champion
         frontend = system.add(spawn("frontend", [*base, "frontend", "--config", str(config)], system.root, env))
         system.target = frontend.wait_line(LISTENING_PREFIX)
         for role, entry in {**MODELS, "champion": champion}.items():
-            args = [*base, "model", "run", "--config", str(config), "--name", role, "--role", role, "--entry", entry,
-                    "--nice", str(NICE[role])]
+            args = [*base, "model", "run", "--config", str(config), "--name", role, "--role", role, "--entry", entry]
             system.add(spawn(f"model-{role}", args, system.root, env)).wait_line(MODEL_READY)
         wait_serving(system.target, "default")
     except BaseException:

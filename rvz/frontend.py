@@ -154,7 +154,7 @@ class Frontend:
         self.started = False
         if self.counts_cancelled:  # read while the server still exists
             logger.info("%s %d calls before the frontend could pick them up", CANCELLED_IN_GRPC,
-                        self.shedder.cancelled_by_grpc())
+                        self.shedder.cancelled_by_grpc(tries=5))
         await self.health.enter_graceful_shutdown()
         for task in self._tasks:
             task.cancel()

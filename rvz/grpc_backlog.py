@@ -81,12 +81,20 @@ class GrpcBacklog:
             start = int(refs[-1]["socketId"]) + 1
 
     def cancelled_in_queue(self) -> int | None:
-        """Calls core cancelled before they were picked up, since the server started (both counts read)."""
-        open_calls = self.calls_open()
-        open_streams = None if open_calls is None else self.streams_open()
-        if open_calls is None or open_streams is None:
-            return None
-        return max(0, open_calls - open_streams)
+        """Calls core cancelled before they were picked up, since the server started; None if unsure.
+
+        The two counts are read one after the other, so a call that starts or ends in between skews one
+        reading by one. Two readings in a row that agree are taken as exact (an idle or steady server);
+        otherwise None, and the caller keeps what it had.
+        """
+        readings = []
+        for _ in range(2):
+            open_calls = self.calls_open()
+            open_streams = None if open_calls is None else self.streams_open()
+            if open_calls is None or open_streams is None:
+                return None
+            readings.append(max(0, open_calls - open_streams))
+        return readings[0] if readings[0] == readings[1] else None
 
     def _server(self) -> int | None:
         if self._server_id is None:
@@ -137,12 +145,14 @@ class Shedder:
         self._cancelled_lock = threading.Lock()  # read by the metrics exporter's thread too
         self._quiet_until = 0.0
 
-    def cancelled_by_grpc(self) -> int:
-        """Calls gRPC core cancelled in its queue so far (read now; never decreases)."""
+    def cancelled_by_grpc(self, tries: int = 1) -> int:
+        """Calls gRPC core cancelled in its queue so far (read now, up to ``tries`` times; never decreases)."""
         with self._cancelled_lock:
-            cancelled = self.backlog.cancelled_in_queue()
-            if cancelled is not None:  # two reads, not atomic together: a call in between must not lower it
-                self._cancelled_seen = max(self._cancelled_seen, cancelled)
+            for _ in range(tries):
+                cancelled = self.backlog.cancelled_in_queue()
+                if cancelled is not None:  # it never goes down (a counter), nor stays up on a skewed reading
+                    self._cancelled_seen = max(self._cancelled_seen, cancelled)
+                    break
             return self._cancelled_seen
 
     def refuses(self) -> bool:

@@ -129,8 +129,27 @@ def test_calls_cancelled_inside_grpc_do_not_keep_the_shedder_shedding() -> None:
     assert shedder.share == 0.0 and readings.stream_reads == reads  # the offset keeps the bound low
     readings.streams += 50  # the 50 new calls are streams too: still 2,500 cancelled
     assert shedder.cancelled_by_grpc() == 2_500
-    readings.calls -= 10  # read between a call's start and its stream's: the count must not go down
+    readings.calls -= 10  # a reading that says fewer: the count must not go down
     assert shedder.cancelled_by_grpc() == 2_500
+
+
+class Skewed(Readings):
+    """Every other stream reading is one short, as when a call ends between the two reads."""
+
+    def streams_open(self) -> int | None:
+        self.stream_reads += 1
+        return self.streams - self.stream_reads % 2
+
+
+def test_a_skewed_reading_of_the_two_counts_is_not_counted() -> None:
+    readings = Skewed()
+    shedder = Shedder(readings)
+    readings.calls, readings.streams = 120, 100  # 20 cancelled in gRPC's queue
+    assert shedder.cancelled_by_grpc() == 0  # the two readings disagree (21, 20): nothing taken as exact
+    assert readings.stream_reads == 2
+    shedder.backlog = Readings()
+    shedder.backlog.calls, shedder.backlog.streams = 120, 100  # type: ignore[attr-defined]
+    assert shedder.cancelled_by_grpc() == 20  # two agreeing readings
 
 
 def test_the_thresholds_follow_grpc_cores_limit() -> None:

@@ -34,9 +34,9 @@ ALARM_SHARE = 0.7
 SLOW_SHARE = 0.1
 TARGET_SHARE = 0.5
 MIN_LIMIT = 4
-# How fast the cap reopens per tick with no overload: +25% (at least 1).
 # Weight of the latest tick in the smoothed answer rate (a time constant of about three ticks).
 RATE_WEIGHT = 0.3
+# How fast the cap reopens per tick with no overload: +25% (at least 1).
 GROWTH = 0.25
 
 

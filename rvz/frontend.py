@@ -249,4 +249,3 @@ class Frontend:
                     logger.info("health of %r: %s", service or "<server>",
                                 health_pb2.HealthCheckResponse.ServingStatus.Name(status))
             await asyncio.sleep(HEALTH_REFRESH_S)
-

@@ -379,4 +379,3 @@ class Rendezvous:
         if span is not None:
             tracing.end_decision(span, result.rule, result.model_name, result.role, result.elapsed_ms,
                                  result.status_code, result.status_message, result.decided_unix_ns)
-

@@ -219,13 +219,15 @@ def targets(summary: dict[str, dict[str, Any]], fallback: dict[str, Any] | None,
         ("p99 at 50% of max rate ≤ 5 ms", None if rvz["p99_half_ms"] is None else rvz["p99_half_ms"] <= 5.0,
          f"{rvz['p99_half_ms']} ms"),
         ("fallback within 1 ms of its window (p99)", None if fb is None else fb <= 1.0, f"{fb} ms"),
-        ("no message silently dropped at 2x load", None if overload is None else overload["passed"],
-         "-" if overload is None else f"{overload['other'] or 'none'} other, {overload['missing']} missing"),
-        ('same, with frontend.grpc_overflow = "refuse"',
-         None if overload_refuse is None else overload_refuse["passed"],
-         "-" if overload_refuse is None else
-         f"{overload_refuse['other'] or 'none'} other, {overload_refuse['missing']} missing"),
+        ("no message silently dropped at 2x load", *_overload_check(overload)),
+        ('same, with frontend.grpc_overflow = "refuse"', *_overload_check(overload_refuse)),
     ]
+
+
+def _overload_check(run: dict[str, Any] | None) -> tuple[bool | None, str]:
+    if run is None:
+        return None, "-"
+    return run["passed"], f"{run['other'] or 'none'} other, {run['missing']} missing"
 
 
 def targets_line(checks: list[tuple[str, bool | None, str]]) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -36,11 +38,20 @@ def assert_coherent(result: dict[str, Any] | BenchResult) -> dict[str, Any]:
     return r
 
 
+@contextlib.contextmanager
+def scripts_importable() -> Iterator[None]:
+    """scripts/bench's modules (bench_systems) importable, as scripts/bench makes them."""
+    sys.path.insert(0, str(SCRIPTS_DIR))
+    try:
+        yield
+    finally:
+        sys.path.remove(str(SCRIPTS_DIR))
+
+
 @pytest.fixture
 def direct_server(root: Path) -> Iterator[str]:
     """The direct baseline of scripts/bench (a plain gRPC Scoring server) as a real process."""
-    sys.path.insert(0, str(SCRIPTS_DIR))
-    try:
+    with scripts_importable():
         from bench_systems.systems import start_direct
 
         system = start_direct(root)
@@ -48,8 +59,6 @@ def direct_server(root: Path) -> Iterator[str]:
             yield system.target
         finally:
             system.stop()
-    finally:
-        sys.path.remove(str(SCRIPTS_DIR))
 
 
 def test_closed_loop_json_against_rvz_and_refusals_by_code(deployment: Callable[..., Deployment]) -> None:
@@ -132,3 +141,25 @@ def test_tallies_merge_exactly_through_their_wire_form() -> None:
     assert merged.latency.get_total_count() == 200
     assert merged.latency.get_value_at_percentile(50) // 1000 == 100
     assert merged.error_latency["UNAVAILABLE"].get_total_count() == 2
+
+
+def test_bare_rendezvous_answers_with_the_champion_and_usage_is_read_per_process(root: Path) -> None:
+    """scripts/bench's floor of the architecture: five real processes, every call answered by the champion."""
+    with scripts_importable():
+        from bench_systems import measure
+        from bench_systems.systems import start_bare
+
+        system = start_bare(root)
+        try:
+            plan = dataclasses.replace(measure.QUICK, concurrency=4, warmup_s=0.1)
+            figures = measure.saturation(system, plan, duration_s=0.5)
+        finally:
+            exit_codes = {p.name: p.stop() for p in system.procs}
+    r = assert_coherent(figures["result"])
+    assert r["ok"] > 0 and r["errors"] == {}
+    assert r["answers_by_model"] == {"champion/champion": r["ok"]}
+    processes = {"frontend", "rendezvous", "model-champion", "model-challenger", "model-canary"}
+    assert exit_codes == dict.fromkeys(processes, 0)  # each stopped cleanly on SIGTERM
+    # Every process took part in every call: each used CPU and was woken.
+    assert set(figures["per_call"]) == processes
+    assert all(v["cpu_us"] > 0 and v["switches"] > 0 for v in figures["per_call"].values()), figures["per_call"]

@@ -102,7 +102,8 @@ def _render(figures: dict[str, Any], plan: measure.Plan, quick: bool) -> str:
              f"medians of {plan.rounds} round(s), {figures['wall_s']:g} s in all")
     lines = [title, "", report.machine_line(figures["machine"]), "",
              report.table(summary, plan, figures["half_rate"]), ""]
-    lines += [line for line in (report.errors_line(figures["runs"]), report.hops_line(summary)) if line]
+    lines += [line for line in (report.errors_line(figures["runs"]), report.hops_line(summary),
+                                report.per_call_line(summary)) if line]
     lines += report.extras(figures.get("fallback"), figures.get("overload"), figures.get("tracing"),
                            figures.get("durability"), summary["rvz"], figures.get("overload-refuse"),
                            figures.get("interleaved"))

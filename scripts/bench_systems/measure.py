@@ -9,6 +9,7 @@ the load generator runs in this process (or its own children) and is excluded.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import statistics
 import time
@@ -40,6 +41,9 @@ class Plan:
     overload_s: float
     fallback_s: float
     tracing_s: float
+    # The comparison by turns (interleaved_single): 1-in-flight slices and saturation slices per system.
+    turns_slices: int = 10
+    turns_saturation_slices: int = 3
     fallback_rate: float = 100.0
     concurrency: int = 64
     processes: int = 1
@@ -52,7 +56,7 @@ class Plan:
 FULL = Plan(rounds=3, warmup_s=1.0, saturation_s=5.0, single_s=3.0, half_rate_s=5.0, overload_s=5.0,
             fallback_s=4.0, tracing_s=3.0)
 QUICK = Plan(rounds=1, warmup_s=0.5, saturation_s=2.0, single_s=1.5, half_rate_s=2.0, overload_s=3.0,
-             fallback_s=2.0, tracing_s=1.5)
+             fallback_s=2.0, tracing_s=1.5, turns_slices=4, turns_saturation_slices=1)
 STARTERS: dict[str, Callable[[Path, Plan], System]] = {
     "direct": lambda root, plan: systems.start_direct(root),
     "fan-out": lambda root, plan: systems.start_fanout(root),
@@ -84,11 +88,16 @@ def _bench(system: System, plan: Plan, **load: Any) -> BenchResult:
 
 def saturation(system: System, plan: Plan, duration_s: float | None = None) -> dict[str, Any]:
     """Closed loop at ``plan.concurrency`` in flight; CPU-seconds of the serving processes per 1000 calls."""
-    cpu_before = system.cpu_s()
+    before = system.usage()
     result = _bench(system, plan, concurrency=plan.concurrency, duration_s=duration_s or plan.saturation_s)
-    cpu = system.cpu_s() - cpu_before
-    return {"rps": result.throughput_rps, "cpu_s_per_1000": round(cpu / max(1, result.completed_total) * 1000, 4),
-            "rss_mb": system.rss_mb(), "result": result.as_dict()}
+    after = system.usage()
+    calls = max(1, result.completed_total)  # the warm-up's calls included: usage is read around both
+    per_call = {name: {"cpu_us": round((after[name][0] - cpu) / calls * 1e6, 1),
+                       "switches": round((after[name][1] - switches) / calls, 2)}
+                for name, (cpu, switches) in before.items()}
+    cpu_s = sum(after[name][0] - cpu for name, (cpu, _) in before.items())
+    return {"rps": result.throughput_rps, "cpu_s_per_1000": round(cpu_s / calls * 1000, 4),
+            "per_call": per_call, "rss_mb": system.rss_mb(), "result": result.as_dict()}
 
 
 def single(system: System, plan: Plan) -> dict[str, Any]:
@@ -129,31 +138,51 @@ def main_rounds(root: Path, plan: Plan, say: Callable[[str], None]) -> dict[str,
     return {"half_rate": half_rate, "runs": runs}
 
 
-# The interleaved 1-in-flight comparison: this many short slices per system, alternating.
-INTERLEAVED_SLICES = 10
+# The comparison by turns: the length of each 1-in-flight slice and each saturation slice (see Plan).
 INTERLEAVED_SLICE_S = 0.6
+SATURATION_SLICE_S = 2.0
+BY_TURNS = ("direct", "bare", "rvz")
 
 
 def interleaved_single(root: Path, plan: Plan) -> dict[str, Any]:
-    """p50 at 1 in flight of direct and rvz, both running, in alternating short slices.
+    """direct, the bare rendezvous and rvz, all three running, measured by turns.
 
     The table measures each system in its own window, a minute apart: on a shared machine the host's load
-    moves in between, and the difference of two p50s carries that too. Here both systems are up (idle
-    when not measured) and measured by turns, so the host's load is shared between them; the figure is the
-    median over slice pairs of rvz's p50 minus direct's.
+    moves in between, and the difference of two p50s carries that too. Here all three are up (idle when
+    not measured) and measured in alternating short slices, so the host's load is shared between them.
+    Added latency is the median over slices of a system's p50 minus direct's in the same turn.
+
+    The bare rendezvous (bench_systems.bare) is rvz's five processes and three ZeroMQ hops with nothing
+    else: what the architecture costs on this machine before any of rvz's own work.
     """
-    with running(start("direct", root / "interleaved", plan)) as direct, \
-            running(start("rvz", root / "interleaved", plan)) as rvz:
-        p50s: dict[str, list[float]] = {"direct": [], "rvz": []}
-        for i in range(INTERLEAVED_SLICES):
-            for name, system in ((("direct", direct), ("rvz", rvz)) if i % 2 == 0 else
-                                 (("rvz", rvz), ("direct", direct))):
-                result = _bench(system, plan, concurrency=1, duration_s=INTERLEAVED_SLICE_S, warmup_s=0.1)
+    starters: dict[str, Callable[[Path], System]] = {
+        "direct": systems.start_direct, "bare": systems.start_bare,
+        "rvz": lambda work: systems.start_rvz(work, streams=plan.streams, env=tracing_env(None))}
+    work = root / "interleaved"
+    with contextlib.ExitStack() as stack:
+        up = {name: stack.enter_context(running(starters[name](work))) for name in BY_TURNS}
+        p50s: dict[str, list[float]] = {name: [] for name in BY_TURNS}
+        rps: dict[str, list[float]] = {name: [] for name in BY_TURNS}
+        for i in range(plan.turns_slices):
+            for name in _rotated(list(BY_TURNS), i):
+                result = _bench(up[name], plan, concurrency=1, duration_s=INTERLEAVED_SLICE_S, warmup_s=0.1)
                 p50s[name].append(result.latency_ms["p50"])
-    added = [r - d for r, d in zip(p50s["rvz"], p50s["direct"], strict=True)]
-    return {"slices": INTERLEAVED_SLICES, "slice_s": INTERLEAVED_SLICE_S, "p50_ms": p50s,
-            "direct_p50_ms": round(statistics.median(p50s["direct"]), 4),
-            "rvz_p50_ms": round(statistics.median(p50s["rvz"]), 4), "added_p50_ms": round(statistics.median(added), 4)}
+        for i in range(plan.turns_saturation_slices):
+            for name in _rotated(list(BY_TURNS), i):
+                result = _bench(up[name], plan, concurrency=plan.concurrency, duration_s=SATURATION_SLICE_S,
+                                warmup_s=0.3)
+                rps[name].append(result.throughput_rps)
+    added = {name: round(statistics.median(s - d for s, d in zip(p50s[name], p50s["direct"], strict=True)), 4)
+             for name in BY_TURNS}
+    max_rps = {name: round(statistics.median(rps[name]), 1) for name in BY_TURNS}
+    return {"slices": plan.turns_slices, "slice_s": INTERLEAVED_SLICE_S,
+            "saturation_slices": plan.turns_saturation_slices,
+            "saturation_slice_s": SATURATION_SLICE_S, "p50_ms": p50s, "rps": rps,
+            **{f"{name}_p50_ms": round(statistics.median(p50s[name]), 4) for name in BY_TURNS},
+            "added_p50_ms": added["rvz"], "bare_added_p50_ms": added["bare"], "max_rps": max_rps,
+            "rvz_over_direct": round(max_rps["rvz"] / max_rps["direct"], 3),
+            "bare_over_direct": round(max_rps["bare"] / max_rps["direct"], 3),
+            "rvz_over_bare": round(max_rps["rvz"] / max_rps["bare"], 3)}
 
 
 def _rotated(names: list[str], round_: int) -> list[str]:

@@ -54,6 +54,18 @@ class Proc:
         fields = stat[stat.rindex(")") + 2:].split()  # the command name may contain spaces
         return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
+    def switches(self) -> int:
+        """Context switches so far, voluntary and not, summed over the threads alive now (/proc/PID/task)."""
+        total = 0
+        for task in Path(f"/proc/{self.pid}/task").iterdir():
+            try:
+                status = (task / "status").read_text()
+            except OSError:  # the thread ended in between
+                continue
+            total += sum(int(line.split()[1]) for line in status.splitlines()
+                         if line.startswith(("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")))
+        return total
+
     def rss_mb(self) -> float:
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):

@@ -3,19 +3,22 @@
 - direct: one plain gRPC server calling the champion in-process;
 - fan-out: three model gRPC servers (one process each) behind a gRPC fan-out frontend;
 - rvz: rendezvous, frontend and three model workers, started through the CLI like `rvz up` would,
-  with the request/scores/results logs on (fsync on) and ipc:// (or tcp://) streams.
+  with the request/scores/results logs on (fsync on) and ipc:// (or tcp://) streams;
+- bare: the same five processes and ZeroMQ hops with nothing else (see bench_systems.bare).
 """
 
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from bench_systems import serving
+from bench_systems import bare, serving
 from bench_systems.procs import START_TIMEOUT_S, Proc, spawn
 from rvz.run import LISTENING_PREFIX, MODEL_READY
 
@@ -37,6 +40,10 @@ class System:
     def cpu_s(self) -> float:
         return sum(p.cpu_s() for p in self.procs)
 
+    def usage(self) -> dict[str, tuple[float, int]]:
+        """CPU seconds and context switches so far, by process."""
+        return {p.name: (p.cpu_s(), p.switches()) for p in self.procs}
+
     def rss_mb(self) -> dict[str, float]:
         return {p.name: round(p.rss_mb(), 1) for p in self.procs}
 
@@ -54,32 +61,54 @@ class System:
 
 def start_direct(root: Path) -> System:
     system = System("direct", _subdir(root, "direct"))
-    try:
+    with _stopped_on_failure(system):
         server = system.add(spawn("direct", ["-m", "bench_systems.scoring_server", "--entry", MODELS["champion"]],
                                   system.root))
         system.target = server.wait_line(serving.READY_PREFIX)
-    except BaseException:
-        system.stop()
-        raise
     return system
 
 
 def start_fanout(root: Path) -> System:
     system = System("fan-out", _subdir(root, "fanout"))
-    try:
+    with _stopped_on_failure(system):
         servers = [system.add(spawn(f"model-{role}", ["-m", "bench_systems.scoring_server", "--entry", entry,
                                                       "--name", role, "--role", role], system.root))
                    for role, entry in MODELS.items()]
         addresses = [f"{p.name.removeprefix('model-')}={p.wait_line(serving.READY_PREFIX)}" for p in servers]
         args = ["-m", "bench_systems.fanout", "--window-ms", str(WINDOW_MS), "--deadline-ms", str(DEADLINE_MS)]
-        frontend = spawn("frontend", [*args, *(a for address in addresses for a in ("--model", address))],
-                         system.root)
-        system.procs.insert(0, frontend)  # stopped first, as in rvz
-        system.target = frontend.wait_line(serving.READY_PREFIX)
+        _start_frontend(system, [*args, *(a for address in addresses for a in ("--model", address))])
+    return system
+
+
+def start_bare(root: Path) -> System:
+    """rendezvous, the three workers, then the frontend, which is ready once a probe went through all three."""
+    system = System("bare", _subdir(root, "bare"))
+    base = ["-m", "bench_systems.bare"]
+    with _stopped_on_failure(system):
+        system.add(spawn("rendezvous", [*base, "rendezvous", "--dir", str(system.root), "--models", str(len(MODELS))],
+                         system.root)).wait_line(bare.READY)
+        for role, entry in MODELS.items():
+            system.add(spawn(f"model-{role}", [*base, "worker", "--dir", str(system.root), "--name", role,
+                                               "--entry", entry], system.root)).wait_line(bare.READY)
+        _start_frontend(system, [*base, "frontend", "--dir", str(system.root)])
+    return system
+
+
+def _start_frontend(system: System, args: list[str]) -> None:
+    """Start a baseline's frontend last (its backends are up) and stop it first, as `rvz up` does."""
+    frontend = spawn("frontend", args, system.root)
+    system.procs.insert(0, frontend)
+    system.target = frontend.wait_line(serving.READY_PREFIX)
+
+
+@contextmanager
+def _stopped_on_failure(system: System) -> Iterator[None]:
+    """Whatever a starter started is stopped if it fails half way."""
+    try:
+        yield
     except BaseException:
         system.stop()
         raise
-    return system
 
 
 def start_rvz(root: Path, name: str = "rvz", *, champion: str = MODELS["champion"], streams: str = "ipc",
@@ -90,7 +119,7 @@ def start_rvz(root: Path, name: str = "rvz", *, champion: str = MODELS["champion
     config = system.root / "rvz.toml"
     config.write_text(rvz_config(system.root, streams, durable_answers, grpc_overflow))
     base = ["-m", "rvz"]
-    try:
+    with _stopped_on_failure(system):
         system.add(spawn("rendezvous", [*base, "rendezvous", "--config", str(config)], system.root, env))
         frontend = system.add(spawn("frontend", [*base, "frontend", "--config", str(config)], system.root, env))
         system.target = frontend.wait_line(LISTENING_PREFIX)
@@ -98,9 +127,6 @@ def start_rvz(root: Path, name: str = "rvz", *, champion: str = MODELS["champion
             args = [*base, "model", "run", "--config", str(config), "--name", role, "--role", role, "--entry", entry]
             system.add(spawn(f"model-{role}", args, system.root, env)).wait_line(MODEL_READY)
         wait_serving(system.target, "default")
-    except BaseException:
-        system.stop()
-        raise
     # The order `rvz up` stops in: the frontend first (calls in flight are still answered), the rendezvous last.
     system.procs.sort(key=lambda p: {"frontend": 0, "rendezvous": 2}.get(p.name, 1))
     return system

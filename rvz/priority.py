@@ -1,11 +1,19 @@
-"""A worker's CPU priority ([[models]] nice)."""
+"""How Linux schedules rvz's processes: a worker's CPU priority ([[models]] nice) and the rendezvous's
+timer precision."""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
 import os
+import sys
 
 logger = logging.getLogger(__name__)
+
+_PR_SET_TIMERSLACK = 29
+# The smallest slack Linux takes (0 would mean "back to the default").
+MIN_TIMER_SLACK_NS = 1
 
 
 def lower_priority(nice: int) -> None:
@@ -21,3 +29,20 @@ def lower_priority(nice: int) -> None:
     for tid in threads:
         os.setpriority(os.PRIO_PROCESS, tid, nice)
     logger.info("running at nice %d", nice)
+
+
+def precise_timers() -> bool:
+    """Let this thread's timers fire as soon as they are due: Linux's timer slack set to 1 ns.
+
+    Linux may fire a sleeping thread's timer up to its timer slack late (50 µs by default), to merge
+    wake-ups. The rendezvous sleeps until the next window boundary or deadline, so every fallback and
+    timeout would be that much later. Measured with a champion always late (8 alternated rounds): the
+    fallback's p50 after its window went from 0.239 to 0.191 ms. The slack belongs to the thread that
+    sets it (and the threads it starts later); returns False where it cannot be set.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        return bool(libc.prctl(_PR_SET_TIMERSLACK, MIN_TIMER_SLACK_NS, 0, 0, 0) == 0)
+    return False

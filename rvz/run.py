@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from rvz.config import Config, ModelConfig
 from rvz.frontend import Frontend
 from rvz.model import load_model
-from rvz.priority import lower_priority
+from rvz.priority import lower_priority, precise_timers
 from rvz.rendezvous import Rendezvous
 from rvz.telemetry import Telemetry, offset_listen
 from rvz.telemetry import setup as telemetry_setup
@@ -66,6 +66,8 @@ def run_rendezvous(config: Config, metrics_listen: str = "") -> None:
     telemetry = telemetry_setup("rendezvous", config.tracing, config.metrics, listen)
     rendezvous = Rendezvous(config, telemetry)
     freeze_heap()
+    if not precise_timers():  # its loop runs on this thread
+        logger.warning("cannot lower the timer slack: fallbacks and timeouts may fire up to 50 µs late")
     try:
         with _exit_on_signal(rendezvous.should_exit):
             rendezvous.run()

@@ -150,6 +150,10 @@ def test_rvz_up_serves_the_demo_end_to_end(up: tuple[Proc, str], root: Path) -> 
     assert set(pids) == {"rendezvous", "frontend", "model gbm", "model logreg", "model rules", "model archive"}
     assert thread_nice_values(pids["model rules"]) == {7}  # every thread, ZeroMQ's and the model's included
     assert thread_nice_values(pids["model gbm"]) == {0}
+    # The rendezvous's loop runs on its main thread, whose timers fire with the least slack Linux allows.
+    assert Path(f"/proc/{pids['rendezvous']}/timerslack_ns").read_text().strip() == "1"
+    inherited = Path("/proc/self/timerslack_ns").read_text()
+    assert inherited.strip() != "1" and Path(f"/proc/{pids['frontend']}/timerslack_ns").read_text() == inherited
     assert proc.stop(signal.SIGINT) == 0
     assert not any(alive(pid) for pid in pids.values())
     results = rvz("log", "cat", str(root / "data" / "results")).stdout

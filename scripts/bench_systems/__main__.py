@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from bench_systems import measure, report
+from bench_systems import measure, report, wakeups
 from rvz.bench_load import BenchError
 
 
@@ -67,7 +67,7 @@ def _say(message: str) -> None:
 def _measure(root: Path, plan: measure.Plan, skip: set[str]) -> dict[str, Any]:
     figures: dict[str, Any] = {"machine": report.machine(), "plan": dataclasses.asdict(plan),
                                "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-                               "failed": {}}
+                               "failed": {}, "wakeups": wakeups.measure()}
     main = measure.main_rounds(root, plan, _say)
     summary = report.summarize(main)
     figures.update(half_rate=main["half_rate"], summary=summary, ratios=report.ratios(summary), runs=main["runs"])
@@ -101,7 +101,7 @@ def _render(figures: dict[str, Any], plan: measure.Plan, quick: bool) -> str:
     title = (f"rvz benchmark: scripts/bench{' --quick' if quick else ''}, {figures['date']}, "
              f"medians of {plan.rounds} round(s), {figures['wall_s']:g} s in all")
     lines = [title, "", report.machine_line(figures["machine"]), "",
-             report.table(summary, plan, figures["half_rate"]), ""]
+             report.table(summary, plan, figures["half_rate"]), "", wakeups.line(figures["wakeups"])]
     lines += [line for line in (report.errors_line(figures["runs"]), report.hops_line(summary),
                                 report.per_call_line(summary)) if line]
     lines += report.extras(figures.get("fallback"), figures.get("overload"), figures.get("tracing"),

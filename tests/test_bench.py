@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -163,3 +164,17 @@ def test_bare_rendezvous_answers_with_the_champion_and_usage_is_read_per_process
     # Every process took part in every call: each used CPU and was woken.
     assert set(figures["per_call"]) == processes
     assert all(v["cpu_us"] > 0 and v["switches"] > 0 for v in figures["per_call"].values()), figures["per_call"]
+
+
+def test_wake_up_costs_are_measured_on_this_machine() -> None:
+    with scripts_importable():
+        from bench_systems import wakeups
+
+        figures = wakeups.measure()
+        line = wakeups.line(figures)
+    across = {"round_trip_any_cpu_us"} if len(os.sched_getaffinity(0)) > 1 else set()
+    keys = {"round_trip_one_cpu_us", "sleep_1ms_late_us"} | across
+    assert set(figures) == keys
+    for name in keys:
+        assert 0 < figures[name]["p50"] <= figures[name]["p99"], figures
+        assert f"{figures[name]['p50']:g} µs" in line

@@ -144,8 +144,9 @@ SATURATION_SLICE_S = 2.0
 BY_TURNS = ("direct", "bare", "rvz")
 
 
-def interleaved_single(root: Path, plan: Plan) -> dict[str, Any]:
-    """direct, the bare rendezvous and rvz, all three running, measured by turns.
+def interleaved_single(root: Path, plan: Plan, half_rate: float) -> dict[str, Any]:
+    """direct, the bare rendezvous and rvz, all three running, measured by turns: at 1 in flight, at
+    saturation, and in open loop at ``half_rate`` (the table's 50% of rvz's max rate).
 
     The table measures each system in its own window, a minute apart: on a shared machine the host's load
     moves in between, and the difference of two p50s carries that too. Here all three are up (idle when
@@ -163,6 +164,7 @@ def interleaved_single(root: Path, plan: Plan) -> dict[str, Any]:
         up = {name: stack.enter_context(running(starters[name](work))) for name in BY_TURNS}
         p50s: dict[str, list[float]] = {name: [] for name in BY_TURNS}
         rps: dict[str, list[float]] = {name: [] for name in BY_TURNS}
+        p99s: dict[str, list[float]] = {name: [] for name in BY_TURNS}
         for i in range(plan.turns_slices):
             for name in _rotated(list(BY_TURNS), i):
                 result = _bench(up[name], plan, concurrency=1, duration_s=INTERLEAVED_SLICE_S, warmup_s=0.1)
@@ -172,12 +174,15 @@ def interleaved_single(root: Path, plan: Plan) -> dict[str, Any]:
                 result = _bench(up[name], plan, concurrency=plan.concurrency, duration_s=SATURATION_SLICE_S,
                                 warmup_s=0.3)
                 rps[name].append(result.throughput_rps)
+                result = _bench(up[name], plan, rate=half_rate, duration_s=SATURATION_SLICE_S, warmup_s=0.3)
+                p99s[name].append(result.latency_ms["p99"])
     added = {name: round(statistics.median(s - d for s, d in zip(p50s[name], p50s["direct"], strict=True)), 4)
              for name in BY_TURNS}
     max_rps = {name: round(statistics.median(rps[name]), 1) for name in BY_TURNS}
     return {"slices": plan.turns_slices, "slice_s": INTERLEAVED_SLICE_S,
             "saturation_slices": plan.turns_saturation_slices,
-            "saturation_slice_s": SATURATION_SLICE_S, "p50_ms": p50s, "rps": rps,
+            "saturation_slice_s": SATURATION_SLICE_S, "p50_ms": p50s, "rps": rps, "half_rate": half_rate,
+            "p99_half_ms": {name: round(statistics.median(p99s[name]), 3) for name in BY_TURNS},
             **{f"{name}_p50_ms": round(statistics.median(p50s[name]), 4) for name in BY_TURNS},
             "added_p50_ms": added["rvz"], "bare_added_p50_ms": added["bare"], "max_rps": max_rps,
             "rvz_over_direct": round(max_rps["rvz"] / max_rps["direct"], 3),

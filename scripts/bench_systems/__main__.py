@@ -72,7 +72,7 @@ def _measure(root: Path, plan: measure.Plan, skip: set[str]) -> dict[str, Any]:
     summary = report.summarize(main)
     figures.update(half_rate=main["half_rate"], summary=summary, ratios=report.ratios(summary), runs=main["runs"])
     extras: dict[str, Callable[[], Any]] = {
-        "interleaved": lambda: measure.interleaved_single(root, plan, main["half_rate"]),
+        "interleaved": lambda: measure.by_turns(root, plan, main["half_rate"]),
         "overload": lambda: measure.overload(root, plan, summary["rvz"]["rps"]),
         "overload-refuse": lambda: measure.overload(root, plan, summary["rvz"]["rps"], grpc_overflow="refuse"),
         "fallback": lambda: measure.fallback(root, plan),

@@ -4,9 +4,10 @@ What the architecture costs on this machine with these libraries, before any of 
 grpc.aio frontend (uvloop) publishes each request on a PUB socket; three workers (SUB -> PUSH) score
 it with the bench's models; a rendezvous that subscribes to the requests too returns the champion's
 score (PULL -> ROUTER -> the frontend's DEALER). No request, score or result logs, no validation,
-deadlines, policy, admission, metrics or error handling: a bad request or a missing champion simply
-never answers. `scripts/bench` measures it beside rvz, so that what rvz adds over its own transport
-can be told apart from what the transport costs here.
+deadlines, policy, admission, metrics or error handling: a request a worker cannot parse stops that
+worker, and without a champion no call is answered: it is for measuring, not serving. `scripts/bench`
+measures it beside rvz, so that what rvz adds over its own transport can be told apart from what the
+transport costs here.
 
     python -m bench_systems.bare rendezvous --dir DIR [--models 3]
     python -m bench_systems.bare worker --dir DIR --name NAME --entry MODULE:ATTR
@@ -99,7 +100,8 @@ def run_worker(directory: Path, name: str, entry: str) -> None:
                                                  role=name, use_case=request.use_case or "default")
             python_to_value(model(struct_to_dict(request.features)), response.output)
             frames += (request_id, response.SerializeToString())
-        push.send_multipart(frames)
+        if len(frames) > 1:
+            push.send_multipart(frames)
     ctx.destroy(linger=0)
 
 

@@ -41,7 +41,7 @@ class Plan:
     overload_s: float
     fallback_s: float
     tracing_s: float
-    # The comparison by turns (interleaved_single): 1-in-flight slices and saturation slices per system.
+    # The comparison by turns (by_turns): 1-in-flight slices and saturation slices per system.
     turns_slices: int = 10
     turns_saturation_slices: int = 3
     fallback_rate: float = 100.0
@@ -139,12 +139,12 @@ def main_rounds(root: Path, plan: Plan, say: Callable[[str], None]) -> dict[str,
 
 
 # The comparison by turns: the length of each 1-in-flight slice and each saturation slice (see Plan).
-INTERLEAVED_SLICE_S = 0.6
+SINGLE_SLICE_S = 0.6
 SATURATION_SLICE_S = 2.0
 BY_TURNS = ("direct", "bare", "rvz")
 
 
-def interleaved_single(root: Path, plan: Plan, half_rate: float) -> dict[str, Any]:
+def by_turns(root: Path, plan: Plan, half_rate: float) -> dict[str, Any]:
     """direct, the bare rendezvous and rvz, all three running, measured by turns: at 1 in flight, at
     saturation, and in open loop at ``half_rate`` (the table's 50% of rvz's max rate).
 
@@ -167,19 +167,21 @@ def interleaved_single(root: Path, plan: Plan, half_rate: float) -> dict[str, An
         p99s: dict[str, list[float]] = {name: [] for name in BY_TURNS}
         for i in range(plan.turns_slices):
             for name in _rotated(list(BY_TURNS), i):
-                result = _bench(up[name], plan, concurrency=1, duration_s=INTERLEAVED_SLICE_S, warmup_s=0.1)
+                result = _bench(up[name], plan, concurrency=1, duration_s=SINGLE_SLICE_S, warmup_s=0.1)
                 p50s[name].append(result.latency_ms["p50"])
         for i in range(plan.turns_saturation_slices):
             for name in _rotated(list(BY_TURNS), i):
                 result = _bench(up[name], plan, concurrency=plan.concurrency, duration_s=SATURATION_SLICE_S,
                                 warmup_s=0.3)
                 rps[name].append(result.throughput_rps)
+        for i in range(plan.turns_saturation_slices):
+            for name in _rotated(list(BY_TURNS), i):
                 result = _bench(up[name], plan, rate=half_rate, duration_s=SATURATION_SLICE_S, warmup_s=0.3)
                 p99s[name].append(result.latency_ms["p99"])
     added = {name: round(statistics.median(s - d for s, d in zip(p50s[name], p50s["direct"], strict=True)), 4)
              for name in BY_TURNS}
     max_rps = {name: round(statistics.median(rps[name]), 1) for name in BY_TURNS}
-    return {"slices": plan.turns_slices, "slice_s": INTERLEAVED_SLICE_S,
+    return {"slices": plan.turns_slices, "slice_s": SINGLE_SLICE_S,
             "saturation_slices": plan.turns_saturation_slices,
             "saturation_slice_s": SATURATION_SLICE_S, "p50_ms": p50s, "rps": rps, "half_rate": half_rate,
             "p99_half_ms": {name: round(statistics.median(p99s[name]), 3) for name in BY_TURNS},

@@ -90,9 +90,7 @@ def _measure(root: Path, plan: measure.Plan, skip: set[str]) -> dict[str, Any]:
             figures["failed"][name] = str(e)
             _say(f"{name} failed: {e}")
     figures["machine"]["loadavg_at_end"] = list(os.getloadavg())
-    figures["targets"] = [{"target": n, "met": ok, "figure": f}
-                          for n, ok, f in report.targets(summary, figures.get("fallback"), figures.get("overload"),
-                                                         figures.get("overload-refuse"), figures.get("interleaved"))]
+    figures["targets"] = [{"target": n, "met": ok, "figure": f} for n, ok, f in report.targets(figures)]
     return figures
 
 
@@ -104,12 +102,8 @@ def _render(figures: dict[str, Any], plan: measure.Plan, quick: bool) -> str:
              report.table(summary, plan, figures["half_rate"]), "", wakeups.line(figures["wakeups"])]
     lines += [line for line in (report.errors_line(figures["runs"]), report.hops_line(summary),
                                 report.per_call_line(summary)) if line]
-    lines += report.extras(figures.get("fallback"), figures.get("overload"), figures.get("tracing"),
-                           figures.get("durability"), summary["rvz"], figures.get("overload-refuse"),
-                           figures.get("interleaved"))
-    checks = report.targets(summary, figures.get("fallback"), figures.get("overload"), figures.get("overload-refuse"),
-                            figures.get("interleaved"))
-    lines.append(report.targets_line(checks))
+    lines += report.extras(figures)
+    lines.append(report.targets_line(report.targets(figures)))
     lines += [f"- Not measured: {name} ({error.splitlines()[0]})" for name, error in figures["failed"].items()]
     return "\n".join(lines)
 

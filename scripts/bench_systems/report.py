@@ -169,16 +169,16 @@ def errors_line(runs: dict[str, dict[str, list[dict[str, Any]]]]) -> str | None:
     return ("- Non-OK answers in the main runs (not in the latencies above): " + ", ".join(found)) if found else None
 
 
-def extras(fallback: dict[str, Any] | None, overload: dict[str, Any] | None,
-           tracing: list[dict[str, Any]] | None, durability: dict[str, Any] | None = None,
-           rvz: dict[str, Any] | None = None, overload_refuse: dict[str, Any] | None = None,
-           interleaved: dict[str, Any] | None = None) -> list[str]:
+def extras(figures: dict[str, Any]) -> list[str]:
+    """A line for each extra measurement in ``figures`` (a run's figures: those skipped or failed are absent)."""
+    fallback, durability, tracing = figures.get("fallback"), figures.get("durability"), figures.get("tracing")
+    interleaved, rvz = figures.get("interleaved"), figures["summary"]["rvz"]
     lines = []
     if interleaved is not None:
         lines.append(by_turns_line(interleaved))
     if durability is not None:
         latency = durability["result"]["latency_ms"]
-        table = f" (the table's rvz, answers waiting: p99 {rvz['p99_half_ms']} ms)" if rvz else ""
+        table = f" (the table's rvz, answers waiting: p99 {rvz['p99_half_ms']} ms)"
         lines.append(f"- Answers not waiting for the request record's fdatasync (log.durable_answers = false, logs "
                      f"still synced), open loop at {durability['rate']:,.0f} req/s: p50 {latency.get('p50', '-')} ms, "
                      f"p99 {latency.get('p99', '-')} ms, max {latency.get('max', '-')} ms{table}.")
@@ -190,7 +190,7 @@ def extras(fallback: dict[str, Any] | None, overload: dict[str, Any] | None,
                      f"as the client sees it p50 {c.get('p50', '-')} ms, p99 {c.get('p99', '-')} ms; answered by "
                      + ", ".join(f"{k} {v}" for k, v in fallback["answers_by_model"].items())
                      + "".join(f"; {code} {n}" for code, n in fallback["errors"].items()))
-    for run in (overload, overload_refuse):
+    for run in (figures.get("overload"), figures.get("overload-refuse")):
         if run is not None:
             lines.append(_overload_line(run))
     if tracing:
@@ -243,11 +243,9 @@ def _sampling(ratio: float | None) -> str:
     return "off" if ratio is None else f"{ratio:.0%} sampled"
 
 
-def targets(summary: dict[str, dict[str, Any]], fallback: dict[str, Any] | None,
-            overload: dict[str, Any] | None,
-            overload_refuse: dict[str, Any] | None = None,
-            interleaved: dict[str, Any] | None = None) -> list[tuple[str, bool | None, str]]:
+def targets(figures: dict[str, Any]) -> list[tuple[str, bool | None, str]]:
     """The targets of issue 5, each with pass/fail (None: not measured) and the figure."""
+    summary, fallback, interleaved = figures["summary"], figures.get("fallback"), figures.get("interleaved")
     rvz, direct, fan = summary["rvz"], summary["direct"], summary["fan-out"]
     r_fan, r_direct = _ratio(rvz["rps"], fan["rps"]), _ratio(rvz["rps"], direct["rps"])
     added = None if rvz["p50_1_ms"] is None or direct["p50_1_ms"] is None else rvz["p50_1_ms"] - direct["p50_1_ms"]
@@ -267,8 +265,8 @@ def targets(summary: dict[str, dict[str, Any]], fallback: dict[str, Any] | None,
                                        f" (by turns: {interleaved['p99_half_ms']['rvz']} ms; the bare rendezvous's "
                                        f"own: {interleaved['p99_half_ms']['bare']} ms)")),
         ("fallback within 1 ms of its window (p99)", None if fb is None else fb <= 1.0, f"{fb} ms"),
-        ("no message silently dropped at 2x load", *_overload_check(overload)),
-        ('same, with frontend.grpc_overflow = "refuse"', *_overload_check(overload_refuse)),
+        ("no message silently dropped at 2x load", *_overload_check(figures.get("overload"))),
+        ('same, with frontend.grpc_overflow = "refuse"', *_overload_check(figures.get("overload-refuse"))),
     ]
 
 

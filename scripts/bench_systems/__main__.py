@@ -77,7 +77,7 @@ def _measure(root: Path, plan: measure.Plan, skip: set[str]) -> dict[str, Any]:
         "overload-refuse": lambda: measure.overload(root, plan, summary["rvz"]["rps"], grpc_overflow="refuse"),
         "fallback": lambda: measure.fallback(root, plan),
         "durability": lambda: measure.durability(root, plan, main["half_rate"]),
-        "tracing": lambda: [measure.measure_tracing(ratio, root, plan) for ratio in measure.TRACING_RATIOS],
+        "tracing": lambda: measure.measure_tracing(root, plan),
     }
     for name, run in extras.items():
         if name in skip:

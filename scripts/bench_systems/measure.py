@@ -17,14 +17,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bench_systems import hops, otlp_sink, serving, systems
-from bench_systems.procs import spawn
+from bench_systems.procs import Proc, spawn
 from bench_systems.systems import System
 from rvz.bench import BenchResult, run_bench
 from rvz.frontend import CANCELLED_IN_GRPC
 from rvz.log import iter_records
+
+T = TypeVar("T")
 
 # The load generator's per-call deadline: well past rvz's 100 ms SLA, so a call the server loses is seen
 # as a client-side DEADLINE_EXCEEDED, never mistaken for an answer.
@@ -192,10 +194,10 @@ def by_turns(root: Path, plan: Plan, half_rate: float) -> dict[str, Any]:
             "rvz_over_bare": round(max_rps["rvz"] / max_rps["bare"], 3)}
 
 
-def _rotated(names: list[str], round_: int) -> list[str]:
-    # Each system goes first in some round: whatever the machine does early or late is spread over all three.
-    k = round_ % len(names)
-    return names[k:] + names[:k]
+def _rotated(items: list[T], round_: int) -> list[T]:
+    # Each system goes first in some round: whatever the machine does early or late is spread over all of them.
+    k = round_ % len(items)
+    return items[k:] + items[:k]
 
 
 def overload(root: Path, plan: Plan, rvz_max_rps: float, grpc_overflow: str = "cancel") -> dict[str, Any]:
@@ -277,20 +279,44 @@ def tracing_env(sampling_ratio: float | None, sink: str = "") -> dict[str, str]:
             "OTEL_TRACES_SAMPLER_ARG": f"{sampling_ratio:g}"}
 
 
-def measure_tracing(sampling_ratio: float | None, root: Path, plan: Plan) -> dict[str, Any]:
-    """Saturation throughput and CPU of a fresh rvz whose processes trace ``sampling_ratio`` of requests."""
-    name = "off" if sampling_ratio is None else f"{sampling_ratio:g}"
-    work = root / f"tracing-{name}"
-    work.mkdir(parents=True, exist_ok=True)
-    sink = spawn("otlp-sink", ["-m", "bench_systems.otlp_sink"], work)
-    try:
-        env = tracing_env(sampling_ratio, sink.wait_line(serving.READY_PREFIX))
-        with running(systems.start_rvz(work, streams=plan.streams, env=env)) as system:
-            figures = saturation(system, plan, plan.tracing_s)
-    finally:
-        sink.stop()  # after rvz stopped: the spans it flushed on the way out are counted
-    exported = sink.wait_line(otlp_sink.TOTALS_PREFIX, timeout_s=1.0)
-    return {"sampling_ratio": sampling_ratio, "env": env, "sink": exported, **figures}
+# Saturation slices per tracing variant, measured by turns.
+TRACING_SLICES = 3
+
+
+@dataclass
+class _TracedDeployment:
+    ratio: float | None
+    env: dict[str, str]
+    sink: Proc
+    system: System
+    runs: list[dict[str, Any]]
+
+
+def measure_tracing(root: Path, plan: Plan) -> list[dict[str, Any]]:
+    """Saturation throughput and CPU of rvz tracing each ratio of TRACING_RATIOS of requests.
+
+    One deployment per ratio, each exporting to its own sink, all running at once and measured by turns
+    (TRACING_SLICES slices of plan.tracing_s each, medians): measured one after the other, a minute
+    apart, the host's load moved between them by more than what tracing costs.
+    """
+    slices = 1 if plan.rounds == 1 else TRACING_SLICES
+    with contextlib.ExitStack() as stack:
+        deployments: list[_TracedDeployment] = []
+        for ratio in TRACING_RATIOS:
+            work = root / f"tracing-{'off' if ratio is None else f'{ratio:g}'}"
+            work.mkdir(parents=True, exist_ok=True)
+            sink = spawn("otlp-sink", ["-m", "bench_systems.otlp_sink"], work)
+            stack.callback(sink.stop)  # after rvz stopped (callbacks run in reverse): its last spans count
+            env = tracing_env(ratio, sink.wait_line(serving.READY_PREFIX))
+            system = stack.enter_context(running(systems.start_rvz(work, streams=plan.streams, env=env)))
+            deployments.append(_TracedDeployment(ratio, env, sink, system, []))
+        for i in range(slices):
+            for deployment in _rotated(deployments, i):
+                deployment.runs.append(saturation(deployment.system, plan, plan.tracing_s))
+    return [{"sampling_ratio": d.ratio, "env": d.env, "sink": d.sink.wait_line(otlp_sink.TOTALS_PREFIX, timeout_s=1.0),
+             "slices": len(d.runs), "rps": round(statistics.median(r["rps"] for r in d.runs), 1),
+             "cpu_s_per_1000": round(statistics.median(r["cpu_s_per_1000"] for r in d.runs), 4), "runs": d.runs}
+            for d in deployments]
 
 
 def count_records(directory: Path) -> int:

@@ -194,7 +194,10 @@ def extras(figures: dict[str, Any]) -> list[str]:
         if run is not None:
             lines.append(_overload_line(run))
     if tracing:
-        lines.append("- Tracing (rvz at saturation; OTLP/gRPC export to a sink on loopback): "
+        slices = tracing[0].get("slices", 1)
+        lines.append("- Tracing (rvz at saturation, one deployment per ratio, all running, measured by turns: "
+                     + ("one slice each" if slices == 1 else f"medians of {slices} slices each")
+                     + "; OTLP/gRPC export to a sink on loopback): "
                      + ", ".join(f"{_sampling(t['sampling_ratio'])} {t['rps']:,.0f} req/s "
                                  f"({t['cpu_s_per_1000']:.3f} CPU-s/1000; {t['sink'].split(',')[0]})"
                                  for t in tracing)

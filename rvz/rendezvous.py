@@ -113,7 +113,8 @@ class Rendezvous:
             ("rvz.rendezvous.defaults", "Default outputs served", lambda: c.defaults),
             ("rvz.rendezvous.all_failed", "Requests on which every live model failed", lambda: c.failed),
             ("rvz.rendezvous.orphan_scores", "Scores whose request never arrived", lambda: c.orphans),
-            ("rvz.rendezvous.undeliverable", "Answers or control messages a frontend could not take",
+            ("rvz.rendezvous.undeliverable", "Answers (and Admin replies) a frontend could not take: it was gone "
+             "or not reading",
              lambda: c.undeliverable),
             ("rvz.rendezvous.malformed", "Messages that could not be decoded", lambda: c.malformed),
         ]:
@@ -304,6 +305,10 @@ class Rendezvous:
             self._router.send_multipart([address, kind, *payloads], zmq.NOBLOCK)
             return True
         except zmq.ZMQError as e:  # EHOSTUNREACH: that frontend is gone; EAGAIN: it is not reading
+            if kind == streams.CONTROL:
+                # Readiness news for a frontend that went away, as every frontend that stops leaves some (its
+                # last probe's answers): nothing is lost, and it probes again if it comes back.
+                return False
             before = self.counters.undeliverable
             self.counters.undeliverable += len(payloads)
             if passed_milestone(before, self.counters.undeliverable):

@@ -73,13 +73,20 @@ def ends(endpoints: StreamsConfig) -> Iterator[Ends]:
     made.close()
 
 
-def request(i: int, deadline_s: float = 10.0) -> bytes:
+def request(i: int, deadline_s: float = 10.0, return_address: bytes = FRONTEND_ID) -> bytes:
     now = time.time_ns()
     features = scoring_pb2.ScoreRequest()
     features.features.update({"x": i})
     return envelope_pb2.RequestEnvelope(
         request_id=f"r{i}", use_case="default", request=features.SerializeToString(), received_unix_ns=now,
-        deadline_unix_ns=now + int(deadline_s * 1e9), return_address=FRONTEND_ID).SerializeToString()
+        deadline_unix_ns=now + int(deadline_s * 1e9), return_address=return_address).SerializeToString()
+
+
+def champion_score(i: int) -> bytes:
+    score = envelope_pb2.ScoreEnvelope(request_id=f"r{i}", use_case="default", model_name="champ",
+                                       model_version="1", role="champion")
+    score.output.number_value = i
+    return score.SerializeToString()
 
 
 def probe() -> bytes:
@@ -172,3 +179,31 @@ def test_the_rendezvous_answers_every_request_and_score_of_batched_messages(endp
     assert sorted((r.request_id, r.model_name, r.status_code) for r in results) == [("r0", "champ", 0),
                                                                                      ("r1", "champ", 0)]
     assert rendezvous.counters.requests == 2 and rendezvous.counters.scores == 2
+
+
+def test_only_answers_to_a_gone_frontend_count_as_undeliverable(endpoints: StreamsConfig, ends: Ends,
+                                                                 root: Path) -> None:
+    """A stopped frontend always leaves its last probe's answers behind: those are not lost answers."""
+    pub = ends.publisher()
+    config = replace(Config(), streams=endpoints, log=LogConfig(dir=str(root / "data")))
+    rendezvous = Rendezvous(config)
+    thread = threading.Thread(target=rendezvous.run, name="rendezvous")
+    thread.start()
+    try:
+        dealer, push = ends.result_dealer(), ends.score_pusher()
+        handshake(pub, dealer, streams.CONTROL)
+        gone = b"fe-gone"
+        announce = envelope_pb2.Control(kind=envelope_pb2.Control.ANNOUNCE, frontend_id=gone,
+                                        model=envelope_pb2.ModelInfo(use_case="default", name="champ", version="1",
+                                                                     role="champion", worker_id="w"))
+        push.send_multipart([streams.ANNOUNCE, announce.SerializeToString()])  # forwarded to the gone frontend
+        pub.send_multipart([streams.topic_for("default"), request(1, return_address=gone), request(2)])
+        push.send_multipart([streams.SCORE, champion_score(1), champion_score(2)])
+        # r2's answer comes after everything above was handled: same sockets, sent in that order.
+        results = [envelope_pb2.ResultEnvelope.FromString(frame) for frame in receive(dealer, streams.RESULT)]
+    finally:
+        rendezvous.should_exit.set()
+        thread.join(10)
+    assert [r.request_id for r in results] == ["r2"]
+    assert rendezvous.counters.answered == 2
+    assert rendezvous.counters.undeliverable == 1  # r1's answer, not the announce

@@ -6,6 +6,7 @@ other ends (a frontend's publisher and result socket, a worker's score pusher) w
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -117,6 +118,19 @@ def handshake(pub: zmq.Socket[bytes], sock: zmq.Socket[bytes], kind: bytes) -> N
     raise AssertionError("the other end never answered a probe")
 
 
+@contextlib.contextmanager
+def rendezvous_thread(endpoints: StreamsConfig, root: Path) -> Iterator[Rendezvous]:
+    """A rendezvous running in a thread of this process; stopped and joined when the block ends."""
+    rendezvous = Rendezvous(replace(Config(), streams=endpoints, log=LogConfig(dir=str(root / "data"))))
+    thread = threading.Thread(target=rendezvous.run, name="rendezvous")
+    thread.start()
+    try:
+        yield rendezvous
+    finally:
+        rendezvous.should_exit.set()
+        thread.join(10)
+
+
 def scores_from_worker(model: ModelConfig, endpoints: StreamsConfig, ends: Ends, root: Path,
                        message: list[bytes], expected: int) -> tuple[Worker, list[envelope_pb2.ScoreEnvelope]]:
     """Run a worker in a thread, publish one message of requests to it, collect ``expected`` scores."""
@@ -157,25 +171,14 @@ def test_a_worker_sheds_only_the_expired_requests_of_a_message(endpoints: Stream
 def test_the_rendezvous_answers_every_request_and_score_of_batched_messages(endpoints: StreamsConfig, ends: Ends,
                                                                             root: Path) -> None:
     pub = ends.publisher()
-    config = replace(Config(), streams=endpoints, log=LogConfig(dir=str(root / "data")))
-    rendezvous = Rendezvous(config)
-    thread = threading.Thread(target=rendezvous.run, name="rendezvous")
-    thread.start()
-    try:
+    with rendezvous_thread(endpoints, root) as rendezvous:
         dealer, push = ends.result_dealer(), ends.score_pusher()
         handshake(pub, dealer, streams.CONTROL)
         pub.send_multipart([streams.topic_for("default"), request(0), request(1)])
-        scores = [envelope_pb2.ScoreEnvelope(request_id=f"r{i}", use_case="default", model_name="champ",
-                                             model_version="1", role="champion") for i in range(2)]
-        for score, x in zip(scores, (10, 11), strict=True):
-            score.output.number_value = x
-        push.send_multipart([streams.SCORE, *(score.SerializeToString() for score in scores)])
+        push.send_multipart([streams.SCORE, champion_score(0), champion_score(1)])
         results: list[envelope_pb2.ResultEnvelope] = []
         while len(results) < 2:
             results += [envelope_pb2.ResultEnvelope.FromString(frame) for frame in receive(dealer, streams.RESULT)]
-    finally:
-        rendezvous.should_exit.set()
-        thread.join(10)
     assert sorted((r.request_id, r.model_name, r.status_code) for r in results) == [("r0", "champ", 0),
                                                                                      ("r1", "champ", 0)]
     assert rendezvous.counters.requests == 2 and rendezvous.counters.scores == 2
@@ -185,11 +188,7 @@ def test_only_answers_to_a_gone_frontend_count_as_undeliverable(endpoints: Strea
                                                                  root: Path) -> None:
     """A stopped frontend always leaves its last probe's answers behind: those are not lost answers."""
     pub = ends.publisher()
-    config = replace(Config(), streams=endpoints, log=LogConfig(dir=str(root / "data")))
-    rendezvous = Rendezvous(config)
-    thread = threading.Thread(target=rendezvous.run, name="rendezvous")
-    thread.start()
-    try:
+    with rendezvous_thread(endpoints, root) as rendezvous:
         dealer, push = ends.result_dealer(), ends.score_pusher()
         handshake(pub, dealer, streams.CONTROL)
         gone = b"fe-gone"
@@ -201,9 +200,6 @@ def test_only_answers_to_a_gone_frontend_count_as_undeliverable(endpoints: Strea
         push.send_multipart([streams.SCORE, champion_score(1), champion_score(2)])
         # r2's answer comes after everything above was handled: same sockets, sent in that order.
         results = [envelope_pb2.ResultEnvelope.FromString(frame) for frame in receive(dealer, streams.RESULT)]
-    finally:
-        rendezvous.should_exit.set()
-        thread.join(10)
     assert [r.request_id for r in results] == ["r2"]
     assert rendezvous.counters.answered == 2
     assert rendezvous.counters.undeliverable == 1  # r1's answer, not the announce

@@ -164,22 +164,12 @@ def by_turns(root: Path, plan: Plan, half_rate: float) -> dict[str, Any]:
     work = root / "interleaved"
     with contextlib.ExitStack() as stack:
         up = {name: stack.enter_context(running(starters[name](work))) for name in BY_TURNS}
-        p50s: dict[str, list[float]] = {name: [] for name in BY_TURNS}
-        rps: dict[str, list[float]] = {name: [] for name in BY_TURNS}
-        p99s: dict[str, list[float]] = {name: [] for name in BY_TURNS}
-        for i in range(plan.turns_slices):
-            for name in _rotated(list(BY_TURNS), i):
-                result = _bench(up[name], plan, concurrency=1, duration_s=SINGLE_SLICE_S, warmup_s=0.1)
-                p50s[name].append(result.latency_ms["p50"])
-        for i in range(plan.turns_saturation_slices):
-            for name in _rotated(list(BY_TURNS), i):
-                result = _bench(up[name], plan, concurrency=plan.concurrency, duration_s=SATURATION_SLICE_S,
-                                warmup_s=0.3)
-                rps[name].append(result.throughput_rps)
-        for i in range(plan.turns_saturation_slices):
-            for name in _rotated(list(BY_TURNS), i):
-                result = _bench(up[name], plan, rate=half_rate, duration_s=SATURATION_SLICE_S, warmup_s=0.3)
-                p99s[name].append(result.latency_ms["p99"])
+        p50s = _in_turns(up, plan.turns_slices, lambda system: _bench(
+            system, plan, concurrency=1, duration_s=SINGLE_SLICE_S, warmup_s=0.1).latency_ms["p50"])
+        rps = _in_turns(up, plan.turns_saturation_slices, lambda system: _bench(
+            system, plan, concurrency=plan.concurrency, duration_s=SATURATION_SLICE_S, warmup_s=0.3).throughput_rps)
+        p99s = _in_turns(up, plan.turns_saturation_slices, lambda system: _bench(
+            system, plan, rate=half_rate, duration_s=SATURATION_SLICE_S, warmup_s=0.3).latency_ms["p99"])
     added = {name: round(statistics.median(s - d for s, d in zip(p50s[name], p50s["direct"], strict=True)), 4)
              for name in BY_TURNS}
     max_rps = {name: round(statistics.median(rps[name]), 1) for name in BY_TURNS}
@@ -192,6 +182,15 @@ def by_turns(root: Path, plan: Plan, half_rate: float) -> dict[str, Any]:
             "rvz_over_direct": round(max_rps["rvz"] / max_rps["direct"], 3),
             "bare_over_direct": round(max_rps["bare"] / max_rps["direct"], 3),
             "rvz_over_bare": round(max_rps["rvz"] / max_rps["bare"], 3)}
+
+
+def _in_turns(up: dict[str, System], slices: int, measure: Callable[[System], T]) -> dict[str, list[T]]:
+    """``slices`` measurements of every system, taken in turns (the first to go rotates)."""
+    figures: dict[str, list[T]] = {name: [] for name in up}
+    for i in range(slices):
+        for name in _rotated(list(up), i):
+            figures[name].append(measure(up[name]))
+    return figures
 
 
 def _rotated(items: list[T], round_: int) -> list[T]:
@@ -279,44 +278,38 @@ def tracing_env(sampling_ratio: float | None, sink: str = "") -> dict[str, str]:
             "OTEL_TRACES_SAMPLER_ARG": f"{sampling_ratio:g}"}
 
 
-# Saturation slices per tracing variant, measured by turns.
-TRACING_SLICES = 3
-
-
-@dataclass
-class _TracedDeployment:
-    ratio: float | None
-    env: dict[str, str]
-    sink: Proc
-    system: System
-    runs: list[dict[str, Any]]
-
-
 def measure_tracing(root: Path, plan: Plan) -> list[dict[str, Any]]:
     """Saturation throughput and CPU of rvz tracing each ratio of TRACING_RATIOS of requests.
 
     One deployment per ratio, each exporting to its own sink, all running at once and measured by turns
-    (TRACING_SLICES slices of plan.tracing_s each, medians): measured one after the other, a minute
-    apart, the host's load moved between them by more than what tracing costs.
+    (plan.turns_saturation_slices slices of plan.tracing_s each, medians): measured one after the other,
+    a minute apart, the host's load moved between them by more than what tracing costs.
     """
-    slices = 1 if plan.rounds == 1 else TRACING_SLICES
     with contextlib.ExitStack() as stack:
-        deployments: list[_TracedDeployment] = []
+        sinks: dict[str, Proc] = {}
+        envs: dict[str, dict[str, str]] = {}
+        up: dict[str, System] = {}
         for ratio in TRACING_RATIOS:
-            work = root / f"tracing-{'off' if ratio is None else f'{ratio:g}'}"
+            name = _tracing_name(ratio)
+            work = root / f"tracing-{name}"
             work.mkdir(parents=True, exist_ok=True)
-            sink = spawn("otlp-sink", ["-m", "bench_systems.otlp_sink"], work)
+            sinks[name] = sink = spawn("otlp-sink", ["-m", "bench_systems.otlp_sink"], work)
             stack.callback(sink.stop)  # after rvz stopped (callbacks run in reverse): its last spans count
-            env = tracing_env(ratio, sink.wait_line(serving.READY_PREFIX))
-            system = stack.enter_context(running(systems.start_rvz(work, streams=plan.streams, env=env)))
-            deployments.append(_TracedDeployment(ratio, env, sink, system, []))
-        for i in range(slices):
-            for deployment in _rotated(deployments, i):
-                deployment.runs.append(saturation(deployment.system, plan, plan.tracing_s))
-    return [{"sampling_ratio": d.ratio, "env": d.env, "sink": d.sink.wait_line(otlp_sink.TOTALS_PREFIX, timeout_s=1.0),
-             "slices": len(d.runs), "rps": round(statistics.median(r["rps"] for r in d.runs), 1),
-             "cpu_s_per_1000": round(statistics.median(r["cpu_s_per_1000"] for r in d.runs), 4), "runs": d.runs}
-            for d in deployments]
+            envs[name] = tracing_env(ratio, sink.wait_line(serving.READY_PREFIX))
+            up[name] = stack.enter_context(running(systems.start_rvz(work, streams=plan.streams, env=envs[name])))
+        runs = _in_turns(up, plan.turns_saturation_slices, lambda system: saturation(system, plan, plan.tracing_s))
+    results = []
+    for ratio in TRACING_RATIOS:
+        name = _tracing_name(ratio)
+        results.append({"sampling_ratio": ratio, "env": envs[name], "slices": len(runs[name]), "runs": runs[name],
+                        "sink": sinks[name].wait_line(otlp_sink.TOTALS_PREFIX, timeout_s=1.0),
+                        "rps": round(statistics.median(r["rps"] for r in runs[name]), 1),
+                        "cpu_s_per_1000": round(statistics.median(r["cpu_s_per_1000"] for r in runs[name]), 4)})
+    return results
+
+
+def _tracing_name(ratio: float | None) -> str:
+    return "off" if ratio is None else f"{ratio:g}"
 
 
 def count_records(directory: Path) -> int:

@@ -37,9 +37,6 @@ class System:
     procs: list[Proc] = field(default_factory=list)
     target: str = ""
 
-    def cpu_s(self) -> float:
-        return sum(p.cpu_s() for p in self.procs)
-
     def usage(self) -> dict[str, tuple[float, int]]:
         """CPU seconds and context switches so far, by process."""
         return {p.name: (p.cpu_s(), p.switches()) for p in self.procs}

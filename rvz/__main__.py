@@ -1,3 +1,3 @@
-from rvz.cli import main
+from rvz.cli.main import main
 
 main()

@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, cast, get_args
 
-from rvz.codec import EncodeError, to_value
-from rvz.errors import ConfigError
+from rvz.errors import ConfigError, EncodeError
+from rvz.wire.codec import to_value
 
 Role = Literal["champion", "challenger", "canary", "decoy"]
 OnTimeout = Literal["error", "default"]

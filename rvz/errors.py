@@ -1,10 +1,14 @@
 """Every error rvz raises on purpose, each with the gRPC status a caller sees.
 
-The frontend turns an ``RvzError`` into ``context.abort(error.code, str(error))``
-in exactly one place; the message always says what to fix.
+``RvzError`` is the root: a caller that catches it catches everything rvz means to raise. The
+frontend turns an ``RvzError`` into a gRPC status (``context.set_code`` and ``set_details``) in
+exactly one place, ``rvz.frontend.server.Frontend.score``; the CLI turns one into a line on stderr
+and an exit code (``rvz.cli.options.fail``). Every message says what to fix.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import grpc
 
@@ -22,10 +26,36 @@ class RvzError(Exception):
     code: grpc.StatusCode = grpc.StatusCode.INTERNAL
 
 
+# --- configuration and start-up -----------------------------------------------------------------
+
+
 class ConfigError(RvzError):
     """The configuration file or a command-line option is invalid."""
 
     code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class ModelLoadError(RvzError):
+    """A model entry point cannot be imported or is not callable."""
+
+
+class StartupFailed(RvzError):
+    """A process of the deployment could not start; the message says which and why."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class StreamError(RvzError):
+    """A ZeroMQ endpoint cannot be bound or connected (address in use, bad path)."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+
+
+# --- serving ------------------------------------------------------------------------------------
 
 
 class InvalidRequest(RvzError):
@@ -52,12 +82,6 @@ class Overloaded(RvzError):
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
-class StreamError(RvzError):
-    """A ZeroMQ endpoint cannot be bound or connected (address in use, bad path)."""
-
-    code = grpc.StatusCode.UNAVAILABLE
-
-
 class NoAnswer(RvzError):
     """The rendezvous ended the request without a score (deadline passed, every model failed)."""
 
@@ -66,5 +90,56 @@ class NoAnswer(RvzError):
         self.code = code
 
 
-class ModelLoadError(RvzError):
-    """A model entry point cannot be imported or is not callable."""
+class EncodeError(RvzError, TypeError):
+    """A model returned something that cannot be sent as a google.protobuf.Value."""
+
+
+class AdminError(RvzError):
+    """An Admin call cannot be carried out as asked (its status says why: NOT_FOUND, INVALID_ARGUMENT, ...)."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# --- logs ---------------------------------------------------------------------------------------
+
+
+class LogError(RvzError):
+    """A log directory cannot be used as asked (missing, locked, not writable, full)."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+
+
+class LogLockedError(LogError):
+    """Another writer holds the lock of the log directory."""
+
+
+class CorruptRecord(LogError):
+    """A record is torn or fails its checksum (raised only by strict reading)."""
+
+    code = grpc.StatusCode.DATA_LOSS
+
+    def __init__(self, path: Path, offset: int, reason: str) -> None:
+        super().__init__(f"{path}: corrupt record at offset {offset}: {reason}")
+        self.path = path
+        self.offset = offset
+        self.reason = reason
+
+
+# --- clients (the CLI, rvz.Client, the benchmark) -----------------------------------------------
+
+
+class CallFailed(RvzError):
+    """A call to a frontend ended with a non-OK status; ``code`` is that status."""
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(f"{code.name}: {details}")
+        self.code = code
+        self.details = details
+
+
+class BenchError(RvzError):
+    """The benchmark could not run (target unreachable, bad options, a load process failed, calls refused)."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION

@@ -25,9 +25,9 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from rvz._proto import admin_pb2, admin_pb2_grpc, envelope_pb2, scoring_pb2, scoring_pb2_grpc
-from rvz.log import iter_records
-from rvz.run import LISTENING_PREFIX, MODEL_READY
+from rvz.log.reader import iter_records
+from rvz.process.entry import LISTENING_PREFIX, MODEL_READY
+from rvz.wire.proto import admin_pb2, admin_pb2_grpc, envelope_pb2, scoring_pb2, scoring_pb2_grpc
 
 TESTS_DIR = Path(__file__).resolve().parent
 START_TIMEOUT_S = 60.0

@@ -15,7 +15,7 @@ import grpc
 import pytest
 
 from harness import Deployment
-from rvz._proto import admin_pb2, admin_pb2_grpc
+from rvz.wire.proto import admin_pb2, admin_pb2_grpc
 
 pytestmark = pytest.mark.timeout(120)
 Make = Callable[..., Deployment]

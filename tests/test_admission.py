@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rvz.admission import MIN_LIMIT, TICK_NS, Admission
+from rvz.frontend.admission import MIN_LIMIT, TICK_NS, Admission
 
 MS = 1_000_000
 BUDGET = 100 * MS

@@ -15,9 +15,9 @@ import pytest
 from click.testing import CliRunner
 
 from harness import Deployment
-from rvz.bench import BenchResult, bench_command, run_bench
-from rvz.bench_load import LoadPlan, split_plan
-from rvz.bench_stats import Tally, record_ns
+from rvz.bench.command import BenchResult, bench_command, run_bench
+from rvz.bench.load import LoadPlan, split_plan
+from rvz.bench.stats import Tally, record_ns
 
 SCRIPTS_DIR = Path(__file__).resolve().parent.parent / "scripts"
 PERCENTILES = ("min", "p50", "p90", "p99", "p99.9", "max")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from harness import Proc, base_config
-from rvz.log import LogWriter
+from rvz.log.writer import LogWriter
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -58,7 +58,7 @@ def test_missing_config_file_and_bad_model_options(tmp_path: Path) -> None:
 
 
 def test_log_cat_prints_json_lines_and_survives_a_torn_tail(tmp_path: Path) -> None:
-    from rvz._proto import envelope_pb2
+    from rvz.wire.proto import envelope_pb2
 
     directory = tmp_path / "results"
     with LogWriter(directory, "rvz.v1.ResultEnvelope") as log:

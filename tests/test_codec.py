@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from google.protobuf import struct_pb2
 
-from rvz._proto import envelope_pb2
-from rvz.codec import EncodeError, embed, python_to_value, struct_to_dict, to_value, value_to_python
+from rvz.errors import EncodeError
+from rvz.wire.codec import embed, python_to_value, struct_to_dict, to_value, value_to_python
+from rvz.wire.proto import envelope_pb2
 
 pytestmark = pytest.mark.timeout(30)
 

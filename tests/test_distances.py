@@ -7,7 +7,7 @@ import pytest
 from scipy import stats
 from scipy.spatial import distance
 
-from rvz.distances import js_distance, ks_statistic
+from rvz.compare.distances import js_distance, ks_statistic
 
 
 @pytest.mark.parametrize("seed", range(20))

@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from rvz.grpc_backlog import GrpcBacklog, Shedder
+from rvz.frontend.grpc_backlog import GrpcBacklog, Shedder
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.timeout(60)
 SCRIPT = textwrap.dedent("""
     import asyncio, sys, time
     import grpc
-    from rvz.grpc_backlog import GrpcBacklog
+    from rvz.frontend.grpc_backlog import GrpcBacklog
 
     async def main(pending_limit):
         release = asyncio.Event()

@@ -21,10 +21,10 @@ import grpc
 import pytest
 
 from harness import Deployment
-from rvz._proto import scoring_pb2, scoring_pb2_grpc
 from rvz.config import FrontendConfig
-from rvz.frontend import CANCELLED_IN_GRPC
-from rvz.grpc_overflow import experiments_needed
+from rvz.frontend.grpc_overflow import experiments_needed
+from rvz.frontend.server import CANCELLED_IN_GRPC
+from rvz.wire.proto import scoring_pb2, scoring_pb2_grpc
 
 pytestmark = pytest.mark.timeout(120)
 Make = Callable[..., Deployment]

@@ -12,16 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from rvz.log import (
-    MAGIC,
-    MAX_PAYLOAD,
-    CorruptRecord,
-    LogError,
-    LogLockedError,
-    LogWriter,
-    iter_records,
-    read_record_type,
-)
+from rvz.errors import CorruptRecord, LogError, LogLockedError
+from rvz.log.format import MAGIC, MAX_PAYLOAD
+from rvz.log.reader import iter_records, read_record_type
+from rvz.log.writer import LogWriter
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -281,7 +275,7 @@ def test_read_record_type_needs_a_log(tmp_path: Path) -> None:
 
 CRASHING_WRITER = """
 import os, sys
-from rvz.log import LogWriter
+from rvz.log.writer import LogWriter
 writer = LogWriter(sys.argv[1], "rvz.v1.TestRecord", segment_bytes=1000)
 writer.start()
 for i in range(500):

@@ -8,11 +8,11 @@ from typing import Any
 import grpc
 import pytest
 
-from rvz._proto import envelope_pb2, scoring_pb2
-from rvz.codec import python_to_value, value_to_python
 from rvz.config import OnTimeout, RendezvousConfig, Window
-from rvz.matcher import Matcher
-from rvz.policy import Policy
+from rvz.rendezvous.matcher import Matcher
+from rvz.rendezvous.policy import Policy
+from rvz.wire.codec import python_to_value, value_to_python
+from rvz.wire.proto import envelope_pb2, scoring_pb2
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rvz.milestones import passed_milestone
+from rvz.telemetry.throttle import passed_milestone
 
 
 @pytest.mark.parametrize(("before", "after", "passed"), [

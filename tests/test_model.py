@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from rvz.errors import ModelLoadError
-from rvz.model import FEATURE_TYPES, Model, Outcome, declared_features, load_model
+from rvz.worker.model import FEATURE_TYPES, Model, Outcome, declared_features, load_model
 
 pytestmark = pytest.mark.timeout(30)
 

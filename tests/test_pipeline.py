@@ -152,7 +152,7 @@ def test_async_and_batch_models(deployment: Make, entry: str) -> None:
 def test_decoy_archives_requests_exactly_as_published(deployment: Make) -> None:
     d = deployment().start([("champ", "rvz_test_models:echo", "champion"), ("decoy", "", "decoy")])
     ids = {d.score({"x": x}).request_id for x in range(5)}
-    from rvz.log import iter_records
+    from rvz.log.reader import iter_records
 
     archive = d.root / "data" / "decoy" / "default" / "decoy"
     requests = {r.request_id: r.SerializeToString() for r in d.records("requests")}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rvz.config import RendezvousConfig, Window
-from rvz.policy import Policy
+from rvz.rendezvous.policy import Policy
 
 POLICY = Policy.from_config(RendezvousConfig(schedule=(Window(8.2, ("champion",)),
                                                        Window(100, ("champion", "challenger", "fraud-v2")))))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rvz.priority import MIN_TIMER_SLACK_NS, precise_timers
+from rvz.process.scheduling import MIN_TIMER_SLACK_NS, precise_timers
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="timer slack is a Linux notion")

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from rvz._proto import envelope_pb2, scoring_pb2
-from rvz.codec import to_value
-from rvz.log import LogWriter
-from rvz.outputs import extract
-from rvz.report import parse_time, report_command
+from rvz.compare.outputs import extract
+from rvz.log.writer import LogWriter
+from rvz.report.command import parse_time, report_command
+from rvz.wire.codec import to_value
+from rvz.wire.proto import envelope_pb2, scoring_pb2
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -318,7 +318,7 @@ def test_tables_and_html_page(dataset: Dataset, tmp_path: Path) -> None:
 
 def test_real_process_prints_the_tables(dataset: Dataset, tmp_path: Path) -> None:
     page = tmp_path / "page.html"
-    command = [sys.executable, "-c", "from rvz.report import report_command; report_command()",
+    command = [sys.executable, "-c", "from rvz.report.command import report_command; report_command()",
                "--data-dir", str(dataset.root), "--use-case", "iris", "--html", str(page)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=50)
     assert result.returncode == 0, result.stderr

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness import Deployment
-from rvz._proto import scoring_pb2, scoring_pb2_grpc
+from rvz.wire.proto import scoring_pb2, scoring_pb2_grpc
 
 pytestmark = pytest.mark.timeout(120)
 Make = Callable[..., Deployment]

@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 import zmq
 
-from rvz import streams
-from rvz._proto import envelope_pb2, scoring_pb2
-from rvz.codec import value_to_python
 from rvz.config import Config, LogConfig, ModelConfig, StreamsConfig
-from rvz.model import load_model
-from rvz.rendezvous import Rendezvous
-from rvz.worker import Worker, WorkerConfig
+from rvz.rendezvous.loop import Rendezvous
+from rvz.wire import streams
+from rvz.wire.codec import value_to_python
+from rvz.wire.proto import envelope_pb2, scoring_pb2
+from rvz.worker.loop import Worker, WorkerConfig
+from rvz.worker.model import load_model
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -130,7 +130,7 @@ def test_a_client_traceparent_is_continued(collector: tuple[Collector, int], dep
     receiver, port = collector
     d = traced(deployment, port)
     trace_id, parent_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
-    from rvz._proto import scoring_pb2, scoring_pb2_grpc
+    from rvz.wire.proto import scoring_pb2, scoring_pb2_grpc
 
     request = scoring_pb2.ScoreRequest()
     request.features.update({"x": 1})

@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from bench_systems import measure, report, wakeups
-from rvz.bench_load import BenchError
+from rvz.errors import BenchError
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

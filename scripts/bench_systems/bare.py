@@ -32,8 +32,8 @@ import zmq
 
 from bench_systems import serving
 from bench_systems.scoring_server import load
-from rvz._proto import scoring_pb2
-from rvz.codec import python_to_value, struct_to_dict
+from rvz.wire.codec import python_to_value, struct_to_dict
+from rvz.wire.proto import scoring_pb2
 
 TOPIC = b"default"
 CHAMPION = b"champion"

@@ -18,7 +18,7 @@ import time
 import grpc
 
 from bench_systems import serving
-from rvz._proto import scoring_pb2, scoring_pb2_grpc
+from rvz.wire.proto import scoring_pb2, scoring_pb2_grpc
 
 Call = asyncio.Future[scoring_pb2.ScoreResponse]
 

@@ -12,8 +12,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from rvz._proto import envelope_pb2
-from rvz.log import iter_records
+from rvz.log.reader import iter_records
+from rvz.wire.proto import envelope_pb2
 
 
 def breakdown(data: Path, since_ns: int) -> dict[str, float]:

@@ -22,9 +22,9 @@ from typing import Any, TypeVar
 from bench_systems import hops, otlp_sink, serving, systems
 from bench_systems.procs import Proc, spawn
 from bench_systems.systems import System
-from rvz.bench import BenchResult, run_bench
-from rvz.frontend import CANCELLED_IN_GRPC
-from rvz.log import iter_records
+from rvz.bench.command import BenchResult, run_bench
+from rvz.frontend.server import CANCELLED_IN_GRPC
+from rvz.log.reader import iter_records
 
 T = TypeVar("T")
 

@@ -18,8 +18,8 @@ from typing import Any
 import grpc
 
 from bench_systems import serving
-from rvz._proto import scoring_pb2, scoring_pb2_grpc
-from rvz.codec import python_to_value, struct_to_dict
+from rvz.wire.codec import python_to_value, struct_to_dict
+from rvz.wire.proto import scoring_pb2, scoring_pb2_grpc
 
 
 class ModelScoring(scoring_pb2_grpc.ScoringServicer):

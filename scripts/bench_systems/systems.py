@@ -20,7 +20,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench_systems import bare, serving
 from bench_systems.procs import START_TIMEOUT_S, Proc, spawn
-from rvz.run import LISTENING_PREFIX, MODEL_READY
+from rvz.process.entry import LISTENING_PREFIX, MODEL_READY
 
 WINDOW_MS = 30.0
 DEADLINE_MS = 100.0

@@ -1,0 +1,93 @@
+"""The rendezvous's side of the Admin API: answers AdminCalls forwarded by a frontend."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import grpc
+
+from rvz.admin.state import AdminState, policy_message
+from rvz.errors import AdminError
+from rvz.frontend.validation import check_use_case
+from rvz.rendezvous.live_stats import NO_FIGURE, StatsBook
+from rvz.rendezvous.policy import Policy
+from rvz.wire.model_registry import ModelRegistry
+from rvz.wire.proto import admin_pb2, envelope_pb2
+
+
+class AdminHandler:
+    def __init__(self, state: AdminState, models: ModelRegistry, stats: StatsBook) -> None:
+        self.state = state
+        self.models = models
+        self.stats = stats
+
+    def handle(self, call: envelope_pb2.AdminCall) -> envelope_pb2.AdminReply:
+        reply = envelope_pb2.AdminReply(call_id=call.call_id)
+        try:
+            kind = call.WhichOneof("request")
+            if kind == "list_models":
+                reply.models.CopyFrom(self.list_models(call.list_models.use_case))
+            elif kind == "get_policy":
+                reply.policy.CopyFrom(self.get_policy(call.get_policy.use_case))
+            elif kind == "set_policy":
+                reply.policy.CopyFrom(self.set_policy(call.set_policy))
+            elif kind == "promote":
+                reply.promoted.CopyFrom(self.promote(call.promote))
+            else:
+                raise AdminError(grpc.StatusCode.UNIMPLEMENTED, f"unknown admin call {kind!r}")
+        except AdminError as e:
+            reply.status_code, reply.status_message = e.code.value[0], str(e)
+        return reply
+
+    def list_models(self, use_case: str) -> admin_pb2.ListModelsResponse:
+        now = time.time_ns()
+        response = admin_pb2.ListModelsResponse()
+        use_cases = [use_case] if use_case else self.models.use_cases()
+        for name in use_cases:
+            for sighting in self.models.sightings(name):
+                response.models.append(self._status(sighting.info, sighting.last_seen_ns, now))
+        return response
+
+    def _status(self, info: envelope_pb2.ModelInfo, last_seen_ns: int, now: int) -> admin_pb2.ModelStatus:
+        key = (info.use_case, info.name, info.version)
+        figures = self.stats.figures(key, now)
+        age_s = (now - last_seen_ns) / 1e9
+        return admin_pb2.ModelStatus(
+            use_case=info.use_case, name=info.name, version=info.version,
+            role=self.state.role_of(info.use_case, info.name, info.role), started_role=info.role,
+            worker_id=info.worker_id, pid=info.pid, host=info.host, last_heartbeat_age_s=age_s,
+            live=age_s * 1e9 <= self.models.timeout_ns, scores_per_s=figures.scores_per_s,
+            error_rate=figures.error_rate, latency_p50_ms=_finite(figures.latency_p50_ms),
+            latency_p99_ms=_finite(figures.latency_p99_ms), on_time_pct=_finite(figures.on_time_pct),
+            times_chosen=figures.times_chosen, divergence=self.stats.divergence.get(key, NO_FIGURE),
+            window_s=60.0, scores_total=figures.scores_total)
+
+    def get_policy(self, use_case: str) -> admin_pb2.PolicyState:
+        _check(use_case)
+        return _state(use_case, self.state.policy_for(use_case))
+
+    def set_policy(self, request: admin_pb2.SetPolicyRequest) -> admin_pb2.PolicyState:
+        _check(request.use_case)
+        return _state(request.use_case, self.state.set_policy(request))
+
+    def promote(self, request: admin_pb2.PromoteRequest) -> admin_pb2.PromoteResponse:
+        _check(request.use_case)
+        demoted = self.state.promote(request.use_case, request.model_name, self.models.live(request.use_case))
+        return admin_pb2.PromoteResponse(use_case=request.use_case, champion=request.model_name, demoted=demoted)
+
+
+def _check(use_case: str) -> None:
+    try:
+        check_use_case(use_case)
+    except Exception as e:
+        raise AdminError(grpc.StatusCode.INVALID_ARGUMENT, str(e)) from e
+
+
+def _state(use_case: str, policy: Policy) -> admin_pb2.PolicyState:
+    return admin_pb2.PolicyState(use_case=use_case, version=policy.version, policy=policy_message(policy.config))
+
+
+def _finite(value: float) -> float:
+    """NaN (no data) travels as -1, which every client language can show."""
+    return value if math.isfinite(value) else -1.0

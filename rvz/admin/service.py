@@ -1,0 +1,49 @@
+"""The frontend's side of the Admin API: forwards each call to the rendezvous, which owns the state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+
+from rvz.errors import status_from_value
+from rvz.frontend.publisher import Dispatcher
+from rvz.wire.proto import admin_pb2, admin_pb2_grpc, envelope_pb2
+
+ADMIN_TIMEOUT_S = 5.0
+
+
+class AdminService(admin_pb2_grpc.AdminServicer):
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self.dispatcher = dispatcher
+
+    async def ListModels(self, request: admin_pb2.ListModelsRequest,
+                         context: grpc.aio.ServicerContext[Any, Any]) -> admin_pb2.ListModelsResponse:
+        reply = await self._forward(envelope_pb2.AdminCall(list_models=request), context)
+        return reply.models
+
+    async def GetPolicy(self, request: admin_pb2.GetPolicyRequest,
+                        context: grpc.aio.ServicerContext[Any, Any]) -> admin_pb2.PolicyState:
+        reply = await self._forward(envelope_pb2.AdminCall(get_policy=request), context)
+        return reply.policy
+
+    async def SetPolicy(self, request: admin_pb2.SetPolicyRequest,
+                        context: grpc.aio.ServicerContext[Any, Any]) -> admin_pb2.PolicyState:
+        reply = await self._forward(envelope_pb2.AdminCall(set_policy=request), context)
+        return reply.policy
+
+    async def Promote(self, request: admin_pb2.PromoteRequest,
+                      context: grpc.aio.ServicerContext[Any, Any]) -> admin_pb2.PromoteResponse:
+        reply = await self._forward(envelope_pb2.AdminCall(promote=request), context)
+        return reply.promoted
+
+    async def _forward(self, call: envelope_pb2.AdminCall,
+                       context: grpc.aio.ServicerContext[Any, Any]) -> envelope_pb2.AdminReply:
+        reply = await self.dispatcher.call_admin(call, ADMIN_TIMEOUT_S)
+        if reply is None:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"the rendezvous did not answer within "
+                                f"{ADMIN_TIMEOUT_S:g} s; is `rvz rendezvous` running?")
+        assert reply is not None
+        if reply.status_code:
+            await context.abort(status_from_value(reply.status_code), reply.status_message)
+        return reply

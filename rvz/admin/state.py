@@ -1,0 +1,155 @@
+"""What the Admin API changes while serving: a versioned policy per use case, and roles.
+
+Owned by the rendezvous (single-threaded, so every change is atomic with respect
+to decisions) and persisted to ``DATA_DIR/admin-state.json`` (written to a temp
+file, fsynced and renamed) so a restarted rendezvous keeps promotions and policies.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from rvz.config import RendezvousConfig, parse_policy
+from rvz.errors import AdminError, ConfigError
+from rvz.rendezvous.policy import Policy
+from rvz.wire.codec import python_to_value, value_to_python
+from rvz.wire.proto import admin_pb2, envelope_pb2
+
+logger = logging.getLogger(__name__)
+
+STATE_FILE = "admin-state.json"
+
+
+class AdminState:
+    def __init__(self, default: RendezvousConfig, data_dir: str | os.PathLike[str]) -> None:
+        self.default = Policy.from_config(default)
+        self.path = Path(data_dir) / STATE_FILE
+        self.policies: dict[str, Policy] = {}
+        # use case -> model name -> role, for models whose role was changed by Promote.
+        self.roles: dict[str, dict[str, str]] = {}
+        self._load()
+
+    # --- policies -----------------------------------------------------------------------------
+
+    def policy_for(self, use_case: str) -> Policy:
+        return self.policies.get(use_case, self.default)
+
+    def deadlines_ms(self) -> dict[str, float]:
+        return {use_case: policy.deadline_ms for use_case, policy in self.policies.items()}
+
+    def set_policy(self, request: admin_pb2.SetPolicyRequest) -> Policy:
+        current = self.policy_for(request.use_case)
+        if request.expected_version and request.expected_version != current.version:
+            raise AdminError(grpc.StatusCode.FAILED_PRECONDITION,
+                             f"use case {request.use_case!r} is at policy version {current.version}, "
+                             f"not {request.expected_version}; read it again and retry")
+        try:
+            config = parse_policy(policy_to_table(request.policy), "SetPolicy")
+        except ConfigError as e:
+            raise AdminError(grpc.StatusCode.INVALID_ARGUMENT, f"policy refused, version {current.version} "
+                             f"stays in force: {e}") from e
+        policy = Policy.from_config(config, version=current.version + 1)
+        self.policies[request.use_case] = policy
+        self._save()
+        logger.info("use case %r: policy version %d in force", request.use_case, policy.version)
+        return policy
+
+    # --- roles --------------------------------------------------------------------------------
+
+    def role_of(self, use_case: str, model_name: str, started_role: str) -> str:
+        overrides = self.roles.get(use_case)
+        if overrides is None:
+            return started_role
+        return overrides.get(model_name, started_role)
+
+    def promote(self, use_case: str, name: str, models: Iterable[envelope_pb2.ModelInfo]) -> str:
+        """Make ``name`` the champion; return the demoted champion's name ("" if none)."""
+        live = {m.name: m for m in models}
+        if name not in live:
+            known = ", ".join(sorted(live)) or "none"
+            raise AdminError(grpc.StatusCode.NOT_FOUND, f"no live model named {name!r} in use case {use_case!r} "
+                             f"(live: {known})")
+        if live[name].role == "decoy":
+            raise AdminError(grpc.StatusCode.FAILED_PRECONDITION, f"{name!r} is a decoy; decoys never answer")
+        demoted = ""
+        overrides = self.roles.setdefault(use_case, {})
+        for other, info in live.items():
+            if other != name and self.role_of(use_case, other, info.role) == "champion":
+                overrides[other] = "challenger"
+                demoted = other
+        overrides[name] = "champion"
+        self._save()
+        logger.info("use case %r: %s promoted to champion%s", use_case, name,
+                    f" ({demoted} is now a challenger)" if demoted else "")
+        return demoted
+
+    # --- persistence --------------------------------------------------------------------------
+
+    def _save(self) -> None:
+        state = {"policies": {u: {"version": p.version, "policy": config_table(p.config)}
+                              for u, p in self.policies.items()},
+                 "roles": self.roles}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        with open(tmp, "w") as f:
+            json.dump(state, f, indent=2)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+
+    def _load(self) -> None:
+        if not self.path.exists():
+            return
+        try:
+            state = json.loads(self.path.read_text())
+            for use_case, entry in state.get("policies", {}).items():
+                config = parse_policy(entry["policy"], str(self.path))
+                self.policies[use_case] = Policy.from_config(config, version=int(entry["version"]))
+            self.roles = {u: dict(r) for u, r in state.get("roles", {}).items()}
+        except (ValueError, KeyError, TypeError, ConfigError) as e:
+            raise ConfigError(f"{self.path}: cannot read the saved admin state ({e}); fix or remove the file") from e
+        logger.info("admin state loaded from %s: %d policies, role changes in %d use cases", self.path,
+                    len(self.policies), len(self.roles))
+
+
+def config_table(config: RendezvousConfig) -> dict[str, Any]:
+    """A policy as the TOML/JSON table ``parse_rendezvous`` reads."""
+    table = asdict(config)
+    table["schedule"] = [{"until_ms": w["until_ms"], "accept": list(w["accept"])} for w in table["schedule"]]
+    if table["default_output"] is None:
+        del table["default_output"]
+    return table
+
+
+def policy_to_table(policy: admin_pb2.Policy) -> dict[str, Any]:
+    """The API's Policy message as a table; unset (zero) fields take their defaults."""
+    table: dict[str, Any] = {}
+    if policy.deadline_ms:
+        table["deadline_ms"] = policy.deadline_ms
+    if policy.on_timeout:
+        table["on_timeout"] = policy.on_timeout
+    if policy.HasField("default_output"):
+        table["default_output"] = value_to_python(policy.default_output)
+    if policy.schedule:
+        table["schedule"] = [{"until_ms": w.until_ms, "accept": list(w.accept)} for w in policy.schedule]
+    if policy.early_score_ms:
+        table["early_score_ms"] = policy.early_score_ms
+    return table
+
+
+def policy_message(config: RendezvousConfig) -> admin_pb2.Policy:
+    message = admin_pb2.Policy(deadline_ms=config.deadline_ms, on_timeout=config.on_timeout,
+                               early_score_ms=config.early_score_ms,
+                               schedule=[admin_pb2.Window(until_ms=w.until_ms, accept=w.accept)
+                                         for w in config.schedule])
+    if config.default_output is not None:
+        python_to_value(config.default_output, message.default_output)
+    return message

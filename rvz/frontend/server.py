@@ -1,0 +1,252 @@
+"""The gRPC front door: ``rvz.v1.Scoring/Score``, health and reflection.
+
+Score takes the request as raw bytes (the generic handler has no deserializer),
+so the bytes the client sent are the bytes that travel to the models: they are
+parsed once here for validation and never re-encoded. Every ``RvzError`` becomes
+a gRPC status in one place, ``score``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from opentelemetry.metrics import Histogram, Meter
+from opentelemetry.trace import Span
+
+from rvz.admin.service import AdminService
+from rvz.config import Config
+from rvz.errors import NoAnswer, Overloaded, RvzError, status_from_value
+from rvz.frontend import grpc_overflow
+from rvz.frontend.admission import Admission
+from rvz.frontend.grpc_backlog import Shedder
+from rvz.frontend.publisher import Dispatcher
+from rvz.frontend.readiness import Readiness
+from rvz.frontend.validation import check_features, check_use_case, parse_request
+from rvz.log.writer import LogWriter
+from rvz.telemetry import metrics, tracing
+from rvz.telemetry.setup import Telemetry
+from rvz.wire.ids import RequestIds
+from rvz.wire.proto import admin_pb2, admin_pb2_grpc, scoring_pb2
+
+logger = logging.getLogger(__name__)
+
+SERVICE_NAME = scoring_pb2.DESCRIPTOR.services_by_name["Scoring"].full_name
+ADMIN_SERVICE_NAME = admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name
+HEALTH_REFRESH_S = 0.05
+# How often gRPC's own backlog is read (~0.2 ms a read; see rvz.grpc_backlog): often while calls queue
+# inside gRPC, five times less often while few do (an overload's first 100 ms queue a few hundred calls,
+# well below gRPC's own limit).
+BACKLOG_CHECK_S = 0.02
+BACKLOG_CHECK_QUIET_S = 0.1
+# Calls that ended without an answer from the rendezvous: refused (the stream was full) or given up.
+NOT_ANSWERED = frozenset((grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.CANCELLED))
+# Logged at stop, with the count (scripts/bench reads it).
+CANCELLED_IN_GRPC = "gRPC core cancelled"
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+@dataclass(eq=False)
+class Call:
+    """One Score call as the frontend sees it, for its status, metrics and span."""
+
+    received_ns: int
+    # Set when the request is handed to the dispatcher: from then on the call waits for an answer.
+    deadline_ns: int = 0
+    use_case: str = ""
+    request_id: str = ""
+    code: grpc.StatusCode = grpc.StatusCode.OK
+    message: str = ""
+    span: Span | None = None
+
+
+class Frontend:
+    def __init__(self, config: Config, telemetry: Telemetry | None = None) -> None:
+        self.config = config
+        self.telemetry = telemetry or Telemetry("rvz-frontend")
+        self.tracer = self.telemetry.tracer
+        # Calls by (use case, status code name); read by the metrics exporter, never on a timer.
+        self.calls: Counter[tuple[str, ...]] = Counter()
+        self.sla_ns = int(config.rendezvous.deadline_ms * 1e6)
+        self.admission = Admission(config.frontend.max_in_flight)
+        self.shedder = Shedder(core_limit=config.frontend.grpc_backlog)
+        # Whether gRPC core's own refusals are CANCELLED, which the frontend counts (see rvz.grpc_overflow).
+        self.counts_cancelled = config.frontend.grpc_overflow == "cancel"
+        # Score calls inside our handler; what gRPC holds beyond them waits for the event loop.
+        self.in_handlers = 0
+        self.identity = b"fe-" + secrets.token_hex(6).encode()
+        self.ids = RequestIds()
+        self.readiness = Readiness(config.frontend, config.streams)
+        self.request_log = LogWriter(f"{config.log.dir}/requests", "rvz.v1.RequestEnvelope",
+                                     segment_bytes=config.log.segment_mb * 1024 * 1024, fsync=config.log.fsync)
+        self.dispatcher = Dispatcher(config, self.readiness, self.request_log, self.identity, self.tracer)
+        self.health = health.aio.HealthServicer()
+        # No maximum_concurrent_rpcs: grpc.aio enforces it by not taking new calls from gRPC core, where
+        # they queue until core's backlog protection (grpc.server.max_pending_requests) turns them away.
+        # Taking every call and refusing the excess ourselves (see Admission) keeps that queue short and
+        # gives the client a RESOURCE_EXHAUSTED it can act on.
+        self.server = grpc.aio.server(options=grpc_overflow.server_options(config.frontend))
+        self.port = 0
+        self.started = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._published_health: dict[str, int] = {}
+        self._duration: Histogram | None = None
+        if self.telemetry.meter is not None:
+            self._observe(self.telemetry.meter)
+
+    def _observe(self, meter: Meter) -> None:
+        metrics.count_by(meter, "rvz.frontend.calls", "Score calls by use case and status code", self.calls,
+                         ("use_case", "code"))
+        metrics.gauge(meter, "rvz.frontend.in_flight", "Score calls waiting for their answer",
+                      lambda: len(self.dispatcher.waiting))
+        metrics.gauge(meter, "rvz.frontend.admission_limit", "Score calls allowed to wait at once (adapts to "
+                      "what is answered within the deadlines; at most frontend.max_in_flight)",
+                      lambda: self.admission.limit)
+        metrics.count(meter, "rvz.frontend.admission_tightened", "Times the admission limit was tightened "
+                      "because answers were using most of their deadlines", lambda: self.admission.tightened)
+        metrics.count(meter, "rvz.frontend.shed", "Calls refused because gRPC held a long queue of calls the "
+                      "frontend had not picked up (the machine cannot keep up)", lambda: self.shedder.shed)
+        if self.counts_cancelled:
+            metrics.count(meter, "rvz.frontend.cancelled_in_grpc", "Calls gRPC core cancelled before the frontend "
+                          "could pick them up (past frontend.grpc_backlog waiting: the machine cannot keep up)",
+                          self.shedder.cancelled_by_grpc)
+        metrics.count(meter, "rvz.frontend.refused_full", "Requests refused because the input stream was full "
+                      "(never dropped silently)", lambda: self.dispatcher.refused_full)
+        metrics.observe_logs(meter, {"requests": self.request_log})
+        self._duration = metrics.latency_histogram(meter, "rvz.frontend.call.duration",
+                                                   "Score call duration as the frontend sees it")
+
+    async def start(self) -> int:
+        """Bind, connect the streams and start serving; returns the bound port."""
+        if self.started:
+            return self.port
+        self.request_log.start()
+        await self.dispatcher.start()
+        handler = grpc.unary_unary_rpc_method_handler(self.score)  # raw bytes in, raw bytes out
+        self.server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICE_NAME, {"Score": handler})])
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        admin_pb2_grpc.add_AdminServicer_to_server(AdminService(self.dispatcher), self.server)  # type: ignore[no-untyped-call]
+        reflection.enable_server_reflection(
+            [SERVICE_NAME, ADMIN_SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+             reflection.SERVICE_NAME], self.server)
+        await self.health.set("", NOT_SERVING)
+        self.port = self.server.add_insecure_port(self.config.frontend.listen)
+        if self.port == 0:
+            raise RvzError(f"cannot listen on {self.config.frontend.listen}: the address is in use or invalid")
+        await self.server.start()
+        self._tasks = [asyncio.create_task(self._publish_health(), name="rvz-health")]
+        if self.counts_cancelled:  # with "refuse", core turns the excess away itself and channelz is empty
+            self._tasks.append(asyncio.create_task(self._watch_backlog(), name="rvz-grpc-backlog"))
+        self.started = True
+        return self.port
+
+    async def stop(self, grace: float = 2.0) -> None:
+        """Stop taking calls, let those in flight finish (up to ``grace`` s), then close everything."""
+        if not self.started:
+            return
+        self.started = False
+        if self.counts_cancelled:  # read while the server still exists
+            logger.info("%s %d calls before the frontend could pick them up", CANCELLED_IN_GRPC,
+                        self.shedder.cancelled_by_grpc(tries=5))
+        await self.health.enter_graceful_shutdown()
+        for task in self._tasks:
+            task.cancel()
+        await self.server.stop(grace)
+        await self.dispatcher.stop()
+        self.request_log.stop()
+
+    async def score(self, data: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
+        call = Call(time.time_ns())
+        if self.tracer is not None:
+            call.span = tracing.start_call(self.tracer, context.invocation_metadata(), call.received_ns)
+        self.in_handlers += 1  # undone in the finally below
+        try:
+            return await self._score(data, context, call)
+        except RvzError as e:  # the one place where rvz's errors become gRPC statuses
+            call.code, call.message = e.code, str(e)
+            if call.request_id:
+                context.set_trailing_metadata((("rvz-request-id", call.request_id),))
+            # Not context.abort(): it raises through gRPC's handler wrapper, 25% more CPU per refusal, and
+            # refusals are what an overloaded frontend spends its time on.
+            context.set_code(e.code)
+            context.set_details(call.message)
+            return b""
+        except asyncio.CancelledError:  # the client went away or its deadline passed
+            call.code = grpc.StatusCode.CANCELLED
+            raise
+        finally:
+            self.in_handlers -= 1
+            if call.deadline_ns and call.code not in NOT_ANSWERED:
+                self.admission.on_answer(call.received_ns, time.time_ns(), call.deadline_ns)
+            self.calls[(call.use_case, call.code.name)] += 1
+            if self._duration is not None:
+                self._duration.record((time.time_ns() - call.received_ns) / 1e6,
+                                      {"use_case": call.use_case, "code": call.code.name})
+            if call.span is not None:
+                tracing.end_call(call.span, call.request_id, call.use_case, call.code.value[0], call.message)
+
+    async def _score(self, data: bytes, context: grpc.aio.ServicerContext[bytes, bytes], call: Call) -> bytes:
+        request = parse_request(data)
+        use_case = call.use_case = request.use_case or self.config.frontend.default_use_case
+        # Refusals first: under overload they must cost as little as possible.
+        if self.shedder.refuses():
+            raise Overloaded(f"this frontend is behind: {self.shedder.waiting} calls are waiting inside gRPC for "
+                             "it to pick them up; retry with backoff")
+        in_flight = len(self.dispatcher.waiting)
+        if not self.admission.admits(in_flight):
+            raise Overloaded(self._overloaded_message(in_flight))
+        if request.use_case:
+            check_use_case(use_case)
+        schema = self.readiness.check(use_case)
+        check_features(request, use_case, schema)
+        sla_ms = self.readiness.deadlines_ms.get(use_case)  # a policy set through the Admin API wins
+        deadline_ns = call.received_ns + (self.sla_ns if sla_ms is None else int(sla_ms * 1e6))
+        remaining = context.time_remaining()  # gRPC Python does not propagate deadlines by itself
+        if remaining is not None:
+            deadline_ns = min(deadline_ns, time.time_ns() + int(remaining * 1e9))
+        call.request_id = self.ids.next()
+        call.deadline_ns = deadline_ns
+        result = await self.dispatcher.submit(call.request_id, use_case, data, call.received_ns, deadline_ns,
+                                              call.span)
+        if result.status_code:
+            raise NoAnswer(status_from_value(result.status_code), result.status_message)
+        return result.response
+
+    def _overloaded_message(self, in_flight: int) -> str:
+        limit, most = self.admission.limit, self.admission.max_in_flight
+        if limit >= most:
+            return f"{in_flight} requests already in flight (frontend.max_in_flight = {most}); retry with backoff"
+        return (f"{in_flight} requests already in flight: more than this deployment can answer within their "
+                f"deadlines right now (adaptive admission limit {limit}, at most frontend.max_in_flight = {most}); "
+                "retry with backoff")
+
+    async def _watch_backlog(self) -> None:
+        """Keep the shedder's reading of gRPC's backlog fresh (see rvz.grpc_backlog.Shedder)."""
+        while True:
+            queueing = self.shedder.waiting > self.shedder.shed_from // 4
+            await asyncio.sleep(BACKLOG_CHECK_S if queueing else BACKLOG_CHECK_QUIET_S)
+            if not self.shedder.update(self.in_handlers):
+                return  # cannot be measured here; the admission limit still applies
+
+    async def _publish_health(self) -> None:
+        """Mirror readiness into the gRPC health service: "" for the server, one name per use case."""
+        while True:
+            now = time.time_ns()
+            statuses = {"": SERVING if self.readiness.any_serving(now) else NOT_SERVING}
+            for use_case in self.readiness.models.use_cases():
+                statuses[use_case] = SERVING if self.readiness.serving(use_case, now) else NOT_SERVING
+            for service, status in statuses.items():
+                if self._published_health.get(service) != status:
+                    self._published_health[service] = status
+                    await self.health.set(service, status)
+                    logger.info("health of %r: %s", service or "<server>",
+                                health_pb2.HealthCheckResponse.ServingStatus.Name(status))
+            await asyncio.sleep(HEALTH_REFRESH_S)

@@ -1,0 +1,123 @@
+"""Entry points of the long-running processes: signal handling lives here and only sets a flag."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import gc
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+
+from rvz.config import Config, ModelConfig
+from rvz.frontend.server import Frontend
+from rvz.process.scheduling import lower_priority, precise_timers
+from rvz.rendezvous.loop import Rendezvous
+from rvz.telemetry.setup import Telemetry, offset_listen
+from rvz.telemetry.setup import setup as telemetry_setup
+from rvz.worker.loop import Worker, WorkerConfig
+from rvz.worker.model import load_model
+
+logger = logging.getLogger(__name__)
+
+# Printed on stdout once the frontend listens; `rvz up` and tests read it to learn the port.
+LISTENING_PREFIX = "rvz frontend listening on "
+# Printed on stdout by a worker once its subscription is proven (it received a probe).
+MODEL_READY = "rvz model ready: "
+_PR_SET_PDEATHSIG = 1
+
+
+def run_frontend(config: Config, metrics_listen: str = "") -> None:
+    telemetry = telemetry_setup("frontend", config.tracing, config.metrics, metrics_listen or config.metrics.listen)
+    try:
+        try:
+            import uvloop
+        except ImportError:
+            asyncio.run(_serve_frontend(config, telemetry))
+        else:
+            uvloop.run(_serve_frontend(config, telemetry))
+    finally:
+        telemetry.shutdown()
+
+
+async def _serve_frontend(config: Config, telemetry: Telemetry) -> None:
+    should_exit = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, should_exit.set)
+    frontend = Frontend(config, telemetry)
+    port = await frontend.start()
+    freeze_heap()
+    host = config.frontend.listen.rsplit(":", 1)[0]
+    print(f"{LISTENING_PREFIX}{host}:{port}", flush=True)
+    logger.info("serving rvz.v1.Scoring on %s:%d (SLA %g ms; gRPC backlog %d, overflow %s)", host, port,
+                config.rendezvous.deadline_ms, config.frontend.grpc_backlog, config.frontend.grpc_overflow)
+    await should_exit.wait()
+    logger.info("stopping: draining calls in flight")
+    await frontend.stop(grace=max(1.0, config.rendezvous.deadline_ms / 1000 * 2))
+
+
+def run_rendezvous(config: Config, metrics_listen: str = "") -> None:
+    listen = metrics_listen or offset_listen(config.metrics.listen, 1)
+    telemetry = telemetry_setup("rendezvous", config.tracing, config.metrics, listen)
+    rendezvous = Rendezvous(config, telemetry)
+    freeze_heap()
+    if not precise_timers():  # its loop runs on this thread
+        logger.warning("cannot lower the timer slack: fallbacks and timeouts may fire up to 50 µs late")
+    try:
+        with _exit_on_signal(rendezvous.should_exit):
+            rendezvous.run()
+    finally:
+        telemetry.shutdown()
+
+
+def run_model(config: Config, model: ModelConfig, metrics_listen: str = "") -> None:
+    if model.nice:
+        lower_priority(model.nice)  # first: threads started later (ZeroMQ's, a model's) inherit it
+    loaded = None if model.role == "decoy" else load_model(model.entry)
+    telemetry = telemetry_setup(f"model-{model.name}", config.tracing, config.metrics, metrics_listen)
+    worker = Worker(WorkerConfig(model, config.streams, config.log.dir, config.log.fsync), loaded,
+                    on_ready=lambda: print(f"{MODEL_READY}{model.use_case}/{model.name}", flush=True),
+                    telemetry=telemetry)
+    freeze_heap()
+    try:
+        with _exit_on_signal(worker.should_exit):
+            worker.run()
+    finally:
+        telemetry.shutdown()
+
+
+def freeze_heap() -> None:
+    """Exempt everything built so far (modules, the model, gRPC and OTel objects) from garbage collection.
+
+    The cyclic collector's full passes walk every tracked object: with the tens of thousands a started
+    process holds, one pass stalls serving for 15-60 ms on a busy 2-core machine, which showed up as the
+    p99 of answers. Frozen objects are never walked again; what serving allocates still is.
+    """
+    gc.collect()
+    gc.freeze()
+
+
+@contextlib.contextmanager
+def _exit_on_signal(should_exit: threading.Event) -> Iterator[None]:
+    previous = {sig: signal.signal(sig, lambda *_: should_exit.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def die_with_parent() -> None:
+    """Ask Linux to SIGTERM this process when its parent dies (used by `rvz up` for its children)."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    # The parent may have died before prctl took effect.
+    if os.getppid() == 1:
+        os.kill(os.getpid(), signal.SIGTERM)

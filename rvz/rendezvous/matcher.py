@@ -1,0 +1,267 @@
+"""Matching scores to requests under a policy: the rendezvous's decisions, without sockets.
+
+Everything here is driven by explicit ``now`` timestamps (Unix ns) so it can be
+tested deterministically; ``rvz.rendezvous`` feeds it from ZeroMQ and a clock.
+Each pending request has at most one live timer (its next window boundary or its
+end); timers live in one heap, and a timer that no longer matches its request's
+``timer_ns`` is stale and skipped.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import grpc
+
+from rvz.rendezvous.policy import Policy
+from rvz.wire.proto import envelope_pb2, scoring_pb2
+
+# How long an answered request is remembered, to mark its later scores as late rather than orphans.
+ANSWERED_MEMORY_NS = 120 * 1_000_000_000
+
+
+class Sink(Protocol):
+    """Where the matcher's outputs go (the rendezvous: logs and the results stream)."""
+
+    def log_score(self, score: envelope_pb2.ScoreEnvelope, received_ns: int, *, late: bool,
+                  orphan: bool) -> None: ...
+
+    def answer(self, request: envelope_pb2.RequestEnvelope, result: envelope_pb2.ResultEnvelope) -> None: ...
+
+
+@dataclass(eq=False)
+class Pending:
+    request: envelope_pb2.RequestEnvelope
+    policy: Policy
+    end_ns: int
+    window: int = 0
+    timer_ns: int = 0
+    held: list[envelope_pb2.ScoreEnvelope] = field(default_factory=list)
+    failed: set[str] = field(default_factory=set)
+    # Each score considered and when it came, for error messages (described only if one is needed).
+    seen: list[tuple[envelope_pb2.ScoreEnvelope, int]] = field(default_factory=list)
+
+    def elapsed_ms(self, now: int) -> float:
+        return (now - self.request.received_unix_ns) / 1e6
+
+
+class Matcher:
+    def __init__(self, sink: Sink, policy_for: Callable[[str], Policy], early_score_ms: float,
+                 live_models: Callable[[str], int]) -> None:
+        self.sink = sink
+        self.policy_for = policy_for
+        self.early_score_ns = int(early_score_ms * 1e6)
+        # Number of live models (decoys excluded) that can score a use case.
+        self.live_models = live_models
+        self.pending: dict[str, Pending] = {}
+        # Answered request id -> when the frontend received it (for late scores' latency), oldest first.
+        self.answered: OrderedDict[str, int] = OrderedDict()
+        self.early: dict[str, list[tuple[int, envelope_pb2.ScoreEnvelope]]] = {}
+        self._early_expiry: deque[tuple[int, str]] = deque()
+        self._timers: list[tuple[int, int, str]] = []
+        self._tiebreak = itertools.count()
+
+    # --- inputs -------------------------------------------------------------------------------
+
+    def on_request(self, request: envelope_pb2.RequestEnvelope, now: int) -> None:
+        rid = request.request_id
+        if rid in self.pending or rid in self.answered:
+            return  # a duplicate delivery; the first one counts
+        policy = self.policy_for(request.use_case)
+        # The frontend set the request's deadline from the SLA it knew; a newer policy may be stricter.
+        end_ns = min(request.deadline_unix_ns, request.received_unix_ns + int(policy.deadline_ms * 1e6),
+                     request.received_unix_ns + policy.schedule_end_ns)
+        pending = Pending(request, policy, end_ns)
+        self.pending[rid] = pending
+        self._advance(pending, now, initial=True)
+        for received_ns, score in self.early.pop(rid, ()):
+            late = rid not in self.pending
+            self.sink.log_score(score, received_ns, late=late, orphan=False)
+            if not late:
+                self._consider(pending, score, now)
+
+    def on_score(self, score: envelope_pb2.ScoreEnvelope, now: int) -> None:
+        rid = score.request_id
+        pending = self.pending.get(rid)
+        if pending is not None:
+            # The window (or the deadline) may have moved on since the last timer fired.
+            self._advance(pending, now)
+            late = rid not in self.pending
+            self.sink.log_score(score, now, late=late, orphan=False)
+            if not late:
+                self._consider(pending, score, now)
+        elif rid in self.answered:
+            self.sink.log_score(score, now, late=True, orphan=False)
+        else:
+            # Scores can overtake their request (two different sockets): hold briefly.
+            self.early.setdefault(rid, []).append((now, score))
+            self._early_expiry.append((now + self.early_score_ns, rid))
+
+    def on_time(self, now: int) -> None:
+        """Fire due timers and give up on early scores whose request never came."""
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            fire_ns, _, rid = heapq.heappop(timers)
+            pending = self.pending.get(rid)
+            if pending is not None and pending.timer_ns == fire_ns:
+                self._advance(pending, now)
+        self._expire_early(now)
+        self._forget_answered(now)
+
+    def received_ns(self, request_id: str) -> int | None:
+        """When the frontend received a pending or recently answered request."""
+        pending = self.pending.get(request_id)
+        return pending.request.received_unix_ns if pending is not None else self.answered.get(request_id)
+
+    def next_timer_ns(self) -> int | None:
+        timers = self._timers
+        while timers:  # drop stale timers so the rendezvous does not wake up for nothing
+            fire_ns, _, rid = timers[0]
+            pending = self.pending.get(rid)
+            if pending is not None and pending.timer_ns == fire_ns:
+                return fire_ns
+            heapq.heappop(timers)
+        return None
+
+    # --- decisions ----------------------------------------------------------------------------
+
+    def _advance(self, pending: Pending, now: int, initial: bool = False) -> None:
+        """Move the request to the window that covers ``now``; held scores may answer there."""
+        if now >= pending.end_ns:
+            self._time_out(pending, now)
+            return
+        window = pending.policy.window_at(now - pending.request.received_unix_ns)
+        assert window is not None  # now < end_ns <= schedule end
+        if window != pending.window or initial:
+            pending.window = window
+            best = self._best_held(pending)
+            if best is not None:
+                self._choose(pending, best[1], best[0], now)
+                return
+        boundary = pending.request.received_unix_ns + pending.policy.ends_ns[window]
+        self._set_timer(pending, min(boundary, pending.end_ns))
+
+    def _consider(self, pending: Pending, score: envelope_pb2.ScoreEnvelope, now: int) -> None:
+        pending.seen.append((score, now))
+        rank = pending.policy.rank(pending.window, score)
+        if rank is not None:
+            self._choose(pending, score, rank, now)
+        elif not score.error:
+            pending.held.append(score)
+        else:
+            pending.failed.add(score.model_name)
+            if self._all_failed(pending):
+                self._fail(pending, now)
+
+    def _best_held(self, pending: Pending) -> tuple[int, envelope_pb2.ScoreEnvelope] | None:
+        best: tuple[int, envelope_pb2.ScoreEnvelope] | None = None
+        for score in pending.held:
+            rank = pending.policy.rank(pending.window, score)
+            if rank is not None and (best is None or rank < best[0]):
+                best = (rank, score)
+        return best
+
+    def _all_failed(self, pending: Pending) -> bool:
+        # Every live model failed and no score is held for a later window: nothing can answer any more.
+        return not pending.held and len(pending.failed) >= max(1, self.live_models(pending.request.use_case))
+
+    def _choose(self, pending: Pending, score: envelope_pb2.ScoreEnvelope, rank: int, now: int) -> None:
+        rule = pending.policy.rule(pending.window, rank)
+        response = scoring_pb2.ScoreResponse(
+            request_id=score.request_id, model_name=score.model_name, model_version=score.model_version,
+            role=score.role, rule=rule, elapsed_ms=pending.elapsed_ms(now), use_case=pending.request.use_case)
+        response.output.CopyFrom(score.output)
+        result = self._result(pending, now, grpc.StatusCode.OK, "", rule)
+        result.response = response.SerializeToString()
+        result.model_name, result.model_version, result.role = score.model_name, score.model_version, score.role
+        self._finish(pending, result, now)
+
+    def _time_out(self, pending: Pending, now: int) -> None:
+        policy = pending.policy
+        if policy.on_timeout == "default":
+            response = scoring_pb2.ScoreResponse(
+                request_id=pending.request.request_id, role="default", is_default=True, rule="default",
+                elapsed_ms=pending.elapsed_ms(now), use_case=pending.request.use_case)
+            response.output.ParseFromString(policy.default_output)
+            result = self._result(pending, now, grpc.StatusCode.OK, "", "default")
+            result.response = response.SerializeToString()
+            result.role = "default"
+        else:
+            result = self._result(pending, now, grpc.StatusCode.DEADLINE_EXCEEDED, _timeout_message(pending),
+                                  "timeout")
+        self._finish(pending, result, now)
+
+    def _fail(self, pending: Pending, now: int) -> None:
+        message = (f"every live model of use case {pending.request.use_case!r} failed on this request: "
+                   + _heard(pending))
+        self._finish(pending, self._result(pending, now, grpc.StatusCode.INTERNAL, message, "all failed"), now)
+
+    def _result(self, pending: Pending, now: int, code: grpc.StatusCode, message: str,
+                rule: str) -> envelope_pb2.ResultEnvelope:
+        request = pending.request
+        return envelope_pb2.ResultEnvelope(
+            request_id=request.request_id, use_case=request.use_case, status_code=code.value[0],
+            status_message=message, rule=rule, elapsed_ms=pending.elapsed_ms(now), decided_unix_ns=now,
+            received_unix_ns=request.received_unix_ns, deadline_unix_ns=request.deadline_unix_ns,
+            policy_version=pending.policy.version)
+
+    def _finish(self, pending: Pending, result: envelope_pb2.ResultEnvelope, now: int) -> None:
+        rid = pending.request.request_id
+        del self.pending[rid]
+        self.answered[rid] = pending.request.received_unix_ns
+        self.sink.answer(pending.request, result)
+
+    # --- housekeeping -------------------------------------------------------------------------
+
+    def _set_timer(self, pending: Pending, fire_ns: int) -> None:
+        if pending.timer_ns != fire_ns:
+            pending.timer_ns = fire_ns
+            heapq.heappush(self._timers, (fire_ns, next(self._tiebreak), pending.request.request_id))
+
+    def _expire_early(self, now: int) -> None:
+        expiry = self._early_expiry
+        while expiry and expiry[0][0] <= now:
+            _, rid = expiry.popleft()
+            held = self.early.pop(rid, [])
+            # Each early score gets its full wait; only those past it become orphans.
+            keep = [(t, score) for t, score in held if t + self.early_score_ns > now]
+            for received_ns, score in held:
+                if received_ns + self.early_score_ns <= now:
+                    self.sink.log_score(score, received_ns, late=False, orphan=True)
+            if keep:
+                self.early[rid] = keep
+
+    def _forget_answered(self, now: int) -> None:
+        answered = self.answered
+        while answered:
+            received = next(iter(answered.values()))
+            if now - received < ANSWERED_MEMORY_NS:
+                break
+            answered.popitem(last=False)
+
+
+def _describe(pending: Pending, score: envelope_pb2.ScoreEnvelope, now: int) -> str:
+    who = f"{score.model_name} ({score.role})"
+    if score.error:
+        return f"{who} failed: {score.error_type}: {score.error}"
+    return f"{who} scored at {pending.elapsed_ms(now):.1f} ms"
+
+
+def _timeout_message(pending: Pending) -> str:
+    policy = pending.policy
+    request = pending.request
+    budget_ms = min((request.deadline_unix_ns - request.received_unix_ns) / 1e6, policy.deadline_ms)
+    if budget_ms <= policy.schedule_end_ms:
+        why = f"no acceptable score within the deadline of {budget_ms:.0f} ms"
+    else:
+        why = f"no acceptable score before the schedule ended at {policy.schedule_end_ms:g} ms"
+    return f"{why} (use case {request.use_case!r}: {_heard(pending) or 'no model answered'})"
+
+
+def _heard(pending: Pending) -> str:
+    return "; ".join(_describe(pending, score, at) for score, at in pending.seen)

@@ -1,0 +1,201 @@
+"""`rvz report`: how every model of every use case did, read from the request, scores and results logs.
+
+The command reads the logs once (``report_data``), computes the figures (``report_stats``) and prints
+one rich table per use case (``report_table``), JSON with ``--json``, and a self-contained HTML page
+with plots with ``--html`` (``report_html``). This module imports none of them (nor numpy, scipy, rich
+or matplotlib) until the command runs, so registering it does not slow down every other `rvz` command.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+
+from rvz.config import Config, Window, load_config, parse_config
+from rvz.errors import ConfigError, LogError
+
+if TYPE_CHECKING:
+    from rvz.report.data import Filter
+    from rvz.report.stats import UseCaseReport
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+PIPE_WIDTH = 200  # tables are wide; when not on a terminal, do not squeeze them into 80 columns
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_UNIT_NS = {"ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9, "d": 86400 * 10**9,
+            "w": 7 * 86400 * 10**9}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+DEFINITIONS = """\
+- Latency: for live scores, arrival latency = when the rendezvous received
+  the score minus when the frontend received the request; replayed scores
+  were not timed against a live request, so theirs is compute time (finished
+  - started). Percentiles are over successful scores whose request is known.
+- On time: successful live scores that arrived before the end of the first
+  schedule window that accepts the model's role or name, out of all its
+  successful live scores (n/a when no window does).
+- Agreement: live models are compared with the champion's score of the same
+  request, replayed models with what the caller was answered at the time. A
+  model whose outputs are mostly labels is compared by % same label, one
+  whose outputs are mostly numbers by mean absolute difference (MAD) and
+  Pearson r.
+- Outputs: a label is a string or bool output, or a dict's "label"; a number
+  is a number output, or a dict's "score", "value" or "prediction" (first
+  found), or else the largest of its "probabilities".
+- Distribution: quantiles of the model's numbers; divergence from the
+  canary's distribution is the two-sample Kolmogorov-Smirnov statistic (KS)
+  for numbers and the Jensen-Shannon distance (JS, base 2: 0 = same label
+  frequencies, 1 = disjoint) for labels.
+"""
+
+
+def parse_time(text: str, now_ns: int) -> int:
+    """Unix ns of an ISO-8601 time (naive = local time) or of a duration before now ("30m", "1h30m", "2d")."""
+    text = text.strip()
+    parts = _DURATION.findall(text)
+    if parts and "".join(number + unit for number, unit in parts) == text:
+        return now_ns - sum(round(float(number) * _UNIT_NS[unit]) for number, unit in parts)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is neither an ISO-8601 time (e.g. 2024-05-01T10:00:00Z) "
+                         "nor a duration before now (e.g. 30m, 1h, 2d)") from None
+    return (moment.astimezone() - _EPOCH) // timedelta(microseconds=1) * 1000
+
+
+def _time_option(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return parse_time(value, time.time_ns())
+    except ValueError as e:
+        raise click.BadParameter(str(e), ctx, param) from None
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    data_dir: Path
+    schedule: tuple[Window, ...]
+    keep: Filter
+    html_path: Path | None = None
+    as_json: bool = False
+
+
+def run_report(options: ReportOptions) -> int:
+    """Read the logs, print the report, write the page; returns the exit code."""
+    from rvz.report.data import load
+    from rvz.report.stats import summarize
+
+    data = load(options.data_dir, options.schedule, options.keep)
+    reports = summarize(data, options.schedule)
+    if options.as_json:
+        click.echo(json.dumps(report_json(reports, options), indent=2))
+    else:
+        _print_tables(reports, options)
+    if options.html_path is not None:
+        from rvz.report.html import render_page
+
+        page = render_page(reports, options.schedule, _header(options), DEFINITIONS)
+        options.html_path.write_text(page, encoding="utf-8")
+        click.echo(f"rvz: wrote the HTML report to {options.html_path}", err=True)
+    return EXIT_OK
+
+
+def report_json(reports: list[UseCaseReport], options: ReportOptions) -> dict[str, Any]:
+    keep = options.keep
+    return {
+        "data_dir": str(options.data_dir),
+        "since": _iso(keep.since_ns), "until": _iso(keep.until_ns), "use_case": keep.use_case,
+        "schedule": [{"until_ms": w.until_ms, "accept": list(w.accept)} for w in options.schedule],
+        "use_cases": [{
+            "use_case": r.use_case, "requests": r.requests, "outcomes": r.outcomes,
+            "first_request": _iso(r.first_ns), "last_request": _iso(r.last_ns), "canary": r.canary,
+            "models": [asdict(m.report) for m in r.models],
+        } for r in reports],
+    }
+
+
+def _iso(ns: int | None) -> str | None:
+    return None if ns is None else datetime.fromtimestamp(ns / 1e9, UTC).isoformat()
+
+
+def _header(options: ReportOptions) -> str:
+    keep = options.keep
+    scope = f"use case {keep.use_case}" if keep.use_case else "all use cases"
+    if keep.since_ns is None and keep.until_ns is None:
+        return f"{options.data_dir}, {scope}, all requests"
+    return (f"{options.data_dir}, {scope}, requests received from {_iso(keep.since_ns) or 'the start'} "
+            f"to {_iso(keep.until_ns) or 'the end'}")
+
+
+def _print_tables(reports: list[UseCaseReport], options: ReportOptions) -> None:
+    from rich.console import Console
+
+    from rvz.report.table import use_case_tables
+
+    console = Console(width=None if sys.stdout.isatty() else PIPE_WIDTH)
+    if not reports:
+        console.print(f"No requests, scores or results in {_header(options)}.")
+    for report in reports:
+        for table in use_case_tables(report):
+            console.print(table)
+            console.print()
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"rvz: {message}", err=True)
+    sys.exit(code)
+
+
+def _config(path: str | None) -> Config:
+    try:
+        return load_config(path) if path else parse_config({}, "<defaults>")
+    except ConfigError as e:
+        _fail(f"config error: {e}", EXIT_USAGE)
+
+
+@click.command("report", context_settings={"help_option_names": ["-h", "--help"]},
+               epilog="\b\n" + DEFINITIONS)
+@click.option("--data-dir", type=click.Path(file_okay=False), envvar="RVZ_DATA_DIR",
+              help="Directory of the logs; default: log.dir of --config. [env: RVZ_DATA_DIR]")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="RVZ_CONFIG",
+              help="TOML config whose schedule gives each model's window; default: the built-in schedule. "
+                   "[env: RVZ_CONFIG]")
+@click.option("--since", metavar="TIME", callback=_time_option,
+              help="Only requests received at or after TIME: ISO-8601 (e.g. 2024-05-01T10:00:00Z; without an "
+                   "offset, local time) or a duration before now (30m, 1h, 2d).")
+@click.option("--until", metavar="TIME", callback=_time_option,
+              help="Only requests received before TIME (same forms as --since).")
+@click.option("--use-case", help="Only this use case (default: all).")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, writable=True),
+              help="Also write a self-contained HTML page with plots to this file.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables (for scripts).")
+def report_command(data_dir: str | None, config_path: str | None, since: int | None, until: int | None,
+                   use_case: str | None, html_path: str | None, as_json: bool) -> None:
+    """Compare the models of each use case from the logs: counts, errors, latency, on-time %, times
+    chosen, agreement with the champion and score distribution against the canary."""
+    config = _config(config_path)
+    directory = Path(data_dir or config.log.dir)
+    if not directory.is_dir():
+        _fail(f"data directory {directory} does not exist; give --data-dir (log.dir of the deployment)", EXIT_USAGE)
+    if since is not None and until is not None and since >= until:
+        _fail("--since must be before --until", EXIT_USAGE)
+    from rvz.report.data import Filter
+
+    options = ReportOptions(directory, config.rendezvous.schedule, Filter(since, until, use_case),
+                            Path(html_path) if html_path else None, as_json)
+    try:
+        code = run_report(options)
+    except (LogError, OSError) as e:
+        _fail(f"report failed: {e}", EXIT_FAILURE)
+    sys.exit(code)

@@ -1,0 +1,338 @@
+"""Loading the logs for `rvz report`: one streaming pass per log, joined by request id into numpy arrays.
+
+The logs can hold millions of records, so nothing keeps a protobuf object per record. Requests become
+a row index (the only per-record Python object is the request-id -> row dict); each score becomes one
+element in its model's compact arrays (request row, latencies, flags, label code, number). The three
+logs are read in the order requests, results, scores, so that every score can be joined to its
+request, and to what was answered for that request, as it streams past.
+
+Output values are reduced to at most a label and a number (see ``extract``), which is all the report
+compares.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from array import array
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from rvz.compare.outputs import extract
+from rvz.config import Window
+from rvz.log.reader import iter_records
+from rvz.wire.ids import id_time_ms
+from rvz.wire.proto import envelope_pb2, scoring_pb2
+
+# Bits of ModelArrays.flags.
+ERROR = 1
+LATE = 2
+ORPHAN = 4  # flagged orphan by the rendezvous, or its request is not in the requests log
+ON_TIME = 8  # arrived before the end of the first window that accepts the model
+HAS_WINDOW = 16  # some window accepts the model (otherwise on-time is not defined)
+
+# Keys of a dict output read as its number, in this order of preference.
+NO_LABEL = -1
+
+F64 = npt.NDArray[np.float64]
+F32 = npt.NDArray[np.float32]
+I32 = npt.NDArray[np.int32]
+I64 = npt.NDArray[np.int64]
+U8 = npt.NDArray[np.uint8]
+Bools = npt.NDArray[np.bool_]
+
+
+class ModelKey(NamedTuple):
+    use_case: str
+    name: str
+    version: str
+    replayed: bool
+
+
+@dataclass(frozen=True)
+class Filter:
+    """Which requests the report covers: received in [since_ns, until_ns), of one use case or all."""
+
+    since_ns: int | None = None
+    until_ns: int | None = None
+    use_case: str | None = None
+
+    def keeps(self, use_case: str, received_ns: int) -> bool:
+        if self.use_case is not None and use_case != self.use_case:
+            return False
+        if self.since_ns is not None and received_ns < self.since_ns:
+            return False
+        return self.until_ns is None or received_ns < self.until_ns
+
+
+def window_end_ms(schedule: tuple[Window, ...], role: str, name: str) -> float | None:
+    """End of the first window whose accept list names the role or the model; None if none does."""
+    for window in schedule:
+        if role in window.accept or name in window.accept:
+            return window.until_ms
+    return None
+
+
+class Labels:
+    """Interned labels: arrays hold small integer codes instead of strings."""
+
+    def __init__(self) -> None:
+        self.codes: dict[str, int] = {}
+        self.names: list[str] = []
+
+    def code(self, label: str | None) -> int:
+        if label is None:
+            return NO_LABEL
+        code = self.codes.get(label)
+        if code is None:
+            code = self.codes[label] = len(self.names)
+            self.names.append(label)
+        return code
+
+
+@dataclass
+class ModelArrays:
+    """Every score of one model, one element per score record (numpy once loaded)."""
+
+    key: ModelKey
+    code: int
+    roles: Counter[str] = field(default_factory=Counter)
+    row: I32 = field(default_factory=lambda: np.empty(0, np.int32))  # request row, -1 if unknown
+    arrival_ms: F32 = field(default_factory=lambda: np.empty(0, np.float32))  # NaN: replayed or unknown
+    compute_ms: F32 = field(default_factory=lambda: np.empty(0, np.float32))
+    flags: U8 = field(default_factory=lambda: np.empty(0, np.uint8))
+    label: I32 = field(default_factory=lambda: np.empty(0, np.int32))
+    number: F64 = field(default_factory=lambda: np.empty(0, np.float64))
+
+    @property
+    def role(self) -> str:
+        """The role most of its scores carried (a promoted model has had two)."""
+        return self.roles.most_common(1)[0][0] if self.roles else ""
+
+
+class _Samples:
+    """Growable typed buffers for one model while the scores log streams past."""
+
+    def __init__(self, key: ModelKey, code: int) -> None:
+        self.key, self.code = key, code
+        self.roles: Counter[str] = Counter()
+        self.row = array("i")
+        self.arrival_ms = array("f")
+        self.compute_ms = array("f")
+        self.flags = array("B")
+        self.label = array("i")
+        self.number = array("d")
+
+    def freeze(self) -> ModelArrays:
+        return ModelArrays(
+            self.key, self.code, self.roles,
+            np.frombuffer(self.row, np.int32), np.frombuffer(self.arrival_ms, np.float32),
+            np.frombuffer(self.compute_ms, np.float32), np.frombuffer(self.flags, np.uint8),
+            np.frombuffer(self.label, np.int32), np.frombuffer(self.number, np.float64),
+        )
+
+
+@dataclass
+class LogData:
+    """The joined logs. Per-request arrays are indexed by request row."""
+
+    use_cases: list[str]
+    received_ns: I64
+    use_case_code: I32
+    # The champion's score of each request (the live score whose role was champion at the time).
+    champion_label: I32
+    champion_number: F64
+    champion_model: I32
+    # What the caller was answered (a model's output; defaults and errors leave these empty).
+    answered_label: I32
+    answered_number: F64
+    answered_model: I32
+    models: list[ModelArrays]
+    chosen: Counter[ModelKey]
+    outcomes: dict[str, Counter[str]]
+    labels: list[str]
+
+    def requests_of(self, use_case: str) -> int:
+        if use_case not in self.use_cases:
+            return 0
+        return int(np.count_nonzero(self.use_case_code == self.use_cases.index(use_case)))
+
+
+def load(data_dir: str | os.PathLike[str], schedule: tuple[Window, ...], keep: Filter) -> LogData:
+    """Read DATA_DIR/requests, results and scores (each may be absent) into one LogData."""
+    loader = _Loader(schedule, keep)
+    root = Path(data_dir)
+    loader.read_requests(root / "requests")
+    loader.read_results(root / "results")
+    loader.read_scores(root / "scores")
+    return loader.data()
+
+
+def _outcome(result: envelope_pb2.ResultEnvelope) -> str:
+    if result.status_code == 0:
+        return "default" if result.role == "default" else "answered"
+    return "timeout" if result.status_code == _DEADLINE_EXCEEDED else "failed"
+
+
+_DEADLINE_EXCEEDED = 4  # grpc.StatusCode.DEADLINE_EXCEEDED, without importing grpc for one number
+
+
+class _Loader:
+    def __init__(self, schedule: tuple[Window, ...], keep: Filter) -> None:
+        self.schedule, self.keep = schedule, keep
+        self.ids: dict[str, int] = {}
+        self.use_cases: list[str] = []
+        self.received = array("q")
+        self.use_case_code = array("i")
+        self.labels = Labels()
+        self.samples: dict[ModelKey, _Samples] = {}
+        self.chosen: Counter[ModelKey] = Counter()
+        self.outcomes: dict[str, Counter[str]] = {}
+        self._window_ns: dict[tuple[str, str], int | None] = {}
+        self._allocate(0)
+
+    def _allocate(self, n: int) -> None:
+        self.champion_label = np.full(n, NO_LABEL, np.int32)
+        self.champion_number = np.full(n, np.nan)
+        self.champion_model = np.full(n, -1, np.int32)
+        self.answered_label = np.full(n, NO_LABEL, np.int32)
+        self.answered_number = np.full(n, np.nan)
+        self.answered_model = np.full(n, -1, np.int32)
+        self.answered_known = np.zeros(n, np.bool_)
+
+    def _model(self, key: ModelKey) -> _Samples:
+        samples = self.samples.get(key)
+        if samples is None:
+            samples = self.samples[key] = _Samples(key, len(self.samples))
+        return samples
+
+    def _use_case(self, row: int) -> str:
+        return self.use_cases[self.use_case_code[row]]
+
+    def read_requests(self, directory: Path) -> None:
+        codes: dict[str, int] = {}
+        for payload in _read(directory):
+            request = envelope_pb2.RequestEnvelope.FromString(payload)
+            if request.request_id in self.ids or not self.keep.keeps(request.use_case, request.received_unix_ns):
+                continue
+            code = codes.get(request.use_case)
+            if code is None:
+                code = codes[request.use_case] = len(self.use_cases)
+                self.use_cases.append(request.use_case)
+            self.ids[request.request_id] = len(self.received)
+            self.received.append(request.received_unix_ns)
+            self.use_case_code.append(code)
+        self._allocate(len(self.received))
+
+    def read_results(self, directory: Path) -> None:
+        for payload in _read(directory):
+            result = envelope_pb2.ResultEnvelope.FromString(payload)
+            row = self.ids.get(result.request_id, -1)
+            if row < 0 and not self.keep.keeps(result.use_case, result.received_unix_ns):
+                continue
+            use_case = self._use_case(row) if row >= 0 else result.use_case
+            outcome = _outcome(result)
+            self.outcomes.setdefault(use_case, Counter())[outcome] += 1
+            if outcome == "answered":
+                key = ModelKey(use_case, result.model_name, result.model_version, False)
+                self.chosen[key] += 1
+                code = self._model(key).code  # listed even if none of its scores is in range
+                if row >= 0:
+                    self._note_answer(row, code, result.response)
+
+    def _note_answer(self, row: int, model_code: int, response: bytes) -> None:
+        self.answered_model[row] = model_code
+        if response:  # the answered output itself; otherwise it is joined from the answering model's score
+            label, number = extract(scoring_pb2.ScoreResponse.FromString(response).output)
+            self._set_answer(row, label, number)
+
+    def _set_answer(self, row: int, label: str | None, number: float | None) -> None:
+        self.answered_label[row] = self.labels.code(label)
+        self.answered_number[row] = math.nan if number is None else number
+        self.answered_known[row] = True
+
+    def read_scores(self, directory: Path) -> None:
+        for payload in _read(directory):
+            record = envelope_pb2.ScoreRecord.FromString(payload)
+            score = record.score
+            row = self.ids.get(score.request_id, -1)
+            if row < 0 and not self._keeps_unmatched(score, record.received_unix_ns):
+                continue
+            use_case = self._use_case(row) if row >= 0 else score.use_case
+            samples = self._model(ModelKey(use_case, score.model_name, score.model_version, score.replayed))
+            self._add(samples, record, row)
+
+    def _keeps_unmatched(self, score: envelope_pb2.ScoreEnvelope, received_ns: int) -> bool:
+        # Its request is not in the (filtered) requests log: the request id tells when it was received.
+        with contextlib.suppress(ValueError):  # not an rvz id: the score's own arrival time is the best guess
+            received_ns = id_time_ms(score.request_id) * 1_000_000
+        return self.keep.keeps(score.use_case, received_ns)
+
+    def _add(self, samples: _Samples, record: envelope_pb2.ScoreRecord, row: int) -> None:
+        score = record.score
+        failed = bool(score.error or score.error_type)
+        flags = ERROR * failed | LATE * record.late | ORPHAN * (record.orphan or row < 0)
+        arrival_ms = math.nan
+        if row >= 0 and not score.replayed:
+            arrival_ns = record.received_unix_ns - self.received[row]
+            arrival_ms = arrival_ns / 1e6
+            flags |= self._timeliness(score, arrival_ns)
+        label, number = (None, None) if failed else extract(score.output)
+        label_code = self.labels.code(label)
+        samples.roles[score.role] += 1
+        samples.row.append(row)
+        samples.arrival_ms.append(arrival_ms)
+        samples.compute_ms.append((score.finished_unix_ns - score.started_unix_ns) / 1e6)
+        samples.flags.append(flags)
+        samples.label.append(label_code)
+        samples.number.append(math.nan if number is None else number)
+        if row >= 0 and not failed and not score.replayed:
+            self._join(samples.code, score.role, row, label, label_code, number)
+
+    def _timeliness(self, score: envelope_pb2.ScoreEnvelope, arrival_ns: int) -> int:
+        key = (score.role, score.model_name)
+        if key not in self._window_ns:
+            end_ms = window_end_ms(self.schedule, *key)
+            # Rounded up to whole ns as the rendezvous does, so "on time" here means the same as there.
+            self._window_ns[key] = None if end_ms is None else math.ceil(end_ms * 1e6)
+        end_ns = self._window_ns[key]
+        if end_ns is None:
+            return 0
+        return HAS_WINDOW | (ON_TIME if arrival_ns < end_ns else 0)
+
+    def _join(self, code: int, role: str, row: int, label: str | None, label_code: int,
+              number: float | None) -> None:
+        if role == "champion" and self.champion_model[row] < 0:
+            self.champion_model[row] = code
+            self.champion_label[row] = label_code
+            self.champion_number[row] = math.nan if number is None else number
+        if self.answered_model[row] == code and not self.answered_known[row]:
+            self._set_answer(row, label, number)
+
+    def data(self) -> LogData:
+        return LogData(
+            use_cases=self.use_cases,
+            received_ns=np.frombuffer(self.received, np.int64),
+            use_case_code=np.frombuffer(self.use_case_code, np.int32),
+            champion_label=self.champion_label, champion_number=self.champion_number,
+            champion_model=self.champion_model,
+            answered_label=self.answered_label, answered_number=self.answered_number,
+            answered_model=self.answered_model,
+            models=[samples.freeze() for samples in self.samples.values()],
+            chosen=self.chosen, outcomes=self.outcomes, labels=self.labels.names,
+        )
+
+
+def _read(directory: Path) -> Iterator[bytes]:
+    """Payloads of a log; an absent log is an empty one (e.g. nothing was ever replayed or answered)."""
+    if not directory.is_dir():
+        return
+    for record in iter_records(directory):
+        yield record.payload

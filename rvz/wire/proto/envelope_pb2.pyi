@@ -1,0 +1,205 @@
+from google.protobuf import struct_pb2 as _struct_pb2
+from rvz.wire.proto import admin_pb2 as _admin_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class RequestEnvelope(_message.Message):
+    __slots__ = ("request_id", "use_case", "request", "received_unix_ns", "deadline_unix_ns", "return_address", "trace_context")
+    class TraceContextEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    USE_CASE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    RECEIVED_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
+    RETURN_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    TRACE_CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    use_case: str
+    request: bytes
+    received_unix_ns: int
+    deadline_unix_ns: int
+    return_address: bytes
+    trace_context: _containers.ScalarMap[str, str]
+    def __init__(self, request_id: _Optional[str] = ..., use_case: _Optional[str] = ..., request: _Optional[bytes] = ..., received_unix_ns: _Optional[int] = ..., deadline_unix_ns: _Optional[int] = ..., return_address: _Optional[bytes] = ..., trace_context: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class ScoreEnvelope(_message.Message):
+    __slots__ = ("request_id", "use_case", "model_name", "model_version", "role", "output", "error", "error_type", "started_unix_ns", "finished_unix_ns", "worker_id", "replayed", "trace_context")
+    class TraceContextEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    USE_CASE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    ERROR_TYPE_FIELD_NUMBER: _ClassVar[int]
+    STARTED_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    TRACE_CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    use_case: str
+    model_name: str
+    model_version: str
+    role: str
+    output: _struct_pb2.Value
+    error: str
+    error_type: str
+    started_unix_ns: int
+    finished_unix_ns: int
+    worker_id: str
+    replayed: bool
+    trace_context: _containers.ScalarMap[str, str]
+    def __init__(self, request_id: _Optional[str] = ..., use_case: _Optional[str] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., role: _Optional[str] = ..., output: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., error: _Optional[str] = ..., error_type: _Optional[str] = ..., started_unix_ns: _Optional[int] = ..., finished_unix_ns: _Optional[int] = ..., worker_id: _Optional[str] = ..., replayed: _Optional[bool] = ..., trace_context: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class ScoreRecord(_message.Message):
+    __slots__ = ("score", "received_unix_ns", "late", "orphan")
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    RECEIVED_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
+    LATE_FIELD_NUMBER: _ClassVar[int]
+    ORPHAN_FIELD_NUMBER: _ClassVar[int]
+    score: ScoreEnvelope
+    received_unix_ns: int
+    late: bool
+    orphan: bool
+    def __init__(self, score: _Optional[_Union[ScoreEnvelope, _Mapping]] = ..., received_unix_ns: _Optional[int] = ..., late: _Optional[bool] = ..., orphan: _Optional[bool] = ...) -> None: ...
+
+class ResultEnvelope(_message.Message):
+    __slots__ = ("request_id", "use_case", "status_code", "status_message", "response", "rule", "elapsed_ms", "decided_unix_ns", "model_name", "model_version", "role", "received_unix_ns", "deadline_unix_ns", "policy_version")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    USE_CASE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_CODE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    RULE_FIELD_NUMBER: _ClassVar[int]
+    ELAPSED_MS_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    RECEIVED_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
+    POLICY_VERSION_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    use_case: str
+    status_code: int
+    status_message: str
+    response: bytes
+    rule: str
+    elapsed_ms: float
+    decided_unix_ns: int
+    model_name: str
+    model_version: str
+    role: str
+    received_unix_ns: int
+    deadline_unix_ns: int
+    policy_version: int
+    def __init__(self, request_id: _Optional[str] = ..., use_case: _Optional[str] = ..., status_code: _Optional[int] = ..., status_message: _Optional[str] = ..., response: _Optional[bytes] = ..., rule: _Optional[str] = ..., elapsed_ms: _Optional[float] = ..., decided_unix_ns: _Optional[int] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., role: _Optional[str] = ..., received_unix_ns: _Optional[int] = ..., deadline_unix_ns: _Optional[int] = ..., policy_version: _Optional[int] = ...) -> None: ...
+
+class Control(_message.Message):
+    __slots__ = ("kind", "frontend_id", "sent_unix_ns", "model", "deadlines_ms")
+    class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        KIND_UNSPECIFIED: _ClassVar[Control.Kind]
+        PROBE: _ClassVar[Control.Kind]
+        ANNOUNCE: _ClassVar[Control.Kind]
+        RENDEZVOUS_READY: _ClassVar[Control.Kind]
+    KIND_UNSPECIFIED: Control.Kind
+    PROBE: Control.Kind
+    ANNOUNCE: Control.Kind
+    RENDEZVOUS_READY: Control.Kind
+    class DeadlinesMsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    FRONTEND_ID_FIELD_NUMBER: _ClassVar[int]
+    SENT_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    DEADLINES_MS_FIELD_NUMBER: _ClassVar[int]
+    kind: Control.Kind
+    frontend_id: bytes
+    sent_unix_ns: int
+    model: ModelInfo
+    deadlines_ms: _containers.ScalarMap[str, float]
+    def __init__(self, kind: _Optional[_Union[Control.Kind, str]] = ..., frontend_id: _Optional[bytes] = ..., sent_unix_ns: _Optional[int] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., deadlines_ms: _Optional[_Mapping[str, float]] = ...) -> None: ...
+
+class AdminCall(_message.Message):
+    __slots__ = ("call_id", "list_models", "get_policy", "set_policy", "promote")
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    LIST_MODELS_FIELD_NUMBER: _ClassVar[int]
+    GET_POLICY_FIELD_NUMBER: _ClassVar[int]
+    SET_POLICY_FIELD_NUMBER: _ClassVar[int]
+    PROMOTE_FIELD_NUMBER: _ClassVar[int]
+    call_id: int
+    list_models: _admin_pb2.ListModelsRequest
+    get_policy: _admin_pb2.GetPolicyRequest
+    set_policy: _admin_pb2.SetPolicyRequest
+    promote: _admin_pb2.PromoteRequest
+    def __init__(self, call_id: _Optional[int] = ..., list_models: _Optional[_Union[_admin_pb2.ListModelsRequest, _Mapping]] = ..., get_policy: _Optional[_Union[_admin_pb2.GetPolicyRequest, _Mapping]] = ..., set_policy: _Optional[_Union[_admin_pb2.SetPolicyRequest, _Mapping]] = ..., promote: _Optional[_Union[_admin_pb2.PromoteRequest, _Mapping]] = ...) -> None: ...
+
+class AdminReply(_message.Message):
+    __slots__ = ("call_id", "status_code", "status_message", "models", "policy", "promoted")
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_CODE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    PROMOTED_FIELD_NUMBER: _ClassVar[int]
+    call_id: int
+    status_code: int
+    status_message: str
+    models: _admin_pb2.ListModelsResponse
+    policy: _admin_pb2.PolicyState
+    promoted: _admin_pb2.PromoteResponse
+    def __init__(self, call_id: _Optional[int] = ..., status_code: _Optional[int] = ..., status_message: _Optional[str] = ..., models: _Optional[_Union[_admin_pb2.ListModelsResponse, _Mapping]] = ..., policy: _Optional[_Union[_admin_pb2.PolicyState, _Mapping]] = ..., promoted: _Optional[_Union[_admin_pb2.PromoteResponse, _Mapping]] = ...) -> None: ...
+
+class ModelInfo(_message.Message):
+    __slots__ = ("use_case", "name", "version", "role", "worker_id", "pid", "host", "features")
+    USE_CASE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    FEATURES_FIELD_NUMBER: _ClassVar[int]
+    use_case: str
+    name: str
+    version: str
+    role: str
+    worker_id: str
+    pid: int
+    host: str
+    features: _containers.RepeatedCompositeFieldContainer[FeatureSpec]
+    def __init__(self, use_case: _Optional[str] = ..., name: _Optional[str] = ..., version: _Optional[str] = ..., role: _Optional[str] = ..., worker_id: _Optional[str] = ..., pid: _Optional[int] = ..., host: _Optional[str] = ..., features: _Optional[_Iterable[_Union[FeatureSpec, _Mapping]]] = ...) -> None: ...
+
+class FeatureSpec(_message.Message):
+    __slots__ = ("name", "type")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    type: str
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ...) -> None: ...

@@ -1,0 +1,276 @@
+"""A model worker: SUB to the input stream, score, PUSH each score to the rendezvous.
+
+One process per model. The loop is synchronous on purpose: a model call blocks
+anyway, and a plain poll-and-drain loop costs far less per message than asyncio.
+Whatever a model does (raise, return garbage, hang on bad input) turns into an
+error score; the worker keeps serving.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import zmq
+from opentelemetry.metrics import Histogram, Meter
+
+from rvz.config import ModelConfig, StreamsConfig
+from rvz.errors import EncodeError
+from rvz.log.writer import LogWriter
+from rvz.telemetry import metrics, tracing
+from rvz.telemetry.setup import Telemetry
+from rvz.telemetry.throttle import passed_milestone
+from rvz.wire import streams
+from rvz.wire.codec import python_to_value, struct_to_dict
+from rvz.wire.proto import envelope_pb2, scoring_pb2
+from rvz.worker.model import Model, Outcome
+
+logger = logging.getLogger(__name__)
+
+POLL_MS = 100
+# Requests taken off the input stream before scoring starts on them.
+DRAIN_MAX = 1024
+# How long a score may wait for the scores after it to share its message.
+SCORE_FLUSH_NS = 500_000
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    model: ModelConfig
+    streams: StreamsConfig
+    # Where a decoy archives what it receives.
+    log_dir: str
+    fsync: bool = True
+
+
+@dataclass
+class Received:
+    """A request as it arrived, decoded far enough to score it."""
+
+    envelope: envelope_pb2.RequestEnvelope
+    features: dict[str, Any] | None
+    error: str = ""
+
+
+class Worker:
+    """Scores every request of one use case with one model."""
+
+    def __init__(self, config: WorkerConfig, model: Model | None,
+                 on_ready: Callable[[], None] | None = None, telemetry: Telemetry | None = None) -> None:
+        self.config = config
+        self.model = model
+        self.telemetry = telemetry or Telemetry(f"rvz-model-{config.model.name}")
+        self.tracer = self.telemetry.tracer
+        # Called once, when the first probe arrives: from then on no request can be missed.
+        self.on_ready = on_ready
+        self.should_exit = threading.Event()
+        self.scored = 0
+        self.errors = 0
+        self.dropped = 0
+        self.archived = 0
+        self.expired = 0
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{config.model.name}"
+        self._topic = streams.topic_for(config.model.use_case)
+        self._late_limit_ns = int(config.model.late_limit_ms * 1e6)
+        self._info = self._model_info()
+        self._archive: LogWriter | None = None
+        self._latency: Histogram | None = None
+        if self.telemetry.meter is not None:
+            self._observe(self.telemetry.meter)
+
+    def _observe(self, meter: Meter) -> None:
+        m = self.config.model
+        attributes = {"use_case": m.use_case, "model": m.name, "version": m.version, "role": m.role}
+        metrics.count(meter, "rvz.worker.scores", "Scores sent", lambda: self.scored, attributes)
+        metrics.count(meter, "rvz.worker.errors", "Scores that are errors (the model raised or its output "
+                      "could not be encoded)", lambda: self.errors, attributes)
+        metrics.count(meter, "rvz.worker.dropped", "Scores not sent because the scores stream was full",
+                      lambda: self.dropped, attributes)
+        metrics.count(meter, "rvz.worker.archived", "Requests archived by a decoy", lambda: self.archived, attributes)
+        metrics.count(meter, "rvz.worker.expired", "Requests not scored because their deadline had passed",
+                      lambda: self.expired, attributes)
+        self._latency = metrics.latency_histogram(meter, "rvz.worker.model.duration",
+                                                  "Time in the model per batch")
+        self._latency_attributes = attributes
+
+    def run(self) -> None:
+        """Serve until ``should_exit`` is set."""
+        cfg = self.config
+        ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        sub = streams.subscriber(ctx, cfg.streams.requests, cfg.streams.high_water_mark,
+                                 [self._topic, streams.CONTROL_TOPIC])
+        push = streams.score_pusher(ctx, cfg.streams.scores, cfg.streams.high_water_mark)
+        if cfg.model.role == "decoy":
+            self._archive = LogWriter(Path(cfg.log_dir, "decoy", cfg.model.use_case, cfg.model.name),
+                                      "rvz.v1.RequestEnvelope", fsync=cfg.fsync)
+            self._archive.start()
+        logger.info("model %s v%s (%s) serving use case %r", cfg.model.name, cfg.model.version,
+                    cfg.model.role, cfg.model.use_case)
+        try:
+            self._loop(sub, push)
+        finally:
+            sub.close()
+            push.close()  # lingers up to FLUSH_MS so queued scores still reach the rendezvous
+            ctx.term()
+            if self._archive is not None:
+                self._archive.stop()
+            if self.model is not None:
+                self.model.close()
+            if self._archive is not None:
+                logger.info("decoy %s stopped after archiving %d requests", cfg.model.name, self.archived)
+            else:
+                logger.info("model %s stopped after %d scores (%d errors, %d dropped, %d expired unscored)",
+                            cfg.model.name, self.scored, self.errors, self.dropped, self.expired)
+
+    def _loop(self, sub: zmq.Socket[bytes], push: zmq.Socket[bytes]) -> None:
+        poller = zmq.Poller()
+        poller.register(sub, zmq.POLLIN)
+        batch_max = self.config.model.batch_max if self.model is None or self.model.batches else 1
+        backlog: deque[bytes] = deque()
+        while not self.should_exit.is_set():
+            if not poller.poll(POLL_MS):
+                continue
+            # Take everything queued before scoring: one wake-up, many requests.
+            self._drain(sub, push, backlog)
+            scores: list[bytes] = []
+            first_ns = 0
+            while backlog and not self.should_exit.is_set():
+                payloads = [backlog.popleft() for _ in range(min(batch_max, len(backlog)))]
+                if not scores:
+                    first_ns = time.perf_counter_ns()
+                scores += self._handle(payloads)
+                # Scores travel several to a message; a fast model's first score waits at most
+                # SCORE_FLUSH_NS for the others, a slow model's goes out alone.
+                if scores and time.perf_counter_ns() - first_ns >= SCORE_FLUSH_NS:
+                    self._send(push, scores)
+                    scores = []
+                if not backlog:
+                    self._drain(sub, push, backlog)
+            if scores:
+                self._send(push, scores)
+
+    def _drain(self, sub: zmq.Socket[bytes], push: zmq.Socket[bytes], backlog: deque[bytes]) -> None:
+        while len(backlog) < DRAIN_MAX:
+            try:
+                topic, *payloads = sub.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if topic == self._topic:
+                backlog.extend(payloads)
+            elif topic == streams.CONTROL_TOPIC and payloads:
+                self._answer_probe(payloads[0], push)
+
+    def _handle(self, payloads: list[bytes]) -> list[bytes]:
+        """Score (or archive) the payloads; returns the serialized scores to send."""
+        if self._archive is not None:
+            self._archive.append_many(payloads)
+            self.archived += len(payloads)
+            return []
+        received = [decode_request(payload) for payload in payloads]
+        # A request long past its deadline was answered without us: scoring it would only make the requests
+        # queued behind it late too. Shedding it lets a worker that fell behind catch up.
+        oldest_deadline = time.time_ns() - self._late_limit_ns
+        live = [r for r in received if r.envelope.deadline_unix_ns > oldest_deadline]
+        self.expired += len(received) - len(live)
+        if not live:
+            return []
+        return [score.SerializeToString() for score in self.score_batch(live)]
+
+    def score_batch(self, received: list[Received]) -> list[envelope_pb2.ScoreEnvelope]:
+        """One model call for the batch; one score per request, errors included."""
+        assert self.model is not None  # only a decoy has no model
+        features = [r.features for r in received if r.features is not None]
+        started = time.time_ns()
+        outcomes = self.model.score(features) if features else []
+        finished = time.time_ns()
+        if self._latency is not None:
+            self._latency.record((finished - started) / 1e6, self._latency_attributes)
+        by_request = iter(outcomes)
+        return [self._score_envelope(item.envelope, next(by_request) if item.features is not None
+                                     else Outcome(error=ValueError(item.error)), started, finished)
+                for item in received]
+
+    def _score_envelope(self, request: envelope_pb2.RequestEnvelope, outcome: Outcome,
+                        started: int, finished: int) -> envelope_pb2.ScoreEnvelope:
+        m = self.config.model
+        score = envelope_pb2.ScoreEnvelope(
+            request_id=request.request_id, use_case=request.use_case, model_name=m.name,
+            model_version=m.version, role=m.role, started_unix_ns=started, finished_unix_ns=finished,
+            worker_id=self.worker_id)
+        error = outcome.error
+        if error is None:
+            try:
+                python_to_value(outcome.output, score.output)
+            except EncodeError as e:
+                error = e
+        if error is not None:
+            score.ClearField("output")
+            score.error = str(error) or type(error).__name__
+            score.error_type = type(error).__name__
+            self.errors += 1
+            logger.warning("model %s failed on request %s: %s: %s", m.name, request.request_id,
+                           score.error_type, score.error,
+                           extra={"request_id": request.request_id, "model": m.name, "use_case": m.use_case,
+                                  "trace_id": tracing.trace_id_of(request.trace_context)})
+        if self.tracer is not None and request.trace_context:
+            self._trace(request, score, started, finished)
+        self.scored += 1
+        return score
+
+    def _trace(self, request: envelope_pb2.RequestEnvelope, score: envelope_pb2.ScoreEnvelope,
+               started: int, finished: int) -> None:
+        assert self.tracer is not None
+        m = self.config.model
+        span = tracing.start_scoring(self.tracer, request.trace_context, request.request_id, m.name, m.version,
+                                     m.role, m.use_case, started)
+        if span is not None:
+            tracing.inject(span, score.trace_context)
+            tracing.end_scoring(span, score.error_type, score.error, finished)
+
+    def _send(self, push: zmq.Socket[bytes], scores: list[bytes]) -> None:
+        try:
+            push.send_multipart([streams.SCORE, *scores], zmq.NOBLOCK)
+        except zmq.Again:
+            before, self.dropped = self.dropped, self.dropped + len(scores)
+            if passed_milestone(before, self.dropped):
+                logger.error("scores stream full (rendezvous down or slow): %d scores dropped so far", self.dropped)
+
+    def _answer_probe(self, payload: bytes, push: zmq.Socket[bytes]) -> None:
+        probe = streams.decode(envelope_pb2.Control, payload, "control message")
+        if probe is None:
+            return
+        if self.on_ready is not None:
+            self.on_ready()
+            self.on_ready = None
+        announce = envelope_pb2.Control(kind=envelope_pb2.Control.ANNOUNCE, frontend_id=probe.frontend_id,
+                                        sent_unix_ns=time.time_ns(), model=self._info)
+        with contextlib.suppress(zmq.Again):  # the next probe asks again
+            push.send_multipart([streams.ANNOUNCE, announce.SerializeToString()], zmq.NOBLOCK)
+
+    def _model_info(self) -> envelope_pb2.ModelInfo:
+        m = self.config.model
+        features = self.model.features if self.model is not None else {}
+        return envelope_pb2.ModelInfo(
+            use_case=m.use_case, name=m.name, version=m.version, role=m.role, worker_id=self.worker_id,
+            pid=os.getpid(), host=socket.gethostname(),
+            features=[envelope_pb2.FeatureSpec(name=k, type=v) for k, v in features.items()])
+
+
+def decode_request(payload: bytes) -> Received:
+    """Parse an envelope and its ScoreRequest; a bad one becomes an error to report, not a crash."""
+    envelope = envelope_pb2.RequestEnvelope()
+    try:
+        envelope.ParseFromString(payload)
+        request = scoring_pb2.ScoreRequest.FromString(envelope.request)
+    except Exception as e:  # DecodeError and friends: report it as this request's error
+        return Received(envelope, None, f"malformed request envelope: {e}")
+    return Received(envelope, struct_to_dict(request.features))

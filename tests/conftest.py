@@ -7,6 +7,16 @@ import pytest
 
 from harness import Deployment, base_config, short_tempdir
 
+TESTS_DIR = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test by its folder: ``unit`` (no child processes) or ``e2e`` (real processes)."""
+    for item in items:
+        folder = item.path.relative_to(TESTS_DIR).parts[0]
+        if folder in ("unit", "e2e"):
+            item.add_marker(getattr(pytest.mark, folder))
+
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:

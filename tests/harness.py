@@ -8,6 +8,7 @@ health service.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import select
@@ -30,6 +31,7 @@ from rvz.process.entry import LISTENING_PREFIX, MODEL_READY
 from rvz.wire.proto import admin_pb2, admin_pb2_grpc, envelope_pb2, scoring_pb2, scoring_pb2_grpc
 
 TESTS_DIR = Path(__file__).resolve().parent
+SCRIPTS_DIR = TESTS_DIR.parent / "scripts"
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
 
@@ -250,6 +252,16 @@ class Deployment:
                         return record
             time.sleep(0.02)  # polling a file: there is no signal to wait on
         raise AssertionError(f"no matching record in {log} after {timeout_s} s")
+
+
+@contextlib.contextmanager
+def scripts_importable() -> Iterator[None]:
+    """scripts/bench's modules (bench_systems) importable, as scripts/bench makes them."""
+    sys.path.insert(0, str(SCRIPTS_DIR))
+    try:
+        yield
+    finally:
+        sys.path.remove(str(SCRIPTS_DIR))
 
 
 def short_tempdir() -> Iterator[Path]:

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,167 +9,18 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from report_logs import N_FRAUD, N_IRIS, Dataset, S, build_dataset, report
 from rvz.compare.outputs import extract
-from rvz.log.writer import LogWriter
 from rvz.report.command import parse_time, report_command
 from rvz.wire.codec import to_value
-from rvz.wire.proto import envelope_pb2, scoring_pb2
 
 pytestmark = pytest.mark.timeout(60)
 
-MS = 1_000_000
-S = 1_000_000_000
-LABELS = ("setosa", "versicolor", "virginica")
-N_IRIS = 100
-N_FRAUD = 40
-DEADLINE_EXCEEDED = 4
-
-
-@dataclass
-class Logs:
-    """Writes the three logs as the frontend and the rendezvous would."""
-
-    requests: LogWriter
-    scores: LogWriter
-    results: LogWriter
-
-    def request(self, use_case: str, counter: int, at_ns: int) -> str:
-        request_id = request_id_at(at_ns, counter)
-        self.requests.append(envelope_pb2.RequestEnvelope(
-            request_id=request_id, use_case=use_case, request=scoring_pb2.ScoreRequest(use_case=use_case)
-            .SerializeToString(), received_unix_ns=at_ns, deadline_unix_ns=at_ns + 100 * MS).SerializeToString())
-        return request_id
-
-    def score(self, request_id: str, use_case: str, model: tuple[str, str, str], output: Any, sent_ns: int,
-              latency_ms: float, *, error: bool = False, late: bool = False, replayed: bool = False,
-              orphan: bool = False) -> None:
-        name, version, role = model
-        received = sent_ns + round(latency_ms * MS)
-        # Compute time = latency - 2 ms: 1 ms on the stream each way.
-        score = envelope_pb2.ScoreEnvelope(
-            request_id=request_id, use_case=use_case, model_name=name, model_version=version, role=role,
-            started_unix_ns=sent_ns + MS, finished_unix_ns=received - MS, replayed=replayed, worker_id=f"{name}-1")
-        if error:
-            score.error, score.error_type = "boom", "ValueError"
-        else:
-            score.output.CopyFrom(to_value(output))
-        self.scores.append(envelope_pb2.ScoreRecord(score=score, received_unix_ns=received, late=late,
-                                                    orphan=orphan).SerializeToString())
-
-    def result(self, request_id: str, use_case: str, received_ns: int, model: tuple[str, str, str] | None,
-               output: Any = None, with_response: bool = True) -> None:
-        result = envelope_pb2.ResultEnvelope(
-            request_id=request_id, use_case=use_case, received_unix_ns=received_ns,
-            deadline_unix_ns=received_ns + 100 * MS, decided_unix_ns=received_ns + 20 * MS, elapsed_ms=20.0)
-        if model is None:
-            result.status_code, result.rule = DEADLINE_EXCEEDED, "timeout"
-        else:
-            result.model_name, result.model_version, result.role = model
-            result.rule = "window 1 (0-30 ms): champion"
-            if with_response:
-                response = scoring_pb2.ScoreResponse(request_id=request_id, model_name=model[0])
-                response.output.CopyFrom(to_value(output))
-                result.response = response.SerializeToString()
-        self.results.append(result.SerializeToString())
-
-
-def request_id_at(at_ns: int, counter: int) -> str:
-    # The layout of rvz.ids: ms since the epoch, node, counter (the report reads the time back from it).
-    return f"{at_ns // MS:012x}0000abcd{counter:012x}"
-
-
-GBM = ("gbm", "3", "champion")
-LOGREG = ("logreg", "1", "challenger")
-RULES = ("rules", "1", "canary")
-NEWBIE = ("newbie", "0.1", "challenger")
-FRAUD_GBM = ("fraud-gbm", "1", "champion")
-FRAUD_CANARY = ("fraud-canary", "1", "canary")
-FRAUD_SHIFTED = ("fraud-shifted", "2", "challenger")
-
-
-def label(i: int) -> str:
-    return LABELS[i % 3]
-
-
-def other_label(i: int) -> str:
-    return LABELS[(i + 1) % 3]
-
-
-def classifier(name: str, confidence: float) -> dict[str, Any]:
-    return {"label": name, "probabilities": {name: confidence, "other": 1 - confidence}}
-
-
-def write_iris(logs: Logs, i: int, at: int) -> str:
-    """Champion gbm fails on i%10 == 9 and is slow (50 ms, after its 30 ms window) on i%10 == 5; challenger
-    logreg differs from it on i%10 == 0 and is late (150 ms) on i%20 == 0; canary rules answers plain
-    strings. Results: logreg answers where gbm failed, except request 99, which timed out."""
-    rid = logs.request("iris", i, at)
-    logreg_label = other_label(i) if i % 10 == 0 else label(i)
-    gbm = (rid, "iris", GBM, classifier(label(i), 0.8), at, 50 if i % 10 == 5 else 10)
-    logreg = (rid, "iris", LOGREG, classifier(logreg_label, 0.6), at, 150 if i % 20 == 0 else 40)
-    # Scores arrive in any order: on odd requests the challenger's is logged before the champion's.
-    first, second = (gbm, logreg) if i % 2 == 0 else (logreg, gbm)
-    logs.score(*first, error=first is gbm and i % 10 == 9, late=first is logreg and i % 20 == 0)
-    logs.score(*second, error=second is gbm and i % 10 == 9, late=second is logreg and i % 20 == 0)
-    logs.score(rid, "iris", RULES, label(i), at, 5)
-    # Even results carry the answered output; odd ones only name the model (the report joins its score).
-    if i == 99:
-        logs.result(rid, "iris", at, None)
-    elif i % 10 == 9:
-        logs.result(rid, "iris", at, LOGREG, classifier(logreg_label, 0.6), with_response=i % 2 == 0)
-    else:
-        logs.result(rid, "iris", at, GBM, classifier(label(i), 0.8), with_response=i % 2 == 0)
-    return rid
-
-
-def write_fraud(logs: Logs, i: int, at: int) -> None:
-    """Numbers: the canary's distribution equals the champion's; the challenger's is shifted by +0.5."""
-    rid = logs.request("fraud", i, at)
-    value = i / N_FRAUD
-    logs.score(rid, "fraud", FRAUD_GBM, {"score": value}, at, 3)
-    logs.score(rid, "fraud", FRAUD_CANARY, value, at, 4)
-    logs.score(rid, "fraud", FRAUD_SHIFTED, {"value": value + 0.5}, at, 20)
-    logs.result(rid, "fraud", at, FRAUD_GBM, {"score": value})
-
-
-@dataclass(frozen=True)
-class Dataset:
-    root: Path
-    iris_t0: int
-    fraud_t0: int
-
-
-def write_logs(root: Path, iris_t0: int, fraud_t0: int) -> None:
-    with (LogWriter(root / "requests", "rvz.v1.RequestEnvelope", fsync=False) as requests,
-          LogWriter(root / "scores", "rvz.v1.ScoreRecord", fsync=False) as scores,
-          LogWriter(root / "results", "rvz.v1.ResultEnvelope", fsync=False) as results):
-        logs = Logs(requests, scores, results)
-        ids = [write_iris(logs, i, iris_t0 + i * S) for i in range(N_IRIS)]
-        orphan_at = iris_t0 + N_IRIS * S + S // 2
-        logs.score(request_id_at(orphan_at, 999), "iris", RULES, "setosa", orphan_at, 5, orphan=True)
-        for i in range(N_FRAUD):
-            write_fraud(logs, i, fraud_t0 + i * S)
-        # `rvz replay`, later: newbie scores the archived iris requests, differing from the answer on i%10 == 3.
-        replay_at = time.time_ns()
-        for i, rid in enumerate(ids):
-            logs.score(rid, "iris", NEWBIE, {"label": other_label(i) if i % 10 == 3 else label(i)}, replay_at, 7,
-                       replayed=True)
-
-
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
-    root = tmp_path_factory.mktemp("report") / "data"
-    now_s = time.time_ns() // S
-    data = Dataset(root, iris_t0=(now_s - 3 * 3600) * S, fraud_t0=(now_s - 600) * S)
-    write_logs(root, data.iris_t0, data.fraud_t0)
-    return data
+    return build_dataset(tmp_path_factory.mktemp("report") / "data")
 
 
-def report(*args: str) -> dict[str, Any]:
-    result = CliRunner().invoke(report_command, [*args, "--json"])
-    assert result.exit_code == 0, result.output
-    document: dict[str, Any] = json.loads(result.stdout)
-    return document
 
 
 def models_of(document: dict[str, Any], use_case: str) -> dict[str, dict[str, Any]]:
@@ -316,15 +162,6 @@ def test_tables_and_html_page(dataset: Dataset, tmp_path: Path) -> None:
     assert "<script" not in html and "<link" not in html and 'src="http' not in html and 'href="http' not in html
 
 
-def test_real_process_prints_the_tables(dataset: Dataset, tmp_path: Path) -> None:
-    page = tmp_path / "page.html"
-    command = [sys.executable, "-c", "from rvz.report.command import report_command; report_command()",
-               "--data-dir", str(dataset.root), "--use-case", "iris", "--html", str(page)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=50)
-    assert result.returncode == 0, result.stderr
-    assert "use case iris" in result.stdout and "logreg:1" in result.stdout and "fraud" not in result.stdout
-    assert f"wrote the HTML report to {page}" in result.stderr
-    assert "<svg" in page.read_text()
 
 
 def test_empty_missing_and_bad_arguments(tmp_path: Path) -> None:

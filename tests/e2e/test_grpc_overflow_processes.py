@@ -21,8 +21,6 @@ import grpc
 import pytest
 
 from harness import Deployment
-from rvz.config import FrontendConfig
-from rvz.frontend.grpc_overflow import experiments_needed
 from rvz.frontend.server import CANCELLED_IN_GRPC
 from rvz.wire.proto import scoring_pb2, scoring_pb2_grpc
 
@@ -102,9 +100,3 @@ def test_cancel_counts_every_call_grpc_core_cancelled(deployment: Make) -> None:
     assert int(counted.group(1)) == seen["CANCELLED"]
 
 
-def test_refuse_adds_the_experiment_to_what_the_environment_asks_for() -> None:
-    refuse, cancel = FrontendConfig(grpc_overflow="refuse"), FrontendConfig()
-    assert experiments_needed(cancel, {}) is None
-    assert experiments_needed(refuse, {}) == "ph2_server"
-    assert experiments_needed(refuse, {"GRPC_EXPERIMENTS": "ph2_server"}) is None  # after the re-exec
-    assert experiments_needed(refuse, {"GRPC_EXPERIMENTS": "a, -ph2_server,b"}) == "a,b,ph2_server"

@@ -1,0 +1,64 @@
+"""`rvz bench` against real servers: the figures must be coherent (no timing assertions: the machine is shared)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from harness import scripts_importable
+from rvz.bench.command import bench_command
+from rvz.bench.load import LoadPlan, split_plan
+from rvz.bench.stats import Tally, record_ns
+
+
+def test_unreachable_target_and_bad_options_exit_with_a_message(root: Path) -> None:
+    out = CliRunner().invoke(bench_command, ["--target", "127.0.0.1:1", "--timeout", "1", "--no-progress"])
+    assert out.exit_code == 1
+    assert "cannot connect to 127.0.0.1:1" in out.output
+    out = CliRunner().invoke(bench_command, ["--features", "[1, 2]"])
+    assert out.exit_code == 2
+    assert "--features must be a JSON object" in out.output
+
+
+def test_load_is_shared_evenly_between_processes() -> None:
+    base = LoadPlan("t", b"", 1.0, 0.0, 1.0)
+    assert [p.callers for p in split_plan(base, 10, None, 3)] == [4, 3, 3]
+    assert [p.callers for p in split_plan(base, 2, None, 4)] == [1, 1]  # never a process with nothing to do
+    plans = split_plan(base, 1, 300.0, 3)
+    assert [p.rate for p in plans] == [100.0, 100.0, 100.0]
+    assert [round(p.first_offset_s * 300) for p in plans] == [0, 1, 2]
+
+
+def test_tallies_merge_exactly_through_their_wire_form() -> None:
+    parts = [Tally(), Tally()]
+    for i, tally in enumerate(parts):
+        for ms in range(1, 101):
+            record_ns(tally.latency, (ms + i * 100) * 1_000_000)
+        tally.sent, tally.ok = 101, 100
+        tally.record_error("UNAVAILABLE", f"from {i}", 1_000_000)
+    merged = Tally()
+    for tally in parts:
+        merged.merge_wire(tally.to_wire())
+    assert (merged.sent, merged.ok, dict(merged.errors)) == (202, 200, {"UNAVAILABLE": 2})
+    assert merged.error_details == {"UNAVAILABLE": "from 0"}
+    assert merged.latency.get_total_count() == 200
+    assert merged.latency.get_value_at_percentile(50) // 1000 == 100
+    assert merged.error_latency["UNAVAILABLE"].get_total_count() == 2
+
+
+
+
+def test_wake_up_costs_are_measured_on_this_machine() -> None:
+    with scripts_importable():
+        from bench_systems import wakeups
+
+        figures = wakeups.measure()
+        line = wakeups.line(figures)
+    across = {"round_trip_any_cpu_us"} if len(os.sched_getaffinity(0)) > 1 else set()
+    keys = {"round_trip_one_cpu_us", "sleep_1ms_late_us"} | across
+    assert set(figures) == keys
+    for name in keys:
+        assert 0 < figures[name]["p50"] <= figures[name]["p99"], figures
+        assert f"{figures[name]['p50']:g} µs" in line

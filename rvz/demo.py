@@ -20,6 +20,8 @@ from functools import cache
 from typing import Any, ClassVar
 
 FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
+# Entries that need scikit-learn (the demo extra); the canary does not.
+SKLEARN_ENTRIES = ("rvz.demo:Champion", "rvz.demo:Challenger")
 SPECIES = ("setosa", "versicolor", "virginica")
 
 
@@ -86,7 +88,6 @@ class Canary:
         else:
             label = "virginica"
         return {"label": label, "probabilities": {s: float(s == label) for s in SPECIES}}
-
 
 
 def example_features(rng: random.Random | None = None) -> dict[str, float]:

@@ -139,7 +139,22 @@ class CallFailed(RvzError):
         self.details = details
 
 
+class ReplayFailed(RvzError):
+    """`rvz replay` could not get its scores into the scores log (no requests, no rendezvous, another log)."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
 class BenchError(RvzError):
     """The benchmark could not run (target unreachable, bad options, a load process failed, calls refused)."""
 
     code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class FirstCallFailed(BenchError):
+    """The call sent before the load failed: every call of the run would have (``status`` is its code)."""
+
+    def __init__(self, status: grpc.StatusCode, details: str) -> None:
+        super().__init__(f"the first call failed with {status.name}: {details}; nothing was measured")
+        self.status = status
+        self.details = details

@@ -11,8 +11,8 @@ from typing import Any
 
 from click.testing import CliRunner
 
+from rvz.cli.report import report_command
 from rvz.log.writer import LogWriter
-from rvz.report.command import report_command
 from rvz.wire.codec import to_value
 from rvz.wire.proto import envelope_pb2, scoring_pb2
 

@@ -1,4 +1,7 @@
-"""Client side of the Admin API: `rvz models`, `rvz policy show|set`, `rvz promote`."""
+"""Client side of the Admin API: `rvz models`, `rvz policy show|set|reset`, `rvz promote`.
+
+An empty use case is the frontend's frontend.default_use_case (for ``list_models``: every use case).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from google.protobuf import json_format
 from rich.console import Console
 from rich.table import Table
 
+from rvz.config import parse_policy
 from rvz.errors import CallFailed, ConfigError
 from rvz.wire.codec import value_to_python
 from rvz.wire.proto import admin_pb2, admin_pb2_grpc
@@ -86,6 +90,7 @@ def set_policy(target: str, use_case: str, toml_text: str, source: str,
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{source}: not valid TOML: {e}") from e
     table = data.get("rendezvous", data)
+    parse_policy(table, source)  # the file's own checks first, naming its keys; the rendezvous checks again
     request = admin_pb2.SetPolicyRequest(use_case=use_case, policy=policy_from_table(table),
                                          expected_version=expected_version)
     state: admin_pb2.PolicyState = _call(target, "SetPolicy", request)
@@ -102,6 +107,11 @@ def policy_from_table(table: dict[str, Any]) -> admin_pb2.Policy:
     if "default_output" in table:
         json_format.ParseDict(table["default_output"], policy.default_output)
     return policy
+
+
+def reset_policy(target: str, use_case: str) -> admin_pb2.PolicyState:
+    state: admin_pb2.PolicyState = _call(target, "ResetPolicy", admin_pb2.ResetPolicyRequest(use_case=use_case))
+    return state
 
 
 def promote(target: str, use_case: str, name: str) -> admin_pb2.PromoteResponse:

@@ -34,6 +34,8 @@ class AdminHandler:
                 reply.policy.CopyFrom(self.set_policy(call.set_policy))
             elif kind == "promote":
                 reply.promoted.CopyFrom(self.promote(call.promote))
+            elif kind == "reset_policy":
+                reply.policy.CopyFrom(self.reset_policy(call.reset_policy.use_case))
             else:
                 raise AdminError(grpc.StatusCode.UNIMPLEMENTED, f"unknown admin call {kind!r}")
         except AdminError as e:
@@ -64,12 +66,25 @@ class AdminHandler:
             window_s=60.0, scores_total=figures.scores_total)
 
     def get_policy(self, use_case: str) -> admin_pb2.PolicyState:
-        _check(use_case)
+        self._check_known(use_case)
         return _state(use_case, self.state.policy_for(use_case))
 
     def set_policy(self, request: admin_pb2.SetPolicyRequest) -> admin_pb2.PolicyState:
-        _check(request.use_case)
+        self._check_known(request.use_case)
         return _state(request.use_case, self.state.set_policy(request))
+
+    def reset_policy(self, use_case: str) -> admin_pb2.PolicyState:
+        self._check_known(use_case)
+        return _state(use_case, self.state.reset(use_case))
+
+    def _check_known(self, use_case: str) -> None:
+        """A use case no model has announced, and the Admin API never changed, is a mistake: NOT_FOUND."""
+        _check(use_case)
+        if not self.models.known(use_case) and use_case not in self.state.policies and use_case not in \
+                self.state.roles:
+            known = ", ".join(repr(u) for u in self.models.use_cases()) or "none yet"
+            raise AdminError(grpc.StatusCode.NOT_FOUND, f"no model has announced use case {use_case!r} to the "
+                             f"rendezvous (use cases: {known}); give --use-case, or start its models first")
 
     def promote(self, request: admin_pb2.PromoteRequest) -> admin_pb2.PromoteResponse:
         _check(request.use_case)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 
@@ -11,11 +11,16 @@ from rvz.frontend.publisher import Dispatcher
 from rvz.wire.proto import admin_pb2, admin_pb2_grpc, envelope_pb2
 
 ADMIN_TIMEOUT_S = 5.0
+M = TypeVar("M", admin_pb2.GetPolicyRequest, admin_pb2.SetPolicyRequest, admin_pb2.ResetPolicyRequest,
+            admin_pb2.PromoteRequest)
 
 
 class AdminService(admin_pb2_grpc.AdminServicer):
-    def __init__(self, dispatcher: Dispatcher) -> None:
+    """Forwards each call; a call that names no use case is about ``default_use_case`` (the frontend's)."""
+
+    def __init__(self, dispatcher: Dispatcher, default_use_case: str) -> None:
         self.dispatcher = dispatcher
+        self.default_use_case = default_use_case
 
     async def ListModels(self, request: admin_pb2.ListModelsRequest,
                          context: grpc.aio.ServicerContext[Any, Any]) -> admin_pb2.ListModelsResponse:
@@ -24,18 +29,28 @@ class AdminService(admin_pb2_grpc.AdminServicer):
 
     async def GetPolicy(self, request: admin_pb2.GetPolicyRequest,
                         context: grpc.aio.ServicerContext[Any, Any]) -> admin_pb2.PolicyState:
-        reply = await self._forward(envelope_pb2.AdminCall(get_policy=request), context)
+        reply = await self._forward(envelope_pb2.AdminCall(get_policy=self._named(request)), context)
         return reply.policy
 
     async def SetPolicy(self, request: admin_pb2.SetPolicyRequest,
                         context: grpc.aio.ServicerContext[Any, Any]) -> admin_pb2.PolicyState:
-        reply = await self._forward(envelope_pb2.AdminCall(set_policy=request), context)
+        reply = await self._forward(envelope_pb2.AdminCall(set_policy=self._named(request)), context)
+        return reply.policy
+
+    async def ResetPolicy(self, request: admin_pb2.ResetPolicyRequest,
+                          context: grpc.aio.ServicerContext[Any, Any]) -> admin_pb2.PolicyState:
+        reply = await self._forward(envelope_pb2.AdminCall(reset_policy=self._named(request)), context)
         return reply.policy
 
     async def Promote(self, request: admin_pb2.PromoteRequest,
                       context: grpc.aio.ServicerContext[Any, Any]) -> admin_pb2.PromoteResponse:
-        reply = await self._forward(envelope_pb2.AdminCall(promote=request), context)
+        reply = await self._forward(envelope_pb2.AdminCall(promote=self._named(request)), context)
         return reply.promoted
+
+    def _named(self, request: M) -> M:
+        if not request.use_case:
+            request.use_case = self.default_use_case
+        return request
 
     async def _forward(self, call: envelope_pb2.AdminCall,
                        context: grpc.aio.ServicerContext[Any, Any]) -> envelope_pb2.AdminReply:

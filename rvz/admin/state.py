@@ -3,6 +3,8 @@
 Owned by the rendezvous (single-threaded, so every change is atomic with respect
 to decisions) and persisted to ``DATA_DIR/admin-state.json`` (written to a temp
 file, fsynced and renamed) so a restarted rendezvous keeps promotions and policies.
+A use case reset to the config's policy is saved as such, not as a copy of it: a
+restart with another config file applies that file's policy.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ class AdminState:
         self.policies: dict[str, Policy] = {}
         # use case -> model name -> role, for models whose role was changed by Promote.
         self.roles: dict[str, dict[str, str]] = {}
+        # Use cases whose entry in ``policies`` is the config's policy, put back by ``reset``.
+        self.from_config: set[str] = set()
         self._load()
 
     # --- policies -----------------------------------------------------------------------------
@@ -43,7 +47,13 @@ class AdminState:
         return self.policies.get(use_case, self.default)
 
     def deadlines_ms(self) -> dict[str, float]:
-        return {use_case: policy.deadline_ms for use_case, policy in self.policies.items()}
+        """The SLA of each use case whose policy is not the config's (the frontend knows that one)."""
+        return {use_case: policy.deadline_ms for use_case, policy in self.policies.items()
+                if use_case not in self.from_config}
+
+    def changed(self, use_case: str) -> bool:
+        """Has the Admin API changed the policy or a role of this use case (since a reset)?"""
+        return use_case in self.roles or (use_case in self.policies and use_case not in self.from_config)
 
     def set_policy(self, request: admin_pb2.SetPolicyRequest) -> Policy:
         current = self.policy_for(request.use_case)
@@ -58,8 +68,25 @@ class AdminState:
                              f"stays in force: {e}") from e
         policy = Policy.from_config(config, version=current.version + 1)
         self.policies[request.use_case] = policy
+        self.from_config.discard(request.use_case)
         self._save()
         logger.info("use case %r: policy version %d in force", request.use_case, policy.version)
+        return policy
+
+    def reset(self, use_case: str) -> Policy:
+        """Put the config's policy back in force (at the next version) and the models' started roles.
+
+        Idempotent: a use case the Admin API has not changed since is left as it is (same version).
+        """
+        if not self.changed(use_case):
+            return self.policy_for(use_case)
+        policy = Policy.from_config(self.default.config, version=self.policy_for(use_case).version + 1)
+        self.policies[use_case] = policy
+        self.from_config.add(use_case)
+        self.roles.pop(use_case, None)
+        self._save()
+        logger.info("use case %r: back to the config's policy (version %d) and the models' own roles", use_case,
+                    policy.version)
         return policy
 
     # --- roles --------------------------------------------------------------------------------
@@ -94,7 +121,8 @@ class AdminState:
     # --- persistence --------------------------------------------------------------------------
 
     def _save(self) -> None:
-        state = {"policies": {u: {"version": p.version, "policy": config_table(p.config)}
+        state = {"policies": {u: {"version": p.version, "from_config": True} if u in self.from_config else
+                              {"version": p.version, "policy": config_table(p.config)}
                               for u, p in self.policies.items()},
                  "roles": self.roles}
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -111,8 +139,11 @@ class AdminState:
         try:
             state = json.loads(self.path.read_text())
             for use_case, entry in state.get("policies", {}).items():
-                config = parse_policy(entry["policy"], str(self.path))
+                from_config = entry.get("from_config", False) is True
+                config = self.default.config if from_config else parse_policy(entry["policy"], str(self.path))
                 self.policies[use_case] = Policy.from_config(config, version=int(entry["version"]))
+                if from_config:
+                    self.from_config.add(use_case)
             self.roles = {u: dict(r) for u, r in state.get("roles", {}).items()}
         except (ValueError, KeyError, TypeError, ConfigError) as e:
             raise ConfigError(f"{self.path}: cannot read the saved admin state ({e}); fix or remove the file") from e

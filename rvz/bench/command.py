@@ -1,28 +1,22 @@
-"""`rvz bench`: a load generator for ``rvz.v1.Scoring/Score``, and ``run_bench`` for Python callers.
+"""`rvz bench` (the click command is ``rvz.cli.bench``): a load generator for ``rvz.v1.Scoring/Score``,
+and ``run_bench`` for Python callers.
 
-Closed loop (``--concurrency N``) measures throughput at a fixed number of calls
-in flight; open loop (``--rate R``) sends on a fixed timetable and measures
+Closed loop (``concurrency``) measures throughput at a fixed number of calls
+in flight; open loop (``rate``) sends on a fixed timetable and measures
 latency from each call's scheduled send time. The work is done in
-``rvz.bench_load`` (the callers) and ``rvz.bench_stats`` (histograms, tallies);
-both are imported only when a benchmark runs, so registering this command
-costs every other `rvz` command nothing.
+``rvz.bench.load`` (the callers) and ``rvz.bench.stats`` (histograms, tallies,
+with hdrhistogram: the bench extra); both are imported only when a benchmark
+runs, so registering the command costs every other `rvz` command nothing.
 """
 
 from __future__ import annotations
 
-import json
-import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
 from types import TracebackType
-from typing import Any, NoReturn
+from typing import Any
 
-import click
-
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
 DEFAULT_TARGET = "127.0.0.1:50051"
 # A row of the demo's iris use case, so `rvz bench` works against `rvz up` as it is.
 DEFAULT_FEATURES: dict[str, Any] = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
@@ -86,12 +80,14 @@ def encode_request(use_case: str, features: dict[str, Any]) -> bytes:
 def run_bench(target: str = DEFAULT_TARGET, *, concurrency: int = 16, rate: float | None = None,
               warmup_s: float = 1.0, duration_s: float = 5.0, use_case: str = "",
               features: dict[str, Any] | None = None, timeout_s: float = 5.0, processes: int = 1,
-              progress: bool = False) -> BenchResult:
+              progress: bool = False, check_first: bool = True) -> BenchResult:
     """Load ``target`` and return what was measured; raises ``BenchError`` if it cannot run.
 
     ``rate`` (requests/s) selects the open loop; otherwise ``concurrency`` calls are kept in flight.
+    ``check_first``: send one call before the load and raise ``FirstCallFailed`` if it fails (turn it
+    off to measure refusals).
     """
-    from rvz.bench.load import LoadPlan, run_here, run_spawned, split_plan
+    from rvz.bench.load import LoadPlan, first_call, run_here, run_spawned, split_plan
     from rvz.bench.stats import summarize_us
     from rvz.errors import BenchError
 
@@ -101,6 +97,8 @@ def run_bench(target: str = DEFAULT_TARGET, *, concurrency: int = 16, rate: floa
         raise BenchError("rate must be > 0 requests/s")
     request = encode_request(use_case, DEFAULT_FEATURES if features is None else features)
     base = LoadPlan(target, request, timeout_s, warmup_s, duration_s)
+    if check_first:
+        first_call(base)
     plans = split_plan(base, concurrency, rate, processes)
     slots: Any = [0] * len(plans)
     if len(plans) > 1:
@@ -172,59 +170,6 @@ class _Progress:
         phase = "warm-up" if elapsed < self.warmup_s else "measuring" if elapsed < self.total_s else "finishing"
         calls = sum(self.slots[k] for k in range(self.n))
         return f"{phase:<9} {calls:>9,} calls"
-
-
-# --- the command --------------------------------------------------------------------------------
-
-
-@click.command("bench")
-@click.option("--target", default=DEFAULT_TARGET, show_default=True, help="HOST:PORT of the Scoring service.")
-@click.option("--concurrency", default=16, show_default=True, type=click.IntRange(min=1),
-              help="Closed loop: calls kept in flight (ignored with --rate).")
-@click.option("--rate", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Open loop: requests per second on a fixed timetable; latency counts from the scheduled "
-                   "send time.  [default: closed loop]")
-@click.option("--warmup", "warmup_s", default=1.0, show_default=True, type=click.FloatRange(min=0),
-              help="Seconds of load before measuring.")
-@click.option("--duration", "duration_s", default=5.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
-              help="Seconds measured.")
-@click.option("--use-case", default="", show_default=True, help="Use case of every request (empty: the default).")
-@click.option("--features", "features_json", default=json.dumps(DEFAULT_FEATURES), show_default=True,
-              help="Features of every request, as a JSON object.")
-@click.option("--timeout", "timeout_s", default=5.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
-              help="gRPC deadline of each call, seconds.")
-@click.option("--processes", default=1, show_default=True, type=click.IntRange(min=1),
-              help="Load processes (Python gRPC clients are CPU-bound); their histograms are merged.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
-@click.option("--progress/--no-progress", default=None,
-              help="Show a progress bar on stderr.  [default: when stderr is a terminal]")
-def bench_command(target: str, concurrency: int, rate: float | None, warmup_s: float, duration_s: float,
-                  use_case: str, features_json: str, timeout_s: float, processes: int, as_json: bool,
-                  progress: bool | None) -> None:
-    """Load a Scoring service and report throughput, latency percentiles and non-OK answers by code."""
-    try:
-        from rvz.errors import BenchError
-    except ModuleNotFoundError as e:
-        _fail(f"this command needs the {e.name} package: pip install 'rvz[bench]'", EXIT_FAILURE)
-
-    try:
-        features = json.loads(features_json)
-    except json.JSONDecodeError as e:
-        _fail(f"--features is not valid JSON: {e}", EXIT_USAGE)
-    if not isinstance(features, dict):
-        _fail("--features must be a JSON object of feature name -> value", EXIT_USAGE)
-    try:
-        result = run_bench(target, concurrency=concurrency, rate=rate, warmup_s=warmup_s, duration_s=duration_s,
-                           use_case=use_case, features=features, timeout_s=timeout_s, processes=processes,
-                           progress=sys.stderr.isatty() if progress is None else progress)
-    except BenchError as e:
-        _fail(str(e), EXIT_FAILURE)
-    click.echo(json.dumps(result.as_dict()) if as_json else render(result))
-
-
-def _fail(message: str, code: int) -> NoReturn:
-    click.echo(f"rvz bench: {message}", err=True)
-    sys.exit(code)
 
 
 def render(result: BenchResult) -> str:

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import grpc
 
 from rvz.bench.stats import Tally, record_ns
-from rvz.errors import BenchError
+from rvz.errors import BenchError, FirstCallFailed
 
 METHOD = "/rvz.v1.Scoring/Score"
 # Connecting may take longer than one call's deadline, but an absent server should not take long to report.
@@ -102,8 +102,7 @@ class Generator:
             await asyncio.wait_for(self._channel.channel_ready(), timeout_s)
         except TimeoutError:
             await self._channel.close()
-            raise BenchError(f"cannot connect to {self.plan.target} within {timeout_s:g} s; "
-                             "is the server running there?") from None
+            raise _unreachable(self.plan.target, timeout_s) from None
         # No (de)serializers: the request is encoded once, and answers are parsed only to be tallied.
         self._score = self._channel.unary_unary(METHOD)
 
@@ -175,6 +174,26 @@ class Generator:
             tally.last_done_s = max(tally.last_done_s, (done_ns - self.measure_ns) / 1e9)
         tally.completed_total += 1
         self.slots[self.slot] = tally.completed_total
+
+
+def _unreachable(target: str, timeout_s: float) -> BenchError:
+    return BenchError(f"cannot connect to {target} within {timeout_s:g} s; is the server running there?")
+
+
+def first_call(plan: LoadPlan) -> None:
+    """Send the plan's request once, before any load; raises ``FirstCallFailed`` with its status if it fails
+    (every call of the run would: they are all the same request), ``BenchError`` if the target is unreachable.
+    """
+    timeout_s = max(MIN_CONNECT_TIMEOUT_S, plan.timeout_s)
+    with grpc.insecure_channel(plan.target, options=CHANNEL_OPTIONS) as channel:
+        try:
+            grpc.channel_ready_future(channel).result(timeout=timeout_s)
+        except grpc.FutureTimeoutError:
+            raise _unreachable(plan.target, timeout_s) from None
+        try:
+            channel.unary_unary(METHOD)(plan.request, timeout=plan.timeout_s)
+        except grpc.RpcError as e:
+            raise FirstCallFailed(e.code(), e.details() or "") from None
 
 
 # --- running the plans ------------------------------------------------------------------------

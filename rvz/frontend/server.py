@@ -133,7 +133,8 @@ class Frontend:
         handler = grpc.unary_unary_rpc_method_handler(self.score)  # raw bytes in, raw bytes out
         self.server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICE_NAME, {"Score": handler})])
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        admin_pb2_grpc.add_AdminServicer_to_server(AdminService(self.dispatcher), self.server)  # type: ignore[no-untyped-call]
+        admin = AdminService(self.dispatcher, self.config.frontend.default_use_case)
+        admin_pb2_grpc.add_AdminServicer_to_server(admin, self.server)  # type: ignore[no-untyped-call]
         reflection.enable_server_reflection(
             [SERVICE_NAME, ADMIN_SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
              reflection.SERVICE_NAME], self.server)

@@ -13,7 +13,7 @@ from google.protobuf import json_format, symbol_database
 from google.protobuf.message import Message
 
 from rvz.errors import CorruptRecord, LogError
-from rvz.log.format import LogRecord, list_segments, read_header, scan
+from rvz.log.format import FRAME, LogRecord, good_end, list_segments, read_header, scan
 from rvz.wire.proto import envelope_pb2, scoring_pb2
 
 logger = logging.getLogger(__name__)
@@ -48,6 +48,40 @@ def _iter_segment(path: Path, strict: bool) -> Iterator[LogRecord]:
             if strict:
                 raise
             logger.warning("skipping the rest of segment %s: %s", path, e)
+
+
+class Tail:
+    """The records appended to a log since the tail was made, read while its writer keeps writing.
+
+    Never locks. A record still being written is left for a later ``new_records`` call.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = Path(directory)
+        segments = list_segments(self.directory)
+        self._segment = segments[-1] if segments else None
+        self._offset = good_end(self._segment)[1] if self._segment else 0
+
+    def new_records(self) -> Iterator[bytes]:
+        """The payloads appended since the last call (or since the tail was made), in order."""
+        for path in list_segments(self.directory):
+            if self._segment is not None and path < self._segment:
+                continue
+            if path != self._segment:
+                self._segment, self._offset = path, 0
+            yield from self._read_segment(path)
+
+    def _read_segment(self, path: Path) -> Iterator[bytes]:
+        with open(path, "rb") as f:
+            try:
+                _, start = read_header(f, path)
+                offset = max(start, self._offset)
+                f.seek(offset)
+                for at, payload in scan(f, path, offset):
+                    self._offset = at + FRAME.size + len(payload)
+                    yield payload
+            except CorruptRecord:
+                return  # torn by a write in progress: read it again next time
 
 
 def json_lines(directory: str, strict: bool) -> Iterator[str]:

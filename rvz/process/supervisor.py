@@ -214,9 +214,8 @@ class Supervisor:
 
 
 def _model_args(model: ModelConfig) -> list[str]:
-    args = ["--name", model.name, "--version", model.version, "--role", model.role, "--use-case", model.use_case,
-            "--batch-max", str(model.batch_max), "--late-limit-ms", str(model.late_limit_ms), "--nice", str(model.nice)]
-    return [*args, "--entry", model.entry] if model.entry else args
+    # The rest of the model's settings come from its [[models]] entry in RVZ_CONFIG_JSON.
+    return ["--name", model.name, "--use-case", model.use_case]
 
 
 def _metrics_args(config: Config, offset: int) -> list[str]:

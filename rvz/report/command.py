@@ -1,9 +1,11 @@
-"""`rvz report`: how every model of every use case did, read from the request, scores and results logs.
+"""`rvz report` (the click command is ``rvz.cli.report``): how every model of every use case did, read
+from the request, scores and results logs.
 
-The command reads the logs once (``report_data``), computes the figures (``report_stats``) and prints
-one rich table per use case (``report_table``), JSON with ``--json``, and a self-contained HTML page
-with plots with ``--html`` (``report_html``). This module imports none of them (nor numpy, scipy, rich
-or matplotlib) until the command runs, so registering it does not slow down every other `rvz` command.
+``run_report`` reads the logs once (``rvz.report.data``), computes the figures (``rvz.report.stats``)
+and prints one rich table per use case (``rvz.report.table``), JSON with ``as_json``, and a
+self-contained HTML page with plots with ``html_path`` (``rvz.report.html``, which needs matplotlib:
+the report extra). This module imports none of them (nor numpy, scipy, rich or matplotlib) until a
+report runs, so registering the command does not slow down every other `rvz` command.
 """
 
 from __future__ import annotations
@@ -11,24 +13,19 @@ from __future__ import annotations
 import json
 import re
 import sys
-import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from rvz.config import Config, Window, load_config, parse_config
-from rvz.errors import ConfigError, LogError
+from rvz.config import Window
 
 if TYPE_CHECKING:
     from rvz.report.data import Filter
     from rvz.report.stats import UseCaseReport
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
 PIPE_WIDTH = 200  # tables are wide; when not on a terminal, do not squeeze them into 80 columns
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
@@ -73,15 +70,6 @@ def parse_time(text: str, now_ns: int) -> int:
     return (moment.astimezone() - _EPOCH) // timedelta(microseconds=1) * 1000
 
 
-def _time_option(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        return parse_time(value, time.time_ns())
-    except ValueError as e:
-        raise click.BadParameter(str(e), ctx, param) from None
-
-
 @dataclass(frozen=True)
 class ReportOptions:
     data_dir: Path
@@ -91,8 +79,8 @@ class ReportOptions:
     as_json: bool = False
 
 
-def run_report(options: ReportOptions) -> int:
-    """Read the logs, print the report, write the page; returns the exit code."""
+def run_report(options: ReportOptions) -> None:
+    """Read the logs, print the report, write the page; raises ``LogError`` or ``OSError`` if it cannot."""
     from rvz.report.data import load
     from rvz.report.stats import summarize
 
@@ -108,7 +96,6 @@ def run_report(options: ReportOptions) -> int:
         page = render_page(reports, options.schedule, _header(options), DEFINITIONS)
         options.html_path.write_text(page, encoding="utf-8")
         click.echo(f"rvz: wrote the HTML report to {options.html_path}", err=True)
-    return EXIT_OK
 
 
 def report_json(reports: list[UseCaseReport], options: ReportOptions) -> dict[str, Any]:
@@ -150,52 +137,3 @@ def _print_tables(reports: list[UseCaseReport], options: ReportOptions) -> None:
         for table in use_case_tables(report):
             console.print(table)
             console.print()
-
-
-def _fail(message: str, code: int) -> NoReturn:
-    click.echo(f"rvz: {message}", err=True)
-    sys.exit(code)
-
-
-def _config(path: str | None) -> Config:
-    try:
-        return load_config(path) if path else parse_config({}, "<defaults>")
-    except ConfigError as e:
-        _fail(f"config error: {e}", EXIT_USAGE)
-
-
-@click.command("report", context_settings={"help_option_names": ["-h", "--help"]},
-               epilog="\b\n" + DEFINITIONS)
-@click.option("--data-dir", type=click.Path(file_okay=False), envvar="RVZ_DATA_DIR",
-              help="Directory of the logs; default: log.dir of --config. [env: RVZ_DATA_DIR]")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="RVZ_CONFIG",
-              help="TOML config whose schedule gives each model's window; default: the built-in schedule. "
-                   "[env: RVZ_CONFIG]")
-@click.option("--since", metavar="TIME", callback=_time_option,
-              help="Only requests received at or after TIME: ISO-8601 (e.g. 2024-05-01T10:00:00Z; without an "
-                   "offset, local time) or a duration before now (30m, 1h, 2d).")
-@click.option("--until", metavar="TIME", callback=_time_option,
-              help="Only requests received before TIME (same forms as --since).")
-@click.option("--use-case", help="Only this use case (default: all).")
-@click.option("--html", "html_path", type=click.Path(dir_okay=False, writable=True),
-              help="Also write a self-contained HTML page with plots to this file.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables (for scripts).")
-def report_command(data_dir: str | None, config_path: str | None, since: int | None, until: int | None,
-                   use_case: str | None, html_path: str | None, as_json: bool) -> None:
-    """Compare the models of each use case from the logs: counts, errors, latency, on-time %, times
-    chosen, agreement with the champion and score distribution against the canary."""
-    config = _config(config_path)
-    directory = Path(data_dir or config.log.dir)
-    if not directory.is_dir():
-        _fail(f"data directory {directory} does not exist; give --data-dir (log.dir of the deployment)", EXIT_USAGE)
-    if since is not None and until is not None and since >= until:
-        _fail("--since must be before --until", EXIT_USAGE)
-    from rvz.report.data import Filter
-
-    options = ReportOptions(directory, config.rendezvous.schedule, Filter(since, until, use_case),
-                            Path(html_path) if html_path else None, as_json)
-    try:
-        code = run_report(options)
-    except (LogError, OSError) as e:
-        _fail(f"report failed: {e}", EXIT_FAILURE)
-    sys.exit(code)

@@ -88,12 +88,31 @@ def subscriber(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, hwm: int,
     return sock
 
 
-def score_pusher(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, hwm: int) -> zmq.Socket[bytes]:
+def score_pusher(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, hwm: int,
+                 handshake_timeout_s: float | None = None) -> zmq.Socket[bytes]:
+    """The scores stream's sending end. A worker's sends queue until a rendezvous is there; with
+    ``handshake_timeout_s``, return only once one is (a one-off sender, e.g. `rvz replay`, must not
+    queue scores nobody takes), else raise ``StreamError``.
+    """
     sock = ctx.socket(zmq.PUSH)
     sock.setsockopt(zmq.SNDHWM, hwm)
     sock.setsockopt(zmq.LINGER, FLUSH_MS)
+    monitor = None if handshake_timeout_s is None else sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
     _connect(sock, endpoint, "scores")
+    if monitor is not None and handshake_timeout_s is not None:
+        _await_handshake(sock, monitor, endpoint, handshake_timeout_s)
     return sock
+
+
+def _await_handshake(sock: zmq.Socket[bytes], monitor: zmq.Socket[bytes], endpoint: str, timeout_s: float) -> None:
+    try:
+        answered = monitor.poll(round(timeout_s * 1000)) != 0
+    finally:
+        sock.disable_monitor()
+        monitor.close(linger=0)
+    if not answered:
+        sock.close(linger=0)
+        raise StreamError(f"no rendezvous answered on the scores stream at {endpoint} within {timeout_s:g} s")
 
 
 def score_puller(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, hwm: int) -> zmq.Socket[bytes]:

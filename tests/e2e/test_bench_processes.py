@@ -12,7 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from harness import Deployment, scripts_importable
-from rvz.bench.command import BenchResult, bench_command, run_bench
+from rvz.bench.command import BenchResult, run_bench
+from rvz.cli.bench import bench_command
 
 PERCENTILES = ("min", "p50", "p90", "p99", "p99.9", "max")
 
@@ -60,14 +61,16 @@ def test_closed_loop_json_against_rvz_and_refusals_by_code(deployment: Callable[
     assert r["answers_by_model"] == {"echo/champion": r["ok"]}
     assert r["server_elapsed_ms"]["count"] == r["ok"]  # rvz reports elapsed_ms in every answer
 
-    # No model serves this use case: every call is refused, and counted under its code.
-    out = CliRunner().invoke(bench_command, [*args, "--use-case", "nosuch"], catch_exceptions=False)
+    # No model serves this use case: every call is refused, and counted under its code (with the first call's
+    # check off: by default the first refusal stops the run, see below).
+    refusals = ["--use-case", "nosuch", "--no-check-first"]
+    out = CliRunner().invoke(bench_command, [*args, *refusals], catch_exceptions=False)
     assert out.exit_code == 0, out.output
     r = assert_coherent(json.loads(out.output))
     assert r["ok"] == 0 and r["sent"] > 0
     assert r["errors"] == {"NOT_FOUND": r["sent"]}
     assert "nosuch" in r["error_details"]["NOT_FOUND"]
-    out = CliRunner().invoke(bench_command, [a for a in args if a != "--json"] + ["--use-case", "nosuch"])
+    out = CliRunner().invoke(bench_command, [a for a in args if a != "--json"] + refusals)
     assert out.exit_code == 0, out.output
     assert " sent, 0 OK, " in out.output
     assert ", NOT_FOUND " in out.output and "error      NOT_FOUND:" in out.output

@@ -39,7 +39,7 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
 
 def test_real_process_prints_the_tables(dataset: Dataset, tmp_path: Path) -> None:
     page = tmp_path / "page.html"
-    command = [sys.executable, "-c", "from rvz.report.command import report_command; report_command()",
+    command = [sys.executable, "-c", "from rvz.cli.report import report_command; report_command()",
                "--data-dir", str(dataset.root), "--use-case", "iris", "--html", str(page)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=50)
     assert result.returncode == 0, result.stderr

@@ -8,9 +8,9 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from harness import scripts_importable
-from rvz.bench.command import bench_command
 from rvz.bench.load import LoadPlan, split_plan
 from rvz.bench.stats import Tally, record_ns
+from rvz.cli.bench import bench_command
 
 
 def test_unreachable_target_and_bad_options_exit_with_a_message(root: Path) -> None:

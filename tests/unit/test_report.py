@@ -10,8 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from report_logs import N_FRAUD, N_IRIS, Dataset, S, build_dataset, report
+from rvz.cli.report import report_command
 from rvz.compare.outputs import extract
-from rvz.report.command import parse_time, report_command
+from rvz.report.command import parse_time
 from rvz.wire.codec import to_value
 
 pytestmark = pytest.mark.timeout(60)

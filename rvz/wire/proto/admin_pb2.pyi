@@ -109,6 +109,12 @@ class SetPolicyRequest(_message.Message):
     expected_version: int
     def __init__(self, use_case: _Optional[str] = ..., policy: _Optional[_Union[Policy, _Mapping]] = ..., expected_version: _Optional[int] = ...) -> None: ...
 
+class ResetPolicyRequest(_message.Message):
+    __slots__ = ("use_case",)
+    USE_CASE_FIELD_NUMBER: _ClassVar[int]
+    use_case: str
+    def __init__(self, use_case: _Optional[str] = ...) -> None: ...
+
 class PromoteRequest(_message.Message):
     __slots__ = ("use_case", "model_name")
     USE_CASE_FIELD_NUMBER: _ClassVar[int]

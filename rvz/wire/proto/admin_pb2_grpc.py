@@ -49,6 +49,11 @@ class AdminStub:
                 request_serializer=rvz_dot_v1_dot_admin__pb2.SetPolicyRequest.SerializeToString,
                 response_deserializer=rvz_dot_v1_dot_admin__pb2.PolicyState.FromString,
                 _registered_method=True)
+        self.ResetPolicy = channel.unary_unary(
+                '/rvz.v1.Admin/ResetPolicy',
+                request_serializer=rvz_dot_v1_dot_admin__pb2.ResetPolicyRequest.SerializeToString,
+                response_deserializer=rvz_dot_v1_dot_admin__pb2.PolicyState.FromString,
+                _registered_method=True)
         self.Promote = channel.unary_unary(
                 '/rvz.v1.Admin/Promote',
                 request_serializer=rvz_dot_v1_dot_admin__pb2.PromoteRequest.SerializeToString,
@@ -81,6 +86,15 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ResetPolicy(self, request, context):
+        """Return a use case to the config file's policy and to the roles its models
+        were started with, undoing every SetPolicy and Promote of it at once. The
+        policy version still increases. Idempotent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Promote(self, request, context):
         """Make a model the champion of its use case; the previous champion becomes
         a challenger. Takes effect for every score received from then on.
@@ -105,6 +119,11 @@ def add_AdminServicer_to_server(servicer, server):
             'SetPolicy': grpc.unary_unary_rpc_method_handler(
                     servicer.SetPolicy,
                     request_deserializer=rvz_dot_v1_dot_admin__pb2.SetPolicyRequest.FromString,
+                    response_serializer=rvz_dot_v1_dot_admin__pb2.PolicyState.SerializeToString,
+            ),
+            'ResetPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResetPolicy,
+                    request_deserializer=rvz_dot_v1_dot_admin__pb2.ResetPolicyRequest.FromString,
                     response_serializer=rvz_dot_v1_dot_admin__pb2.PolicyState.SerializeToString,
             ),
             'Promote': grpc.unary_unary_rpc_method_handler(
@@ -193,6 +212,33 @@ class Admin:
             target,
             '/rvz.v1.Admin/SetPolicy',
             rvz_dot_v1_dot_admin__pb2.SetPolicyRequest.SerializeToString,
+            rvz_dot_v1_dot_admin__pb2.PolicyState.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResetPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rvz.v1.Admin/ResetPolicy',
+            rvz_dot_v1_dot_admin__pb2.ResetPolicyRequest.SerializeToString,
             rvz_dot_v1_dot_admin__pb2.PolicyState.FromString,
             options,
             channel_credentials,

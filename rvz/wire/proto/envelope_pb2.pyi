@@ -147,18 +147,20 @@ class Control(_message.Message):
     def __init__(self, kind: _Optional[_Union[Control.Kind, str]] = ..., frontend_id: _Optional[bytes] = ..., sent_unix_ns: _Optional[int] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., deadlines_ms: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class AdminCall(_message.Message):
-    __slots__ = ("call_id", "list_models", "get_policy", "set_policy", "promote")
+    __slots__ = ("call_id", "list_models", "get_policy", "set_policy", "promote", "reset_policy")
     CALL_ID_FIELD_NUMBER: _ClassVar[int]
     LIST_MODELS_FIELD_NUMBER: _ClassVar[int]
     GET_POLICY_FIELD_NUMBER: _ClassVar[int]
     SET_POLICY_FIELD_NUMBER: _ClassVar[int]
     PROMOTE_FIELD_NUMBER: _ClassVar[int]
+    RESET_POLICY_FIELD_NUMBER: _ClassVar[int]
     call_id: int
     list_models: _admin_pb2.ListModelsRequest
     get_policy: _admin_pb2.GetPolicyRequest
     set_policy: _admin_pb2.SetPolicyRequest
     promote: _admin_pb2.PromoteRequest
-    def __init__(self, call_id: _Optional[int] = ..., list_models: _Optional[_Union[_admin_pb2.ListModelsRequest, _Mapping]] = ..., get_policy: _Optional[_Union[_admin_pb2.GetPolicyRequest, _Mapping]] = ..., set_policy: _Optional[_Union[_admin_pb2.SetPolicyRequest, _Mapping]] = ..., promote: _Optional[_Union[_admin_pb2.PromoteRequest, _Mapping]] = ...) -> None: ...
+    reset_policy: _admin_pb2.ResetPolicyRequest
+    def __init__(self, call_id: _Optional[int] = ..., list_models: _Optional[_Union[_admin_pb2.ListModelsRequest, _Mapping]] = ..., get_policy: _Optional[_Union[_admin_pb2.GetPolicyRequest, _Mapping]] = ..., set_policy: _Optional[_Union[_admin_pb2.SetPolicyRequest, _Mapping]] = ..., promote: _Optional[_Union[_admin_pb2.PromoteRequest, _Mapping]] = ..., reset_policy: _Optional[_Union[_admin_pb2.ResetPolicyRequest, _Mapping]] = ...) -> None: ...
 
 class AdminReply(_message.Message):
     __slots__ = ("call_id", "status_code", "status_message", "models", "policy", "promoted")

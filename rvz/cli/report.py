@@ -1,0 +1,65 @@
+"""`rvz report`: the command line of ``rvz.report.command.run_report``."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from rvz.cli.options import EXIT_FAILURE, EXIT_OK, Deployment, deployment_options, fail, require_extra
+from rvz.errors import LogError
+from rvz.report.command import DEFINITIONS, ReportOptions, parse_time, run_report
+
+
+def time_option(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    """A --since/--until value as Unix ns (see ``parse_time``)."""
+    if value is None:
+        return None
+    try:
+        return parse_time(value, time.time_ns())
+    except ValueError as e:
+        raise click.BadParameter(str(e), ctx, param) from None
+
+
+def existing_data_dir(deployment: Deployment, log: str = "") -> Path:
+    """The deployment's log.dir (or its ``log`` directory); exits 2 when it does not exist."""
+    directory = deployment.data_dir / log
+    if not directory.is_dir():
+        fail(f"{directory} does not exist; give --data-dir or --config (log.dir of the deployment)")
+    return deployment.data_dir
+
+
+@click.command("report", context_settings={"help_option_names": ["-h", "--help"]},
+               epilog="\b\n" + DEFINITIONS)
+@deployment_options(data_dir=True, use_case="every use case")
+@click.option("--since", metavar="TIME", callback=time_option,
+              help="Only requests received at or after TIME: ISO-8601 (e.g. 2024-05-01T10:00:00Z; without an "
+                   "offset, local time) or a duration before now (30m, 1h, 2d).")
+@click.option("--until", metavar="TIME", callback=time_option,
+              help="Only requests received before TIME (same forms as --since).")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, writable=True),
+              help="Also write a self-contained HTML page with plots to this file (needs rvz[report]).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables (for scripts).")
+def report_command(deployment: Deployment, since: int | None, until: int | None, html_path: str | None,
+                   as_json: bool) -> None:
+    """Compare the models of each use case from the logs: counts, errors, latency, on-time %, times
+    chosen, agreement with the champion and score distribution against the canary.
+
+    Each model's window comes from the schedule of --config."""
+    directory = existing_data_dir(deployment)
+    if since is not None and until is not None and since >= until:
+        fail("--since must be before --until")
+    if html_path:
+        require_extra("matplotlib", "report", "--html")
+    from rvz.report.data import Filter
+
+    options = ReportOptions(directory, deployment.config.rendezvous.schedule,
+                            Filter(since, until, deployment.use_case), Path(html_path) if html_path else None,
+                            as_json)
+    try:
+        run_report(options)
+    except (LogError, OSError) as e:
+        fail(f"report failed: {e}", EXIT_FAILURE)
+    sys.exit(EXIT_OK)

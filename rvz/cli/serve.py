@@ -1,0 +1,169 @@
+"""`rvz up`, `rvz frontend`, `rvz rendezvous`, `rvz model run`: the processes of a deployment."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from rvz.cli.options import (
+    EXIT_FAILURE,
+    build_config,
+    config_option,
+    configure_logging,
+    data_dir_option,
+    fail,
+    require_extra,
+    section_given,
+)
+from rvz.config import Config, FrontendConfig, MetricsConfig, ModelConfig
+from rvz.config.cli import setting_options
+from rvz.config.overrides import Given, SectionKey, env_name, model_from
+from rvz.errors import ConfigError, LogError, ModelLoadError, RvzError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def serve_options(*, listen: bool = False, demo: bool = False, metrics_setting: bool = False) -> Callable[[F], F]:
+    """--config, --data-dir, --metrics-listen (and --listen); the command gets ``config`` and ``metrics_listen``.
+
+    ``metrics_setting``: --metrics-listen is metrics.listen (`rvz up`); otherwise it is this one
+    process's /metrics, passed as ``metrics_listen``. Exits 2 on a bad value.
+    """
+
+    def decorate(command: F) -> F:
+        @functools.wraps(command)
+        def build(config_path: str | None, config_json: str | None, **kwargs: Any) -> Any:
+            given: dict[SectionKey, Given] = {}
+            for section in ("log", "frontend", "metrics"):
+                given |= section_given(section, kwargs.pop(f"{section}_given", {}))
+            config = build_config(config_path, given, demo=demo, config_json=config_json)
+            if not metrics_setting:
+                kwargs["metrics_listen"] = _metrics_listen(kwargs.pop("metrics_listen"))
+            return command(config=config, **kwargs)
+
+        wrapped: Any = data_dir_option(build)
+        if listen:
+            wrapped = _setting_option(FrontendConfig, "frontend", "listen", "--listen")(wrapped)
+        if metrics_setting:
+            wrapped = _setting_option(MetricsConfig, "metrics", "listen", "--metrics-listen")(wrapped)
+        else:
+            wrapped = click.option("--metrics-listen", default="", show_default="from metrics.listen",
+                                   allow_from_autoenv=False, help="HOST:PORT of this process's Prometheus /metrics.")(
+                wrapped)
+        wrapped = click.option("--config-json", hidden=True, envvar="RVZ_CONFIG_JSON",
+                               help="Effective config, from `rvz up`.")(wrapped)
+        return config_option(wrapped)  # type: ignore[no-any-return]
+
+    return decorate
+
+
+def _setting_option(cls: type, section: str, key: str, flag: str) -> Callable[[F], F]:
+    return setting_options(cls, [key], into=f"{section}_given", flags={key: flag},
+                           envvars={key: env_name(section, key)})
+
+
+def _metrics_listen(text: str) -> str:
+    try:
+        return str(Given(text, "command line", "--metrics-listen").value(MetricsConfig, "listen"))
+    except ConfigError as e:
+        fail(f"config error: {e}")
+
+
+@click.command()
+@serve_options(listen=True, demo=True, metrics_setting=True)
+def up(config: Config) -> None:
+    """Start the frontend, the rendezvous and every configured model (the demo without --config)."""
+    from rvz.demo import SKLEARN_ENTRIES
+
+    if any(m.entry in SKLEARN_ENTRIES for m in config.models):
+        require_extra("sklearn", "demo", "the demo's models")
+    configure_logging("rvz-up")
+    _hand_down_logging()
+    from rvz.process.supervisor import run_up
+
+    sys.exit(run_up(config))
+
+
+def _hand_down_logging() -> None:
+    """Children start as `python -m rvz ...`: the top-level options reach them as their env vars."""
+    options = click.get_current_context().find_root().params
+    os.environ["RVZ_LOG_LEVEL"] = options.get("log_level", "INFO")
+    os.environ["RVZ_LOG_FORMAT"] = options.get("log_format", "text")
+
+
+@click.command()
+@serve_options(listen=True)
+def frontend(config: Config, metrics_listen: str) -> None:
+    """Run the gRPC frontend alone."""
+    from rvz.frontend.grpc_overflow import reexec_for
+    from rvz.process.entry import run_frontend
+
+    configure_logging("rvz-frontend")
+    reexec_for(config.frontend)  # returns unless gRPC must be loaded with another experiment
+    _supervised()
+    _run("frontend", lambda: run_frontend(config, metrics_listen))
+
+
+@click.command()
+@serve_options()
+def rendezvous(config: Config, metrics_listen: str) -> None:
+    """Run the rendezvous alone."""
+    from rvz.process.entry import run_rendezvous
+
+    configure_logging("rvz-rendezvous")
+    _supervised()
+    _run("rendezvous", lambda: run_rendezvous(config, metrics_listen))
+
+
+@click.group()
+def model() -> None:
+    """Model workers."""
+
+
+MODEL_SETTINGS = ("name", "entry", "version", "role", "use_case", "batch_max", "late_limit_ms", "nice")
+
+
+@model.command("run", epilog="The model's [[models]] entry in the config (found by --name, and --use-case when "
+                             "given) gives every setting not given here.")
+@serve_options()
+@setting_options(ModelConfig, MODEL_SETTINGS, into="model_given", envvar_prefix="RVZ_MODEL_RUN_", required=("name",),
+                 defaults={"use_case": None},
+                 helps={"use_case": "Use case the model serves [default: its [[models]] entry's, else "
+                                    "frontend.default_use_case]."})
+def model_run(config: Config, metrics_listen: str, model_given: dict[str, Given]) -> None:
+    """Run one model worker: SUB to requests, score, PUSH scores to the rendezvous."""
+    try:
+        spec = model_from(config, model_given)
+    except ConfigError as e:
+        fail(f"config error: {e}")
+    configure_logging(f"rvz-model-{spec.name}")
+    _supervised()
+    from rvz.process.entry import run_model
+
+    try:
+        run_model(config, spec, metrics_listen)
+    except ModelLoadError as e:
+        fail(f"cannot load model {spec.name!r}: {e}")
+    except (RvzError, LogError) as e:
+        fail(f"model {spec.name!r} cannot run: {e}", EXIT_FAILURE)
+
+
+def _supervised() -> None:
+    parent = os.environ.get("RVZ_PARENT_PID")
+    if parent and parent.isdigit() and int(parent) == os.getppid():
+        from rvz.process.entry import die_with_parent
+
+        die_with_parent()
+
+
+def _run(component: str, run: Callable[[], None]) -> None:
+    """Run a process; an error it reports on purpose becomes one line and exit code 1, not a traceback."""
+    try:
+        run()
+    except (RvzError, LogError) as e:
+        fail(f"{component} cannot run: {e}", EXIT_FAILURE)

@@ -1,0 +1,179 @@
+"""The configuration of a deployment: frozen dataclasses, each field a setting declared once.
+
+Each field's default, range, format and help text are here and nowhere else: the TOML reader
+(``rvz.config.toml``), the environment (``rvz.config.overrides``) and the command-line options
+(``rvz.config.cli``) all read them from these declarations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
+
+from rvz.config.fields import (
+    endpoint_problem,
+    entry_problem,
+    listen_problem,
+    name_problem,
+    optional_listen_problem,
+    setting,
+)
+
+Role = Literal["champion", "challenger", "canary", "decoy"]
+OnTimeout = Literal["error", "default"]
+# What gRPC core does with calls that wait too long for the frontend to pick them up (see rvz.grpc_overflow).
+GrpcOverflow = Literal["cancel", "refuse"]
+TraceExporter = Literal["none", "otlp", "console"]
+MetricsExporter = Literal["none", "prometheus", "otlp", "console"]
+ROLES: tuple[str, ...] = get_args(Role)
+DEFAULT_USE_CASE = "default"
+POSITIVE: dict[str, Any] = {"minimum": 0, "above_minimum": True}
+NOT_NEGATIVE: dict[str, Any] = {"minimum": 0}
+
+
+@dataclass(frozen=True)
+class FrontendConfig:
+    listen: str = setting("127.0.0.1:50051", "HOST:PORT the gRPC frontend listens on (port 0: any free port).",
+                          check=listen_problem)
+    max_in_flight: int = setting(1000, "Calls in flight at most; more are refused with RESOURCE_EXHAUSTED.",
+                                 **POSITIVE)
+    default_use_case: str = setting(DEFAULT_USE_CASE, "Use case of a request that names none.", check=name_problem)
+    heartbeat_ms: int = setting(100, "How often the frontend probes the pipeline; also the heartbeat period.",
+                                **POSITIVE)
+    rendezvous_timeout_ms: int = setting(1000, "No word from the rendezvous this long: answer UNAVAILABLE at once.",
+                                         **POSITIVE)
+    model_timeout_ms: int = setting(3000, "A model that has not answered a probe this long is considered gone.",
+                                    **POSITIVE)
+    grpc_backlog: int = setting(1000, "Calls gRPC core may hold for the frontend before it turns new ones away at "
+                                "random (all of them at 3x this).", **POSITIVE)
+    grpc_overflow: GrpcOverflow = setting("cancel", "How gRPC core turns calls away past grpc_backlog: cancel "
+                                          "(CANCELLED, counted by the frontend) or refuse (RESOURCE_EXHAUSTED, "
+                                          "gRPC's promise-based HTTP/2 server).")
+
+
+@dataclass(frozen=True)
+class StreamsConfig:
+    requests: str = setting("tcp://127.0.0.1:5555", "ZeroMQ endpoint of the requests stream (the frontend binds it).",
+                            check=endpoint_problem)
+    scores: str = setting("tcp://127.0.0.1:5556", "ZeroMQ endpoint of the scores stream (the rendezvous binds it).",
+                          check=endpoint_problem)
+    results: str = setting("tcp://127.0.0.1:5557", "ZeroMQ endpoint of the results stream (the rendezvous binds "
+                           "it).", check=endpoint_problem)
+    high_water_mark: int = setting(100_000, "Messages queued per peer before a sender refuses more (never "
+                                   "silently drops).", **POSITIVE)
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    dir: str = setting("rvz-data", "Directory of the request, scores and results logs.")
+    segment_mb: int = setting(64, "Size of a log segment file, MB.", **POSITIVE)
+    fsync: bool = setting(True, "fdatasync the logs (false: a host crash can lose what the OS had not written).")
+    durable_answers: bool = setting(True, "Answer a caller only once its request record is on disk.")
+    # Nobody waits on the scores and results logs, and syncing per loop pass costs a thread wake-up and a
+    # sync per pass; a host crash can lose this much of them, never the request log (synced at once).
+    sync_every_ms: float = setting(10.0, "fdatasync the rendezvous's scores and results logs at most this often "
+                                   "(they are written before each answer is sent).", **NOT_NEGATIVE)
+
+
+@dataclass(frozen=True)
+class TracingConfig:
+    # OTEL_TRACES_EXPORTER, OTEL_EXPORTER_OTLP_ENDPOINT and OTEL_TRACES_SAMPLER(_ARG) override these.
+    exporter: TraceExporter = setting("none", "Where spans go (OTEL_TRACES_EXPORTER wins).")
+    endpoint: str = setting("", "OTLP endpoint of the collector (OTEL_EXPORTER_OTLP_ENDPOINT wins).")
+    sample_ratio: float = setting(1.0, "Share of requests traced.", minimum=0, maximum=1)
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    listen: str = setting("", "HOST:PORT of the frontend's Prometheus /metrics; the rendezvous uses port + 1 and "
+                          "`rvz up`'s models port + 2, + 3, ... Setting it implies exporter = prometheus.",
+                          check=optional_listen_problem)
+    exporter: MetricsExporter = setting("none", "Where metrics go (OTEL_METRICS_EXPORTER wins).")
+
+
+@dataclass(frozen=True)
+class DriftConfig:
+    threshold: float = setting(0.3, "Warn (and show in `rvz models` and the metrics) when a model's recent outputs "
+                               "are further than this from the canary's: Jensen-Shannon distance for labels, KS "
+                               "statistic for numbers.", minimum=0, above_minimum=True, maximum=1,
+                               range_text="more than 0 and at most 1 (divergences are in [0, 1])")
+    check_s: float = setting(10.0, "How often drift is measured, seconds.", **POSITIVE)
+
+
+@dataclass(frozen=True)
+class Window:
+    until_ms: float
+    accept: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RendezvousConfig:
+    deadline_ms: float = setting(100.0, "SLA of a request, ms after the frontend received it.", **POSITIVE)
+    on_timeout: OnTimeout = setting("error", "At the deadline without a score: answer an error, or default_output.")
+    default_output: Any = setting(None, "What to answer at the deadline when on_timeout = \"default\".",
+                                  structured=True)
+    schedule: tuple[Window, ...] = setting(
+        (Window(30.0, ("champion",)), Window(100.0, ("champion", "challenger", "canary"))),
+        "Windows ([[rendezvous.schedule]]: until_ms, accept) of the roles or models that may answer.",
+        structured=True)
+    early_score_ms: float = setting(1000.0, "How long a score whose request has not been seen yet is held before "
+                                    "it is logged as an orphan.", **POSITIVE)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = setting(help="Model name (unique within its use case).", check=name_problem)
+    entry: str = setting("", "MODULE:ATTR of the model callable (a decoy needs none: it archives what it "
+                         "receives).", check=entry_problem)
+    version: str = setting("1", "Model version.")
+    role: Role = setting("champion", "Role in the schedule.")
+    use_case: str = setting(DEFAULT_USE_CASE, "Use case the model serves.", check=name_problem)
+    batch_max: int = setting(32, "Most requests handed to predict_batch at once.", **POSITIVE)
+    # Late scores are still logged for comparison; a model that falls far behind catches up instead of
+    # queueing without bound.
+    late_limit_ms: float = setting(1000.0, "Do not score requests already this far past their deadline (a model "
+                                   "that fell behind catches up).", **NOT_NEGATIVE)
+    # It stays with the process: a challenger promoted to champion keeps it until restarted.
+    nice: int = setting(0, "CPU priority of the worker (higher is lower): e.g. 10 for a challenger, canary or "
+                        "decoy, so the champion and the rendezvous get the CPU first on a busy machine.",
+                        minimum=0, maximum=19,
+                        range_text="from 0 (as the rendezvous and frontend) to 19 (lowest CPU priority)")
+
+
+@dataclass(frozen=True)
+class Config:
+    frontend: FrontendConfig = field(default_factory=FrontendConfig)
+    streams: StreamsConfig = field(default_factory=StreamsConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    rendezvous: RendezvousConfig = field(default_factory=RendezvousConfig)
+    models: tuple[ModelConfig, ...] = ()
+    tracing: TracingConfig = field(default_factory=TracingConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    drift: DriftConfig = field(default_factory=DriftConfig)
+    # Where it was read from, named in every error about it.
+    source: str = "<defaults>"
+
+    def with_overrides(self, *, listen: str | None = None, data_dir: str | None = None) -> Config:
+        """Apply command-line options, which win over the file; raises ``ConfigError`` for a bad one."""
+        from rvz.config.overrides import Given, apply
+
+        given = {("frontend", "listen"): Given(listen, "command line", "--listen") if listen else None,
+                 ("log", "dir"): Given(data_dir, "command line", "--data-dir") if data_dir else None}
+        return apply(self, {key: value for key, value in given.items() if value is not None})
+
+
+# The sections of the file that are tables of settings, by key.
+SECTIONS: dict[str, type] = {"frontend": FrontendConfig, "streams": StreamsConfig, "log": LogConfig,
+                             "rendezvous": RendezvousConfig, "tracing": TracingConfig, "metrics": MetricsConfig,
+                             "drift": DriftConfig}
+
+DEMO_MODELS = (
+    ModelConfig(name="gbm", version="1", role="champion", entry="rvz.demo:Champion"),
+    ModelConfig(name="logreg", version="1", role="challenger", entry="rvz.demo:Challenger"),
+    ModelConfig(name="rules", version="1", role="canary", entry="rvz.demo:Canary"),
+    ModelConfig(name="archive", version="1", role="decoy"),
+)
+
+
+def demo_config() -> Config:
+    return Config(models=DEMO_MODELS, source="<demo>")

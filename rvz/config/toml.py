@@ -1,0 +1,200 @@
+"""Reading a configuration: a TOML file, the JSON that `rvz up` hands its children, a policy table.
+
+Every value goes through its setting's ``Spec`` (``rvz.config.fields``); what involves several
+settings (a default output for ``on_timeout = "default"``, a decoy without an entry, one champion
+per use case) is checked here. A bad value raises ``ConfigError`` naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Mapping
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from rvz.config.fields import fail, specs
+from rvz.config.settings import (
+    SECTIONS,
+    Config,
+    ModelConfig,
+    RendezvousConfig,
+    Window,
+    demo_config,
+)
+from rvz.errors import ConfigError, EncodeError
+from rvz.wire.codec import to_value
+
+_TOP_LEVEL = {*SECTIONS, "models"}
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Read and validate ``path``; no path gives the demo deployment."""
+    if path is None:
+        return demo_config()
+    source = str(path)
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{source}: file not found") from None
+    except OSError as e:
+        raise ConfigError(f"{source}: cannot read: {e.strerror}") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{source}: not UTF-8 text: {e.reason} at byte {e.start}") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{source}: not valid TOML: {e}") from e
+    return parse_config(data, source)
+
+
+def config_to_json(config: Config) -> str:
+    """The effective configuration, for child processes (``config_from_json`` reads it back)."""
+    data = asdict(config)
+    source = data.pop("source")
+    if data["rendezvous"]["default_output"] is None:
+        del data["rendezvous"]["default_output"]
+    return json.dumps({"config": data, "source": source})
+
+
+def config_from_json(text: str) -> Config:
+    wrapper = json.loads(text)
+    return parse_config(wrapper["config"], wrapper["source"])
+
+
+def parse_config(data: Mapping[str, Any], source: str) -> Config:
+    _reject_unknown(data, "", _TOP_LEVEL, source)
+    sections: dict[str, Any] = {}
+    for name, cls in SECTIONS.items():
+        table = _table(data, name, source)
+        sections[name] = (_rendezvous(table, "rendezvous.", source) if cls is RendezvousConfig
+                          else cls(**section_values(cls, table, name + ".", source)))
+    return Config(**sections, models=_models(data.get("models", []), source), source=source)
+
+
+def section_values(cls: type, data: Mapping[str, Any], prefix: str, source: str) -> dict[str, Any]:
+    """The validated scalar settings of one table (unknown keys refused, required ones demanded)."""
+    known = specs(cls)
+    _reject_unknown(data, prefix, set(known), source)
+    values: dict[str, Any] = {}
+    for key, spec in known.items():
+        if spec.setting.structured:
+            continue
+        if key in data:
+            values[key] = spec.validate(data[key], source, prefix + key)
+        elif spec.required:
+            raise fail(source, prefix + key, "is required")
+    return values
+
+
+def _table(data: Mapping[str, Any], key: str, source: str) -> Mapping[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, Mapping):
+        raise fail(source, key, f"must be a table, got {type(value).__name__}")
+    return value
+
+
+def _reject_unknown(data: Mapping[str, Any], prefix: str, known: set[str], source: str) -> None:
+    for key in data:
+        if key not in known:
+            raise fail(source, prefix + key, f"unknown key (known: {', '.join(sorted(known))})")
+
+
+# --- the policy ----------------------------------------------------------------------------------
+
+
+def parse_policy(data: Mapping[str, Any], source: str) -> RendezvousConfig:
+    """Validate a policy table given outside the config file (the Admin API, saved admin state)."""
+    return _rendezvous(data, "policy.", source)
+
+
+def _rendezvous(data: Mapping[str, Any], prefix: str, source: str) -> RendezvousConfig:
+    values = section_values(RendezvousConfig, data, prefix, source)
+    if "default_output" in data:
+        values["default_output"] = _default_output(data["default_output"], prefix + "default_output", source)
+    if "schedule" in data:
+        values["schedule"] = _schedule(data["schedule"], prefix + "schedule", source)
+    return check_policy(RendezvousConfig(**values), prefix, source)
+
+
+def check_policy(policy: RendezvousConfig, prefix: str, source: str) -> RendezvousConfig:
+    """What involves several settings of a policy."""
+    if policy.on_timeout == "default" and policy.default_output is None:
+        raise fail(source, prefix + "default_output", 'is required when on_timeout = "default"')
+    return policy
+
+
+def _default_output(value: Any, key: str, source: str) -> Any:
+    if value is not None:
+        try:
+            to_value(value)
+        except EncodeError as e:
+            raise fail(source, key, str(e).removeprefix("output: ").removeprefix("output")) from e
+    return value
+
+
+def _schedule(data: Any, key: str, source: str) -> tuple[Window, ...]:
+    if not isinstance(data, list) or not data:
+        raise fail(source, key, "must be a non-empty array of tables ([[rendezvous.schedule]])")
+    windows: list[Window] = []
+    for i, item in enumerate(data):
+        windows.append(_window(item, f"{key}[{i}]", windows[-1] if windows else None, source))
+    return tuple(windows)
+
+
+_UNTIL = specs(RendezvousConfig)["deadline_ms"]  # a window's end is a positive number of ms, as a deadline
+
+
+def _window(item: Any, key: str, previous: Window | None, source: str) -> Window:
+    if not isinstance(item, Mapping):
+        raise fail(source, key, "must be a table with until_ms and accept")
+    _reject_unknown(item, key + ".", {"until_ms", "accept"}, source)
+    if "until_ms" not in item:
+        raise fail(source, key + ".until_ms", "is required")
+    until_ms: float = _UNTIL.validate(item["until_ms"], source, key + ".until_ms")
+    if previous and until_ms <= previous.until_ms:
+        raise fail(source, key + ".until_ms", f"must be greater than the previous window's ({previous.until_ms:g})")
+    accept = item.get("accept")
+    if not isinstance(accept, list) or not accept or not all(isinstance(a, str) and a for a in accept):
+        raise fail(source, key + ".accept", "must be a non-empty list of roles or model names")
+    if "decoy" in accept:
+        raise fail(source, key + ".accept", "a decoy never answers; remove 'decoy'")
+    return Window(until_ms, tuple(accept))
+
+
+# --- models --------------------------------------------------------------------------------------
+
+
+def _models(data: Any, source: str) -> tuple[ModelConfig, ...]:
+    if not isinstance(data, list):
+        raise fail(source, "models", "must be an array of tables ([[models]])")
+    models: list[ModelConfig] = []
+    for i, item in enumerate(data):
+        if not isinstance(item, Mapping):
+            raise fail(source, f"models[{i}]", "must be a table")
+        model = parse_model(item, source, f"models[{i}].")
+        _check_unique(models, model, f"models[{i}].", source)
+        models.append(model)
+    return tuple(models)
+
+
+def parse_model(item: Mapping[str, Any], source: str, prefix: str = "") -> ModelConfig:
+    """One model's table ([[models]], or the saved form of one given elsewhere)."""
+    return check_model(ModelConfig(**section_values(ModelConfig, item, prefix, source)), source, prefix + "entry")
+
+
+def check_model(model: ModelConfig, source: str, entry_key: str) -> ModelConfig:
+    """What involves several settings of a model: only a decoy may have no entry."""
+    if not model.entry and model.role != "decoy":
+        raise fail(source, entry_key, "must be MODULE:ATTR (e.g. mypkg.models:predict), got ''")
+    return model
+
+
+def _check_unique(models: list[ModelConfig], model: ModelConfig, prefix: str, source: str) -> None:
+    for other in models:
+        if other.use_case != model.use_case:
+            continue
+        if other.name == model.name:
+            raise fail(source, prefix + "name", f"{model.name!r} is used twice in use case {model.use_case!r}")
+        if other.role == model.role == "champion":
+            raise fail(source, prefix + "role", f"use case {model.use_case!r} already has a champion ({other.name!r})")

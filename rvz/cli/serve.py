@@ -125,16 +125,18 @@ def model() -> None:
     """Model workers."""
 
 
-MODEL_SETTINGS = ("name", "entry", "version", "role", "use_case", "batch_max", "late_limit_ms", "nice")
+# Every setting of a model, as options of `rvz model run` (the command gets them as ``model_given``).
+model_options = setting_options(
+    ModelConfig, ("name", "entry", "version", "role", "use_case", "batch_max", "late_limit_ms", "nice"),
+    into="model_given", envvar_prefix="RVZ_MODEL_RUN_", required=("name",), defaults={"use_case": None},
+    helps={"use_case": "Use case the model serves [default: its [[models]] entry's, else "
+                       "frontend.default_use_case]."})
 
 
 @model.command("run", epilog="The model's [[models]] entry in the config (found by --name, and --use-case when "
                              "given) gives every setting not given here.")
 @serve_options()
-@setting_options(ModelConfig, MODEL_SETTINGS, into="model_given", envvar_prefix="RVZ_MODEL_RUN_", required=("name",),
-                 defaults={"use_case": None},
-                 helps={"use_case": "Use case the model serves [default: its [[models]] entry's, else "
-                                    "frontend.default_use_case]."})
+@model_options
 def model_run(config: Config, metrics_listen: str, model_given: dict[str, Given]) -> None:
     """Run one model worker: SUB to requests, score, PUSH scores to the rendezvous."""
     try:

@@ -72,9 +72,10 @@ class _Option:
 
     def decorator(self, default: Any, help_text: str, required: bool) -> Callable[[F], F]:
         # A default click fills in is told apart from a value given by its source (see ``given``).
-        text = None if required or default in (None, "") else self.spec.to_text(default)
+        # (No default at all rather than None: click takes None for a value given, even for a required option.)
+        shown: dict[str, Any] = {} if required or default in (None, "") else {"default": self.spec.to_text(default)}
         metavar = "[" + "|".join(self.spec.choices) + "]" if self.spec.choices else _METAVARS[self.spec.kind]
-        return click.option(self.flag, self.param, default=text, metavar=metavar, envvar=self.envvar,
+        return click.option(self.flag, self.param, **shown, metavar=metavar, envvar=self.envvar,
                             show_envvar=self.envvar is not None, allow_from_autoenv=False, show_default=True,
                             required=required, help=help_text)
 

@@ -51,7 +51,7 @@ def setting(default: Any = MISSING, help: str = "", **checks: Any) -> Any:
     return field(metadata=metadata) if default is MISSING else field(default=default, metadata=metadata)
 
 
-def fail(source: str, key: str, problem: str) -> ConfigError:
+def config_error(source: str, key: str, problem: str) -> ConfigError:
     return ConfigError(f"{source}: {key}: {problem}")
 
 
@@ -77,7 +77,7 @@ class Spec:
         """The value as the config holds it; raises ``ConfigError`` naming ``source`` and ``key``."""
         problem, value = self._problem(value)
         if problem:
-            raise fail(source, key, problem)
+            raise config_error(source, key, problem)
         return value
 
     def validate_text(self, text: str, source: str, key: str) -> Any:

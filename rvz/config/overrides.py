@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from rvz.config.fields import fail, specs
+from rvz.config.fields import config_error, specs
 from rvz.config.settings import SECTIONS, Config, ModelConfig
 from rvz.config.toml import check_model, check_policy
 from rvz.errors import ConfigError
@@ -41,7 +41,8 @@ def env_name(section: str, key: str) -> str:
 
 
 def from_environment(environ: Mapping[str, str]) -> dict[SectionKey, Given]:
-    """Every setting of a table of the file that ``environ`` gives; raises ``ConfigError`` for a renamed one."""
+    """Every setting of a table of the file that ``environ`` gives (an empty variable is unset, as for
+    every option's env var); raises ``ConfigError`` for a renamed one."""
     for old, new in _RENAMED.items():
         if old in environ:
             raise ConfigError(f"environment: {old} is no longer read; set {new} instead")
@@ -49,7 +50,7 @@ def from_environment(environ: Mapping[str, str]) -> dict[SectionKey, Given]:
     for section, cls in SECTIONS.items():
         for key, spec in specs(cls).items():
             name = env_name(section, key)
-            if name in environ and not spec.setting.structured:
+            if environ.get(name) and not spec.setting.structured:  # empty is unset, as click has it
                 given[(section, key)] = Given(environ[name], "environment", name)
     return given
 
@@ -90,8 +91,8 @@ def model_from(config: Config, given: Mapping[str, Given]) -> ModelConfig:
     if index is not None:
         return check_model(model, config.source, f"models[{index}].entry")
     if model.role != "decoy":
-        raise fail("command line", "--entry", f"is required: {config.source} has no [[models]] entry named "
-                                              f"{name!r} in use case {model.use_case!r}")
+        raise config_error("command line", "--entry", f"is required: {config.source} has no [[models]] entry "
+                                                     f"named {name!r} in use case {model.use_case!r}")
     return model
 
 
@@ -103,6 +104,6 @@ def _entry_index(config: Config, name: str, use_case: str | None) -> int | None:
         if default:
             return default[0]
         use_cases = ", ".join(repr(config.models[i].use_case) for i in matches)
-        raise fail("command line", "--use-case", f"{config.source} has a model {name!r} in use cases {use_cases}: "
-                                                 "give one")
+        raise config_error("command line", "--use-case",
+                           f"{config.source} has a model {name!r} in use cases {use_cases}: give one")
     return matches[0] if matches else None

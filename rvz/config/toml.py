@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from rvz.config.fields import fail, specs
+from rvz.config.fields import config_error, specs
 from rvz.config.settings import (
     SECTIONS,
     Config,
@@ -83,21 +83,21 @@ def section_values(cls: type, data: Mapping[str, Any], prefix: str, source: str)
         if key in data:
             values[key] = spec.validate(data[key], source, prefix + key)
         elif spec.required:
-            raise fail(source, prefix + key, "is required")
+            raise config_error(source, prefix + key, "is required")
     return values
 
 
 def _table(data: Mapping[str, Any], key: str, source: str) -> Mapping[str, Any]:
     value = data.get(key, {})
     if not isinstance(value, Mapping):
-        raise fail(source, key, f"must be a table, got {type(value).__name__}")
+        raise config_error(source, key, f"must be a table, got {type(value).__name__}")
     return value
 
 
 def _reject_unknown(data: Mapping[str, Any], prefix: str, known: set[str], source: str) -> None:
     for key in data:
         if key not in known:
-            raise fail(source, prefix + key, f"unknown key (known: {', '.join(sorted(known))})")
+            raise config_error(source, prefix + key, f"unknown key (known: {', '.join(sorted(known))})")
 
 
 # --- the policy ----------------------------------------------------------------------------------
@@ -120,7 +120,7 @@ def _rendezvous(data: Mapping[str, Any], prefix: str, source: str) -> Rendezvous
 def check_policy(policy: RendezvousConfig, prefix: str, source: str) -> RendezvousConfig:
     """What involves several settings of a policy."""
     if policy.on_timeout == "default" and policy.default_output is None:
-        raise fail(source, prefix + "default_output", 'is required when on_timeout = "default"')
+        raise config_error(source, prefix + "default_output", 'is required when on_timeout = "default"')
     return policy
 
 
@@ -129,13 +129,13 @@ def _default_output(value: Any, key: str, source: str) -> Any:
         try:
             to_value(value)
         except EncodeError as e:
-            raise fail(source, key, str(e).removeprefix("output: ").removeprefix("output")) from e
+            raise config_error(source, key, str(e).removeprefix("output: ").removeprefix("output")) from e
     return value
 
 
 def _schedule(data: Any, key: str, source: str) -> tuple[Window, ...]:
     if not isinstance(data, list) or not data:
-        raise fail(source, key, "must be a non-empty array of tables ([[rendezvous.schedule]])")
+        raise config_error(source, key, "must be a non-empty array of tables ([[rendezvous.schedule]])")
     windows: list[Window] = []
     for i, item in enumerate(data):
         windows.append(_window(item, f"{key}[{i}]", windows[-1] if windows else None, source))
@@ -147,18 +147,19 @@ _UNTIL = specs(RendezvousConfig)["deadline_ms"]  # a window's end is a positive 
 
 def _window(item: Any, key: str, previous: Window | None, source: str) -> Window:
     if not isinstance(item, Mapping):
-        raise fail(source, key, "must be a table with until_ms and accept")
+        raise config_error(source, key, "must be a table with until_ms and accept")
     _reject_unknown(item, key + ".", {"until_ms", "accept"}, source)
     if "until_ms" not in item:
-        raise fail(source, key + ".until_ms", "is required")
+        raise config_error(source, key + ".until_ms", "is required")
     until_ms: float = _UNTIL.validate(item["until_ms"], source, key + ".until_ms")
     if previous and until_ms <= previous.until_ms:
-        raise fail(source, key + ".until_ms", f"must be greater than the previous window's ({previous.until_ms:g})")
+        raise config_error(source, key + ".until_ms",
+                           f"must be greater than the previous window's ({previous.until_ms:g})")
     accept = item.get("accept")
     if not isinstance(accept, list) or not accept or not all(isinstance(a, str) and a for a in accept):
-        raise fail(source, key + ".accept", "must be a non-empty list of roles or model names")
+        raise config_error(source, key + ".accept", "must be a non-empty list of roles or model names")
     if "decoy" in accept:
-        raise fail(source, key + ".accept", "a decoy never answers; remove 'decoy'")
+        raise config_error(source, key + ".accept", "a decoy never answers; remove 'decoy'")
     return Window(until_ms, tuple(accept))
 
 
@@ -167,11 +168,11 @@ def _window(item: Any, key: str, previous: Window | None, source: str) -> Window
 
 def _models(data: Any, source: str) -> tuple[ModelConfig, ...]:
     if not isinstance(data, list):
-        raise fail(source, "models", "must be an array of tables ([[models]])")
+        raise config_error(source, "models", "must be an array of tables ([[models]])")
     models: list[ModelConfig] = []
     for i, item in enumerate(data):
         if not isinstance(item, Mapping):
-            raise fail(source, f"models[{i}]", "must be a table")
+            raise config_error(source, f"models[{i}]", "must be a table")
         model = parse_model(item, source, f"models[{i}].")
         _check_unique(models, model, f"models[{i}].", source)
         models.append(model)
@@ -186,7 +187,7 @@ def parse_model(item: Mapping[str, Any], source: str, prefix: str = "") -> Model
 def check_model(model: ModelConfig, source: str, entry_key: str) -> ModelConfig:
     """What involves several settings of a model: only a decoy may have no entry."""
     if not model.entry and model.role != "decoy":
-        raise fail(source, entry_key, "must be MODULE:ATTR (e.g. mypkg.models:predict), got ''")
+        raise config_error(source, entry_key, "must be MODULE:ATTR (e.g. mypkg.models:predict), got ''")
     return model
 
 
@@ -195,6 +196,7 @@ def _check_unique(models: list[ModelConfig], model: ModelConfig, prefix: str, so
         if other.use_case != model.use_case:
             continue
         if other.name == model.name:
-            raise fail(source, prefix + "name", f"{model.name!r} is used twice in use case {model.use_case!r}")
+            raise config_error(source, prefix + "name", f"{model.name!r} is used twice in use case {model.use_case!r}")
         if other.role == model.role == "champion":
-            raise fail(source, prefix + "role", f"use case {model.use_case!r} already has a champion ({other.name!r})")
+            raise config_error(source, prefix + "role",
+                               f"use case {model.use_case!r} already has a champion ({other.name!r})")

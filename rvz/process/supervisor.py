@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from rvz.cli.options import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from rvz.config import Config, ModelConfig, config_to_json
 from rvz.errors import StartupFailed
 from rvz.process.entry import LISTENING_PREFIX, MODEL_READY
@@ -29,9 +30,6 @@ from rvz.wire.proto import admin_pb2, admin_pb2_grpc
 
 logger = logging.getLogger(__name__)
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_CONFIG = 2
 START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 10.0
 BACKOFF_FIRST_S = 0.5
@@ -121,7 +119,7 @@ class Supervisor:
                 if not line:
                     code = child.process.wait()
                     raise StartupFailed(f"{child.name} exited with code {code} while starting (see its error above)",
-                                        EXIT_CONFIG if code == EXIT_CONFIG else EXIT_FAILURE)
+                                        EXIT_USAGE if code == EXIT_USAGE else EXIT_FAILURE)
                 if line.startswith(prefix):
                     return line.removeprefix(prefix).strip()
         raise StartupFailed(f"{child.name} did not report ready within {START_TIMEOUT_S:.0f} s")
@@ -166,8 +164,8 @@ class Supervisor:
             code = child.process.poll() if child.process else None
             if code is None:
                 continue
-            if code == EXIT_CONFIG:
-                raise StartupFailed(f"{child.name} refused its configuration (see its error above)", EXIT_CONFIG)
+            if code == EXIT_USAGE:
+                raise StartupFailed(f"{child.name} refused its configuration (see its error above)", EXIT_USAGE)
             if child in (self.frontend, self.rendezvous):
                 raise StartupFailed(f"{child.name} exited with code {code} while starting (see above)")
         self._tend()

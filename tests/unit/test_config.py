@@ -261,6 +261,8 @@ ERRORS = [
      "models[0].version: must be a string, got 2"),
     ("model unknown key", '[[models]]\nname = "x"\nentry = "m:f"\ngpu = true',
      "models[0].gpu: unknown key (known: batch_max, entry, late_limit_ms, name, nice, role, use_case, version)"),
+    ("late limit negative", '[[models]]\nname = "m"\nentry = "a:b"\nlate_limit_ms = -5.0',
+     "models[0].late_limit_ms: must be zero or a positive number, got -5.0"),
     ("nice too high", '[[models]]\nname = "m"\nentry = "a:b"\nnice = 20',
      "models[0].nice: must be from 0 (as the rendezvous and frontend) to 19 (lowest CPU priority), got 20"),
     ("nice negative", '[[models]]\nname = "m"\nentry = "a:b"\nnice = -5',

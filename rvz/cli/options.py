@@ -152,8 +152,8 @@ def deployment_options(*, target: bool = False, use_case: str = "", data_dir: bo
         if use_case:
             wrapped = click.option("--use-case", default=None, show_default=use_case, help="Use case.")(wrapped)
         if target:
-            wrapped = click.option("--target", default=None, show_default="frontend.listen of --config",
-                                   help="HOST:PORT of the frontend.")(wrapped)
+            wrapped = click.option("--target", default=None, metavar="HOST:PORT",
+                                   show_default="frontend.listen of --config", help="The frontend to call.")(wrapped)
         return config_option(wrapped)  # type: ignore[no-any-return]
 
     return decorate

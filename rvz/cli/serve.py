@@ -52,9 +52,9 @@ def serve_options(*, listen: bool = False, demo: bool = False, metrics_setting: 
         if metrics_setting:
             wrapped = _setting_option(MetricsConfig, "metrics", "listen", "--metrics-listen")(wrapped)
         else:
-            wrapped = click.option("--metrics-listen", default="", show_default="from metrics.listen",
-                                   allow_from_autoenv=False, help="HOST:PORT of this process's Prometheus /metrics.")(
-                wrapped)
+            wrapped = click.option("--metrics-listen", default="", metavar="HOST:PORT",
+                                   show_default="from metrics.listen", allow_from_autoenv=False,
+                                   help="This process's Prometheus /metrics.")(wrapped)
         wrapped = click.option("--config-json", hidden=True, envvar="RVZ_CONFIG_JSON",
                                help="Effective config, from `rvz up`.")(wrapped)
         return config_option(wrapped)  # type: ignore[no-any-return]

@@ -74,7 +74,8 @@ class _Option:
         # A default click fills in is told apart from a value given by its source (see ``given``).
         # (No default at all rather than None: click takes None for a value given, even for a required option.)
         shown: dict[str, Any] = {} if required or default in (None, "") else {"default": self.spec.to_text(default)}
-        metavar = "[" + "|".join(self.spec.choices) + "]" if self.spec.choices else _METAVARS[self.spec.kind]
+        metavar = ("[" + "|".join(self.spec.choices) + "]" if self.spec.choices else
+                   self.spec.setting.metavar or _METAVARS[self.spec.kind])
         return click.option(self.flag, self.param, **shown, metavar=metavar, envvar=self.envvar,
                             show_envvar=self.envvar is not None, allow_from_autoenv=False, show_default=True,
                             required=required, help=help_text)

@@ -43,6 +43,8 @@ class Setting:
     check: Check | None = None
     # Parsed by code of its own (a table, an array, any JSON value): never given as text.
     structured: bool = False
+    # What the value is, in an option's help (default: its type).
+    metavar: str = ""
 
 
 def setting(default: Any = MISSING, help: str = "", **checks: Any) -> Any:

@@ -34,7 +34,7 @@ NOT_NEGATIVE: dict[str, Any] = {"minimum": 0}
 @dataclass(frozen=True)
 class FrontendConfig:
     listen: str = setting("127.0.0.1:50051", "HOST:PORT the gRPC frontend listens on (port 0: any free port).",
-                          check=listen_problem)
+                          check=listen_problem, metavar="HOST:PORT")
     max_in_flight: int = setting(1000, "Calls in flight at most; more are refused with RESOURCE_EXHAUSTED.",
                                  **POSITIVE)
     default_use_case: str = setting(DEFAULT_USE_CASE, "Use case of a request that names none.", check=name_problem)
@@ -54,18 +54,18 @@ class FrontendConfig:
 @dataclass(frozen=True)
 class StreamsConfig:
     requests: str = setting("tcp://127.0.0.1:5555", "ZeroMQ endpoint of the requests stream (the frontend binds it).",
-                            check=endpoint_problem)
+                            check=endpoint_problem, metavar="ENDPOINT")
     scores: str = setting("tcp://127.0.0.1:5556", "ZeroMQ endpoint of the scores stream (the rendezvous binds it).",
-                          check=endpoint_problem)
+                          check=endpoint_problem, metavar="ENDPOINT")
     results: str = setting("tcp://127.0.0.1:5557", "ZeroMQ endpoint of the results stream (the rendezvous binds "
-                           "it).", check=endpoint_problem)
+                           "it).", check=endpoint_problem, metavar="ENDPOINT")
     high_water_mark: int = setting(100_000, "Messages queued per peer before a sender refuses more (never "
                                    "silently drops).", **POSITIVE)
 
 
 @dataclass(frozen=True)
 class LogConfig:
-    dir: str = setting("rvz-data", "Directory of the request, scores and results logs.")
+    dir: str = setting("rvz-data", "Directory of the request, scores and results logs.", metavar="DIR")
     segment_mb: int = setting(64, "Size of a log segment file, MB.", **POSITIVE)
     fsync: bool = setting(True, "fdatasync the logs (false: a host crash can lose what the OS had not written).")
     durable_answers: bool = setting(True, "Answer a caller only once its request record is on disk.")
@@ -87,7 +87,7 @@ class TracingConfig:
 class MetricsConfig:
     listen: str = setting("", "HOST:PORT of the frontend's Prometheus /metrics; the rendezvous uses port + 1 and "
                           "`rvz up`'s models port + 2, + 3, ... Setting it implies exporter = prometheus.",
-                          check=optional_listen_problem)
+                          check=optional_listen_problem, metavar="HOST:PORT")
     exporter: MetricsExporter = setting("none", "Where metrics go (OTEL_METRICS_EXPORTER wins).")
 
 
@@ -124,7 +124,7 @@ class RendezvousConfig:
 class ModelConfig:
     name: str = setting(help="Model name (unique within its use case).", check=name_problem)
     entry: str = setting("", "MODULE:ATTR of the model callable (a decoy needs none: it archives what it "
-                         "receives).", check=entry_problem)
+                         "receives).", check=entry_problem, metavar="MODULE:ATTR")
     version: str = setting("1", "Model version.")
     role: Role = setting("champion", "Role in the schedule.")
     use_case: str = setting(DEFAULT_USE_CASE, "Use case the model serves.", check=name_problem)

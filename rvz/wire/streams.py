@@ -21,8 +21,11 @@ import zmq
 from google.protobuf.message import Message
 
 from rvz.errors import StreamError
+from rvz.telemetry.throttle import ThrottledLog
 
 logger = logging.getLogger(__name__)
+# Whoever can reach a stream can send it garbage: one warning per kind of message every few seconds.
+_malformed = ThrottledLog(logger)
 M = TypeVar("M", bound=Message)
 
 # Topic of control messages on the requests stream. Use case names cannot
@@ -132,5 +135,5 @@ def decode(message_type: type[M], payload: bytes, what: str) -> M | None:
     try:
         return message_type.FromString(payload)
     except Exception:  # DecodeError and friends
-        logger.warning("ignoring a malformed %s (%d bytes)", what, len(payload))
+        _malformed.warning(what, "ignoring a malformed %s (%d bytes)", what, len(payload))
         return None

@@ -7,10 +7,10 @@ from typing import Any, ClassVar
 import pytest
 
 from rvz.config import ModelConfig, StreamsConfig
+from rvz.wire.proto import envelope_pb2, scoring_pb2
 from rvz.worker.contract import Contract
 from rvz.worker.loop import Worker, WorkerConfig, decode_request
 from rvz.worker.model import Model
-from rvz.wire.proto import envelope_pb2, scoring_pb2
 
 
 class Glucose:

@@ -89,6 +89,9 @@ class Worker:
         self._info = self._model_info()
         self.contract = Contract(model.features) if model is not None else None
         self._failures = ThrottledLog(logger)
+        self._missing = ThrottledLog(logger)
+        # Requests this worker never received because its queue was full (see streams.Gaps).
+        self.gaps = streams.Gaps()
         self._archive: LogWriter | None = None
         self._latency: Histogram | None = None
         if self.telemetry.meter is not None:
@@ -103,6 +106,9 @@ class Worker:
         metrics.count(meter, "rvz.worker.dropped", "Scores not sent because the scores stream was full",
                       lambda: self.dropped, attributes)
         metrics.count(meter, "rvz.worker.archived", "Requests archived by a decoy", lambda: self.archived, attributes)
+        metrics.count(meter, "rvz.worker.missed", "Requests this model never received: its queue on the "
+                      "requests stream was full (it was hung, stopped or too slow)", lambda: self.gaps.missed,
+                      attributes)
         metrics.count(meter, "rvz.worker.expired", "Requests not scored because their deadline had passed",
                       lambda: self.expired, attributes)
         self._latency = metrics.latency_histogram(meter, "rvz.worker.model.duration",
@@ -171,8 +177,14 @@ class Worker:
                 topic, *payloads = sub.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            if topic == self._topic:
-                backlog.extend(payloads)
+            if topic == self._topic and payloads:
+                sequence, *requests = payloads
+                missed = self.gaps.note(topic, sequence, len(requests))
+                if missed:
+                    self._missing.warning("missed", "model %s missed %d requests (%d so far): its queue on the "
+                                          "requests stream was full (streams.high_water_mark)",
+                                          self.config.model.name, missed, self.gaps.missed)
+                backlog.extend(requests)
             elif topic == streams.CONTROL_TOPIC and payloads:
                 self._answer_probe(payloads[0], push)
 

@@ -48,7 +48,8 @@ accept = ["champion", "challenger", "canary"]
 """
 
 
-def base_config(root: Path, policy: str = DEFAULT_POLICY, frontend: str = "", extra: str = "", streams: str = "") -> str:
+def base_config(root: Path, policy: str = DEFAULT_POLICY, frontend: str = "", extra: str = "",
+                streams: str = "") -> str:
     return f"""
 [frontend]
 listen = "127.0.0.1:0"

@@ -137,8 +137,8 @@ def requests_message(*payloads: bytes, first: int = 0) -> list[bytes]:
 
 
 def scores_from_worker(model: ModelConfig, endpoints: StreamsConfig, ends: Ends, root: Path,
-                       message: list[bytes], expected: int) -> tuple[Worker, list[envelope_pb2.ScoreEnvelope]]:
-    """Run a worker in a thread, publish one message of requests to it, collect ``expected`` scores."""
+                       *messages: list[bytes], expected: int) -> tuple[Worker, list[envelope_pb2.ScoreEnvelope]]:
+    """Run a worker in a thread, publish messages (each a requests_message) to it, collect ``expected`` scores."""
     pub, pull = ends.publisher(), ends.score_puller()
     worker = Worker(WorkerConfig(model, endpoints, str(root)), load_model(model.entry))
     thread = threading.Thread(target=worker.run, name="worker")
@@ -146,7 +146,8 @@ def scores_from_worker(model: ModelConfig, endpoints: StreamsConfig, ends: Ends,
     scores: list[envelope_pb2.ScoreEnvelope] = []
     try:
         handshake(pub, pull, streams.ANNOUNCE)
-        pub.send_multipart(requests_message(*message))
+        for message in messages:
+            pub.send_multipart(message)
         while len(scores) < expected:
             scores += [envelope_pb2.ScoreEnvelope.FromString(frame) for frame in receive(pull, streams.SCORE)]
     finally:
@@ -158,7 +159,8 @@ def scores_from_worker(model: ModelConfig, endpoints: StreamsConfig, ends: Ends,
 def test_a_worker_scores_every_request_of_a_batched_message(endpoints: StreamsConfig, ends: Ends,
                                                            root: Path) -> None:
     model = ModelConfig(name="echo", entry="rvz_test_models:echo")
-    worker, scores = scores_from_worker(model, endpoints, ends, root, [request(0), request(1), request(2)], 3)
+    worker, scores = scores_from_worker(model, endpoints, ends, root, requests_message(request(0), request(1), request(2)),
+                                        expected=3)
     assert sorted(score.request_id for score in scores) == ["r0", "r1", "r2"]
     assert {score.request_id: value_to_python(score.output)["x"] for score in scores} == {"r0": 0, "r1": 1, "r2": 2}
     assert worker.scored == 3 and worker.errors == 0
@@ -167,8 +169,8 @@ def test_a_worker_scores_every_request_of_a_batched_message(endpoints: StreamsCo
 def test_a_worker_sheds_only_the_expired_requests_of_a_message(endpoints: StreamsConfig, ends: Ends,
                                                                root: Path) -> None:
     model = ModelConfig(name="echo", entry="rvz_test_models:echo", late_limit_ms=100)
-    message = [request(0), request(1, deadline_s=-5.0), request(2)]
-    worker, scores = scores_from_worker(model, endpoints, ends, root, message, 2)
+    message = requests_message(request(0), request(1, deadline_s=-5.0), request(2))
+    worker, scores = scores_from_worker(model, endpoints, ends, root, message, expected=2)
     assert sorted(score.request_id for score in scores) == ["r0", "r2"]
     assert worker.expired == 1
 
@@ -213,19 +215,9 @@ def test_only_answers_to_a_gone_frontend_count_as_undeliverable(endpoints: Strea
 def test_a_worker_counts_the_requests_it_missed_from_the_sequence_numbers(endpoints: StreamsConfig, ends: Ends,
                                                                          root: Path) -> None:
     model = ModelConfig(name="echo", entry="rvz_test_models:echo")
-    pub, pull = ends.publisher(), ends.score_puller()
-    worker = Worker(WorkerConfig(model, endpoints, str(root)), load_model(model.entry))
-    thread = threading.Thread(target=worker.run, name="worker")
-    thread.start()
-    scores: list[envelope_pb2.ScoreEnvelope] = []
-    try:
-        handshake(pub, pull, streams.ANNOUNCE)
-        pub.send_multipart(requests_message(request(0), request(1), first=0))
-        pub.send_multipart(requests_message(request(5), first=5))  # 2, 3 and 4 never reached it
-        while len(scores) < 3:
-            scores += [envelope_pb2.ScoreEnvelope.FromString(frame) for frame in receive(pull, streams.SCORE)]
-    finally:
-        worker.should_exit.set()
-        thread.join(10)
+    worker, scores = scores_from_worker(model, endpoints, ends, root,
+                                        requests_message(request(0), request(1), first=0),
+                                        requests_message(request(5), first=5),  # 2, 3 and 4 never reached it
+                                        expected=3)
     assert sorted(score.request_id for score in scores) == ["r0", "r1", "r5"]
     assert worker.gaps.missed == 3

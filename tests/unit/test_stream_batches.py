@@ -159,8 +159,8 @@ def scores_from_worker(model: ModelConfig, endpoints: StreamsConfig, ends: Ends,
 def test_a_worker_scores_every_request_of_a_batched_message(endpoints: StreamsConfig, ends: Ends,
                                                            root: Path) -> None:
     model = ModelConfig(name="echo", entry="rvz_test_models:echo")
-    worker, scores = scores_from_worker(model, endpoints, ends, root, requests_message(request(0), request(1), request(2)),
-                                        expected=3)
+    message = requests_message(request(0), request(1), request(2))
+    worker, scores = scores_from_worker(model, endpoints, ends, root, message, expected=3)
     assert sorted(score.request_id for score in scores) == ["r0", "r1", "r2"]
     assert {score.request_id: value_to_python(score.output)["x"] for score in scores} == {"r0": 0, "r1": 1, "r2": 2}
     assert worker.scored == 3 and worker.errors == 0

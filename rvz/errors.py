@@ -94,6 +94,10 @@ class EncodeError(RvzError, TypeError):
     """A model returned something that cannot be sent as a google.protobuf.Value."""
 
 
+class OutputTooLarge(RvzError):
+    """A model's output is larger than ``limits.output_bytes``: it becomes an error score, not a log flood."""
+
+
 class AdminError(RvzError):
     """An Admin call cannot be carried out as asked (its status says why: NOT_FOUND, INVALID_ARGUMENT, ...)."""
 

@@ -48,7 +48,8 @@ accept = ["champion", "challenger", "canary"]
 """
 
 
-def base_config(root: Path, policy: str = DEFAULT_POLICY, frontend: str = "", extra: str = "") -> str:
+def base_config(root: Path, policy: str = DEFAULT_POLICY, frontend: str = "", extra: str = "",
+                streams: str = "") -> str:
     return f"""
 [frontend]
 listen = "127.0.0.1:0"
@@ -59,6 +60,7 @@ heartbeat_ms = 50
 requests = "ipc://{root}/requests.sock"
 scores = "ipc://{root}/scores.sock"
 results = "ipc://{root}/results.sock"
+{streams}
 
 [log]
 dir = "{root}/data"

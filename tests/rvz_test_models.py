@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
+import threading
 import time
 from typing import Any, ClassVar
 
@@ -55,3 +57,30 @@ class Typed:
 def numeric(features: dict[str, Any]) -> float:
     """Returns the feature v, shifted by RVZ_TEST_SHIFT: a model whose distribution can drift."""
     return float(features["v"]) + float(os.environ.get("RVZ_TEST_SHIFT", "0"))
+
+
+def hang(features: dict[str, Any]) -> dict[str, Any]:
+    """Blocks forever on its first request: a hung challenger (stop it with SIGKILL)."""
+    threading.Event().wait()
+    return {}
+
+
+def big(features: dict[str, Any]) -> dict[str, Any]:
+    """A champion whose outputs are RVZ_TEST_OUTPUT_BYTES (default 10 MB) long."""
+    return {"blob": "x" * int(os.environ.get("RVZ_TEST_OUTPUT_BYTES", str(10 * 1024 * 1024)))}
+
+
+def exits(features: dict[str, Any]) -> dict[str, Any]:
+    """Calls sys.exit on negative x, as a buggy model might."""
+    if features.get("x", 0) < 0:
+        sys.exit(1)
+    return {"x": features.get("x"), "by": "exits"}
+
+
+class NeedsGlucose:
+    """Declares a feature the callers do not send."""
+
+    features: ClassVar[dict[str, str]] = {"glucose": "number"}
+
+    def predict(self, features: dict[str, Any]) -> dict[str, Any]:
+        return {"x": features["glucose"], "by": "glucose"}

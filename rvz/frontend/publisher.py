@@ -14,19 +14,20 @@ drains everything queued in one go.
 from __future__ import annotations
 
 import asyncio
-import heapq
 import itertools
 import logging
 import time
 from dataclasses import dataclass
 
+import grpc
 import zmq
 from opentelemetry import trace
 from opentelemetry.trace import Span
 from zmq.utils.monitor import recv_monitor_message
 
 from rvz.config import Config
-from rvz.errors import LogError, Overloaded, Unavailable
+from rvz.errors import LogError, NoAnswer, Overloaded, RvzError, Unavailable
+from rvz.frontend.deadlines import DeadlineTimers
 from rvz.frontend.readiness import Readiness
 from rvz.log.writer import LogWriter
 from rvz.telemetry import tracing
@@ -35,10 +36,9 @@ from rvz.wire.proto import envelope_pb2
 
 logger = logging.getLogger(__name__)
 
-# How long past its deadline a request waits for the rendezvous before we stop trusting it. A dead
-# rendezvous is noticed at once (the connection drops); this is for one that hangs, so it is generous:
-# a loaded machine can delay a healthy rendezvous by a few hundred ms.
-BACKSTOP_GRACE_NS = 1_000_000_000
+# How long past its deadline a call waits for the rendezvous's decision before the frontend ends it
+# itself: the rendezvous decides at the deadline, and its answer takes a fraction of this to arrive.
+BACKSTOP_GRACE_NS = 2_000_000
 HOUSEKEEPING_S = 0.02
 DRAIN_BATCH = 1024
 # Gathering requests into one flush (see Dispatcher._gather): at most this many loop passes or requests;
@@ -52,8 +52,12 @@ FLUSH_IDLE_PASSES = 4
 @dataclass(eq=False)
 class Waiter:
     future: asyncio.Future[envelope_pb2.ResultEnvelope]
+    deadline_ns: int
+    submitted_ns: int
     # The request's record in the request log; set when the pass's requests are flushed.
     log_seq: int = 0
+    # Its answer, held until the record is synced (log.durable_answers) or the deadline comes.
+    parked: envelope_pb2.ResultEnvelope | None = None
 
 
 @dataclass(eq=False)
@@ -77,11 +81,20 @@ class Dispatcher:
         self.durable_answers = config.log.durable_answers
         self.waiting: dict[str, Waiter] = {}
         self.refused_full = 0
-        self._not_durable: list[tuple[Waiter, envelope_pb2.ResultEnvelope]] = []
+        # Answers that left before their request's record was synced (at their deadline, or at once
+        # without log.durable_answers): a crash of the host, not of a process, could lose those records.
+        self.answered_before_sync = 0
+        # Calls the frontend ended itself at their deadline because no decision came.
+        self.backstopped = 0
+        # When anything last came from the rendezvous (answers, probe replies, admin replies).
+        self.rendezvous_heard_ns = 0
+        self._not_durable: list[Waiter] = []
         # Set (by the loop) while answers are parked in _not_durable; read by the log's sync thread.
         self._awaiting_durable = False
         self._outbox: list[Outgoing] = []
-        self._backstops: list[tuple[int, str]] = []
+        self._deadlines: DeadlineTimers[str] | None = None
+        # Per use case topic: the sequence number of the next request published on it (see streams).
+        self._sequence: dict[bytes, int] = {}
         self._ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self._pub: zmq.Socket[bytes] | None = None
         self._dealer: zmq.Socket[bytes] | None = None
@@ -94,6 +107,7 @@ class Dispatcher:
     async def start(self) -> None:
         s = self.config.streams
         self._loop = asyncio.get_running_loop()
+        self._deadlines = DeadlineTimers(self._loop, self._on_deadline)
         self._pub = streams.publisher(self._ctx, s.requests, s.high_water_mark)
         self._dealer = streams.result_dealer(self._ctx, s.results, s.high_water_mark, self.identity)
         self._monitor = self._dealer.get_monitor_socket(zmq.EVENT_DISCONNECTED)
@@ -108,6 +122,8 @@ class Dispatcher:
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
+        if self._deadlines is not None:
+            self._deadlines.close()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._loop is not None and self._dealer is not None and self._monitor is not None:
             self._loop.remove_reader(self._dealer.FD)
@@ -132,12 +148,13 @@ class Dispatcher:
         publish = None
         if span is not None and self.tracer is not None:
             publish = tracing.start_publish(self.tracer, span, use_case, request_id, envelope.trace_context)
-        waiter = Waiter(self._loop.create_future())
+        waiter = Waiter(self._loop.create_future(), deadline_ns, time.time_ns())
         if not self._outbox:
             self._loop.call_soon(self._gather, FLUSH_PASSES, 0, 0)
         self._outbox.append(Outgoing(streams.topic_for(use_case), envelope.SerializeToString(), waiter, publish))
         self.waiting[request_id] = waiter
-        heapq.heappush(self._backstops, (deadline_ns + BACKSTOP_GRACE_NS, request_id))
+        assert self._deadlines is not None
+        self._deadlines.add(deadline_ns + BACKSTOP_GRACE_NS, request_id)
         try:
             return await waiter.future
         finally:
@@ -169,8 +186,7 @@ class Dispatcher:
         try:
             last_seq = self.request_log.append_many([item.payload for item in outbox])  # logged, then published
         except LogError as e:
-            self._refuse(outbox, Unavailable(f"the request log cannot be written, so the request was not "
-                                             f"accepted: {e}"))
+            self._refuse(outbox, Unavailable(f"request log: {e}; the request was not accepted (retry later)"))
             return
         by_topic: dict[bytes, list[Outgoing]] = {}
         for seq, item in enumerate(outbox, last_seq - len(outbox) + 1):
@@ -178,8 +194,11 @@ class Dispatcher:
             by_topic.setdefault(item.topic, []).append(item)
         assert self._pub is not None
         for topic, items in by_topic.items():
+            first = self._sequence.get(topic, 0)
+            self._sequence[topic] = first + len(items)
             try:
-                self._pub.send_multipart([topic, *(item.payload for item in items)], zmq.NOBLOCK)
+                self._pub.send_multipart([topic, streams.sequence_frame(self.identity, first),
+                                          *(item.payload for item in items)], zmq.NOBLOCK)
             except zmq.Again:
                 self.refused_full += len(items)
                 self._refuse(items, Overloaded("the input stream is full (a model is not keeping up); "
@@ -204,6 +223,7 @@ class Dispatcher:
                 kind, *payloads = dealer.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
+            self.rendezvous_heard_ns = time.time_ns()
             if kind == streams.RESULT:
                 for payload in payloads:
                     self._on_result(payload)
@@ -222,15 +242,25 @@ class Dispatcher:
         waiter = self.waiting.get(result.request_id)
         if waiter is None or waiter.future.done():
             return  # the caller gave up (client deadline or cancel) before the answer came
-        if self.durable_answers and waiter.log_seq > self.request_log.durable_seq:
-            self._not_durable.append((waiter, result))
-            self._awaiting_durable = True
-            # The sync thread publishes durable_seq before it reads the flag, so reading durable_seq again
-            # after setting the flag means one side sees the other: no answer is left parked unseen.
-            if waiter.log_seq <= self.request_log.durable_seq:
-                self._release_durable(self.request_log.durable_seq)
-        else:
+        if waiter.log_seq <= self.request_log.durable_seq:
             waiter.future.set_result(result)
+        elif not self.durable_answers:
+            self.answered_before_sync += 1
+            waiter.future.set_result(result)
+        else:
+            self._park(waiter, result)
+
+    def _park(self, waiter: Waiter, result: envelope_pb2.ResultEnvelope) -> None:
+        """Hold an answer until its record is synced, or until its deadline at the latest."""
+        waiter.parked = result
+        self._not_durable.append(waiter)
+        self._awaiting_durable = True
+        assert self._deadlines is not None
+        self._deadlines.add(waiter.deadline_ns, result.request_id)
+        # The sync thread publishes durable_seq before it reads the flag, so reading durable_seq again
+        # after setting the flag means one side sees the other: no answer is left parked unseen.
+        if waiter.log_seq <= self.request_log.durable_seq:
+            self._release_durable(self.request_log.durable_seq)
 
     def _durable_from_thread(self, seq: int) -> None:
         # Hop to the loop only if an answer is parked: at low load the sync is done long before the
@@ -242,14 +272,44 @@ class Dispatcher:
     def _release_durable(self, seq: int) -> None:
         if not self._not_durable:
             return
-        still: list[tuple[Waiter, envelope_pb2.ResultEnvelope]] = []
-        for waiter, result in self._not_durable:
+        still: list[Waiter] = []
+        for waiter in self._not_durable:
+            if waiter.parked is None or waiter.future.done():
+                continue  # released at its deadline, or its caller went away
             if waiter.log_seq > seq:
-                still.append((waiter, result))
-            elif not waiter.future.done():
-                waiter.future.set_result(result)
+                still.append(waiter)
+            else:
+                waiter.future.set_result(waiter.parked)
+                waiter.parked = None
         self._not_durable = still
         self._awaiting_durable = bool(still)
+
+    def _on_deadline(self, request_id: str) -> None:
+        """A held call's deadline came: send its parked answer, or end it if no decision came."""
+        waiter = self.waiting.get(request_id)
+        if waiter is None or waiter.future.done():
+            return
+        if waiter.parked is not None:  # the sync is late: answer now, bounded by the deadline
+            self.answered_before_sync += 1
+            waiter.future.set_result(waiter.parked)
+            waiter.parked = None
+            return
+        if time.time_ns() < waiter.deadline_ns + BACKSTOP_GRACE_NS:
+            return  # this was the parked answer's timer; the call's own comes after the grace
+        self._on_results()  # a busy loop may not have read a decision that already came
+        if not waiter.future.done():
+            self.backstopped += 1
+            waiter.future.set_exception(self._no_decision(request_id, waiter))
+
+    def _no_decision(self, request_id: str, waiter: Waiter) -> RvzError:
+        if self.rendezvous_heard_ns > waiter.submitted_ns:
+            return NoAnswer(grpc.StatusCode.DEADLINE_EXCEEDED,
+                            f"no decision for request {request_id} by its deadline: the rendezvous is running "
+                            "but behind")
+        silent_ms = (time.time_ns() - self.rendezvous_heard_ns) / 1e6 if self.rendezvous_heard_ns else None
+        since = f"for {silent_ms:.0f} ms" if silent_ms is not None else "yet"
+        return Unavailable(f"the rendezvous has not answered anything {since}, so request {request_id} got no "
+                           "decision by its deadline; check that `rvz rendezvous` is running")
 
     async def call_admin(self, call: envelope_pb2.AdminCall, timeout_s: float) -> envelope_pb2.AdminReply | None:
         """Send an Admin call to the rendezvous and wait for its reply (None: no reply in time)."""
@@ -308,9 +368,6 @@ class Dispatcher:
                 self._probe(now)
                 self.readiness.refresh(now)
                 next_probe = now + probe_every_ns
-            if self._backstops and self._backstops[0][0] <= now:
-                self._on_results()  # a busy loop may not have read answers that already came
-                self._expire_backstops(now)
             await asyncio.sleep(HOUSEKEEPING_S)
 
     def _probe(self, now: int) -> None:
@@ -330,13 +387,3 @@ class Dispatcher:
                 self._pub.recv(zmq.NOBLOCK)
             except zmq.Again:
                 return
-
-    def _expire_backstops(self, now: int) -> None:
-        backstops = self._backstops
-        while backstops and backstops[0][0] <= now:
-            _, request_id = heapq.heappop(backstops)
-            waiter = self.waiting.get(request_id)
-            if waiter is not None and not waiter.future.done():
-                waiter.future.set_exception(Unavailable(
-                    f"the rendezvous did not answer request {request_id} by its deadline; "
-                    "check that `rvz rendezvous` is running and keeping up"))

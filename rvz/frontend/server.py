@@ -50,6 +50,9 @@ BACKLOG_CHECK_QUIET_S = 0.1
 NOT_ANSWERED = frozenset((grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.CANCELLED))
 # Logged at stop, with the count (scripts/bench reads it).
 CANCELLED_IN_GRPC = "gRPC core cancelled"
+# Metric labels for use cases the config does not name: at most this many announced ones, then "unknown".
+MAX_USE_CASE_LABELS = 256
+UNKNOWN_LABEL = "unknown"
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -75,6 +78,8 @@ class Frontend:
         self.tracer = self.telemetry.tracer
         # Calls by (use case, status code name); read by the metrics exporter, never on a timer.
         self.calls: Counter[tuple[str, ...]] = Counter()
+        self._configured_use_cases = {config.frontend.default_use_case, *(m.use_case for m in config.models)}
+        self._announced_labels: set[str] = set()
         self.sla_ns = int(config.rendezvous.deadline_ms * 1e6)
         self.admission = Admission(config.frontend.max_in_flight)
         self.shedder = Shedder(core_limit=config.frontend.grpc_backlog)
@@ -118,6 +123,11 @@ class Frontend:
             metrics.count(meter, "rvz.frontend.cancelled_in_grpc", "Calls gRPC core cancelled before the frontend "
                           "could pick them up (past frontend.grpc_backlog waiting: the machine cannot keep up)",
                           self.shedder.cancelled_by_grpc)
+        metrics.count(meter, "rvz.frontend.answers_before_sync", "Answers sent before their request's record was "
+                      "fdatasync'ed (at the deadline with log.durable_answers, at once without): a host crash, not a "
+                      "process crash, could lose those records", lambda: self.dispatcher.answered_before_sync)
+        metrics.count(meter, "rvz.frontend.no_decision", "Calls the frontend ended at their deadline because the "
+                      "rendezvous sent no decision", lambda: self.dispatcher.backstopped)
         metrics.count(meter, "rvz.frontend.refused_full", "Requests refused because the input stream was full "
                       "(never dropped silently)", lambda: self.dispatcher.refused_full)
         metrics.observe_logs(meter, {"requests": self.request_log})
@@ -187,10 +197,11 @@ class Frontend:
             self.in_handlers -= 1
             if call.deadline_ns and call.code not in NOT_ANSWERED:
                 self.admission.on_answer(call.received_ns, time.time_ns(), call.deadline_ns)
-            self.calls[(call.use_case, call.code.name)] += 1
+            label = self._use_case_label(call.use_case)
+            self.calls[(label, call.code.name)] += 1
             if self._duration is not None:
                 self._duration.record((time.time_ns() - call.received_ns) / 1e6,
-                                      {"use_case": call.use_case, "code": call.code.name})
+                                      {"use_case": label, "code": call.code.name})
             if call.span is not None:
                 tracing.end_call(call.span, call.request_id, call.use_case, call.code.value[0], call.message)
 
@@ -220,6 +231,19 @@ class Frontend:
         if result.status_code:
             raise NoAnswer(status_from_value(result.status_code), result.status_message)
         return result.response
+
+    def _use_case_label(self, use_case: str) -> str:
+        """A metric label from a bounded set: use cases configured or announced (capped), else "unknown".
+
+        A use case name comes from the client: as a label it would let any caller grow the metrics
+        without bound (one series per name, each name up to the request's size).
+        """
+        if use_case in self._configured_use_cases or use_case in self._announced_labels:
+            return use_case
+        if self.readiness.models.known(use_case) and len(self._announced_labels) < MAX_USE_CASE_LABELS:
+            self._announced_labels.add(use_case)
+            return use_case
+        return UNKNOWN_LABEL
 
     def _overloaded_message(self, in_flight: int) -> str:
         limit, most = self.admission.limit, self.admission.max_in_flight

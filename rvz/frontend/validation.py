@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from google.protobuf import struct_pb2
@@ -19,24 +19,28 @@ _MAX_LISTED = 12
 
 @dataclass(frozen=True)
 class FeatureSchema:
-    """What the live models of a use case declared they expect."""
+    """What a request must carry to be accepted: the features the preferred live model declared."""
 
     types: dict[str, str]
-    # True when some live model declared nothing: then unknown names are allowed.
+    # True when unknown names are allowed (the preferred model declared nothing, or none is live).
     open: bool
 
     @classmethod
-    def of(cls, models: Iterable[envelope_pb2.ModelInfo]) -> FeatureSchema:
-        types: dict[str, str] = {}
-        is_open = False
-        for model in models:
-            if model.role == "decoy":
-                continue
-            if not model.features:
-                is_open = True
-            for spec in model.features:
-                types.setdefault(spec.name, spec.type)
-        return cls(types, is_open or not types)
+    def of(cls, models: Iterable[envelope_pb2.ModelInfo], prefer: Sequence[str] = ("champion",)) -> FeatureSchema:
+        """The schema of the live model the schedule prefers first (``prefer``: roles or names, in order).
+
+        Only that model's contract refuses a request: any other model that needs more records an error
+        score for it (its worker checks its own contract), and its callers never notice.
+        """
+        candidates = [m for m in models if m.role != "decoy"]
+        for accepted in prefer:
+            for model in candidates:
+                if accepted in (model.role, model.name):
+                    types = {spec.name: spec.type for spec in model.features}
+                    return cls(types, not types)
+        return OPEN
+
+
 
 
 OPEN = FeatureSchema({}, True)

@@ -1,11 +1,11 @@
-"""Reading logs back: every intact record of every segment, in order, and their JSON form."""
+"""Reading logs back: every intact record of every segment, in order, around any damage."""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,41 +13,59 @@ from google.protobuf import json_format, symbol_database
 from google.protobuf.message import Message
 
 from rvz.errors import CorruptRecord, LogError
-from rvz.log.format import FRAME, LogRecord, good_end, list_segments, read_header, scan
+from rvz.log.format import Damage, LogRecord, Segment, list_segments
 from rvz.wire.proto import envelope_pb2, scoring_pb2
 
 logger = logging.getLogger(__name__)
 
+OnDamage = Callable[[Damage], None]
+
+
+def warn_damage(damage: Damage) -> None:
+    """The default report of damage met while reading: one warning line."""
+    logger.warning("skipping %s", damage.describe())
+
 
 def read_record_type(directory: str | os.PathLike[str]) -> str:
-    """Return the record type named in the header of the log's first segment."""
+    """Return the record type named in the log's segment headers (the first readable one).
+
+    Raises LogError when the directory holds no segment, or none whose header can be read.
+    """
     path = Path(directory)
     segments = list_segments(path)
     if not segments:
         raise LogError(f"{path} is not an rvz log: it has no NNN.seg segment files; check the path")
-    with open(segments[0], "rb") as f:
-        try:
-            return read_header(f, segments[0])[0]
-        except CorruptRecord as e:
-            raise LogError(f"{path} is not a readable rvz log: {e}") from e
+    for segment_path in segments:
+        with Segment(segment_path) as segment:
+            if segment.record_type is not None:
+                return segment.record_type
+    raise LogError(f"{path} is not a readable rvz log: no segment header can be read ({segments[0]})")
 
 
-def iter_records(directory: str | os.PathLike[str], *, strict: bool = False) -> Iterator[LogRecord]:
-    """Yield every record of every segment in order (segment headers excluded)."""
+def iter_records(directory: str | os.PathLike[str], *, strict: bool = False,
+                 on_damage: OnDamage | None = None) -> Iterator[LogRecord]:
+    """Yield every intact record of every segment in order (segment headers excluded).
+
+    Damaged bytes are skipped and reported to ``on_damage`` (default: a warning), and reading goes on
+    at the next intact record. With ``strict``, the first damage raises CorruptRecord instead.
+    """
+    report = on_damage or warn_damage
     for path in list_segments(Path(directory)):
-        yield from _iter_segment(path, strict)
+        with Segment(path) as segment:
+            damaged_header = segment.damaged_header()
+            if damaged_header is not None:
+                _damaged(damaged_header, strict, report)
+            for entry in segment.entries():
+                if isinstance(entry, Damage):
+                    _damaged(entry, strict, report)
+                else:
+                    yield entry
 
 
-def _iter_segment(path: Path, strict: bool) -> Iterator[LogRecord]:
-    with open(path, "rb") as f:
-        try:
-            _, start = read_header(f, path)
-            for offset, payload in scan(f, path, start):
-                yield LogRecord(str(path), offset, payload)
-        except CorruptRecord as e:
-            if strict:
-                raise
-            logger.warning("skipping the rest of segment %s: %s", path, e)
+def _damaged(damage: Damage, strict: bool, report: OnDamage) -> None:
+    if strict:
+        raise CorruptRecord(Path(damage.segment), damage.start, damage.reason)
+    report(damage)
 
 
 class Tail:
@@ -60,7 +78,10 @@ class Tail:
         self.directory = Path(directory)
         segments = list_segments(self.directory)
         self._segment = segments[-1] if segments else None
-        self._offset = good_end(self._segment)[1] if self._segment else 0
+        self._offset = 0
+        if self._segment is not None:
+            for _ in self._read_segment(self._segment):  # start after what is there now
+                pass
 
     def new_records(self) -> Iterator[bytes]:
         """The payloads appended since the last call (or since the tail was made), in order."""
@@ -72,22 +93,18 @@ class Tail:
             yield from self._read_segment(path)
 
     def _read_segment(self, path: Path) -> Iterator[bytes]:
-        with open(path, "rb") as f:
-            try:
-                _, start = read_header(f, path)
-                offset = max(start, self._offset)
-                f.seek(offset)
-                for at, payload in scan(f, path, offset):
-                    self._offset = at + FRAME.size + len(payload)
-                    yield payload
-            except CorruptRecord:
-                return  # torn by a write in progress: read it again next time
+        with Segment(path) as segment:
+            for entry in segment.entries(start=self._offset):
+                if isinstance(entry, Damage):
+                    return  # torn by a write in progress: read it again next time
+                self._offset = entry.end
+                yield entry.payload
 
 
-def json_lines(directory: str, strict: bool) -> Iterator[str]:
+def json_lines(directory: str, strict: bool, on_damage: OnDamage | None = None) -> Iterator[str]:
     """Every record of a log as one JSON line, decoded by the record type in the log's header."""
     message_class = _message_class(read_record_type(directory))
-    for record in iter_records(directory, strict=strict):
+    for record in iter_records(directory, strict=strict, on_damage=on_damage):
         message = message_class.FromString(record.payload)
         line = json_format.MessageToDict(message, preserving_proto_field_name=True)
         if isinstance(message, envelope_pb2.RequestEnvelope | envelope_pb2.ResultEnvelope):

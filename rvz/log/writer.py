@@ -10,6 +10,7 @@ tail of the last segment.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import logging
 import os
@@ -19,9 +20,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rvz.errors import LogError, LogLockedError
-from rvz.log.format import LOCK_NAME, MAGIC, frame, good_end, list_segments
+from rvz.log.format import DAMAGED_DIR, LOCK_NAME, Damage, Segment, frame, header, list_segments
 
 logger = logging.getLogger(__name__)
+
+# After a failed fdatasync the next try waits this long, doubling up to the maximum.
+SYNC_RETRY_S = 0.05
+SYNC_RETRY_MAX_S = 1.0
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -57,6 +62,15 @@ def _take_lock(directory: Path) -> int:
     return fd
 
 
+def _write_problem(directory: Path, error: OSError) -> str:
+    """What a failed write means, in the words an operator acts on."""
+    if error.errno == errno.ENOSPC:
+        return f"no space left on {directory}"
+    if error.errno == errno.EDQUOT:
+        return f"disk quota exceeded on {directory}"
+    return f"cannot write to {directory}: {error.strerror or error}"
+
+
 def _release_lock(fd: int) -> None:
     os.ftruncate(fd, 0)  # an empty LOCK file tells a human nobody holds it
     os.close(fd)
@@ -82,7 +96,7 @@ class LogWriter:
         self.record_type = record_type
         self._segment_bytes = segment_bytes
         self._fsync = fsync
-        self._header = MAGIC + frame(record_type.encode("utf-8"))
+        self._header = header(record_type)
         self._cond = threading.Condition(threading.Lock())
         self._listeners: tuple[Callable[[int], None], ...] = ()
         self._thread: threading.Thread | None = None
@@ -97,6 +111,10 @@ class LogWriter:
         # True while the sync thread waits for work; appends notify only then.
         self._sync_idle = False
         self._sync_error: OSError | None = None
+        self._sync_retry_s = 0.0
+        # Failures so far: fdatasync calls that failed (retried), records whose write failed (refused).
+        self.sync_errors = 0
+        self.failed_appends = 0
         self.started = False
         self.closed = False
         self.bytes_written = 0
@@ -139,38 +157,71 @@ class LogWriter:
     def _open_last_segment(self) -> None:
         segments = list_segments(self.directory)
         if not segments:
-            self._fd = self._create_segment(0)
-            os.fsync(self._fd)
-            _fsync_dir(self.directory)
+            self._open_new_segment(0)
             return
         path = segments[-1]
         self._segment = int(path.name.removesuffix(".seg"))
+        with Segment(path) as segment:
+            appendable = self._recover(segment)
+        if not appendable:
+            self._open_new_segment(self._segment + 1)
+            return
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
-        try:
-            self._recover(path)
-        except BaseException:
-            os.close(self._fd)
-            raise
-
-    def _recover(self, path: Path) -> None:
-        """Cut a torn or corrupt tail off the last segment, which a crash may have left behind."""
-        record_type, end, problem = good_end(path)
-        if record_type is not None and record_type != self.record_type:
-            raise LogError(
-                f"log {self.directory} holds {record_type} records, not {self.record_type}; "
-                "use another directory"
-            )
-        size = os.fstat(self._fd).st_size
-        if end < size:
-            logger.warning("dropping %d bytes at the end of %s (%s)", size - end, path, problem)
-            os.ftruncate(self._fd, end)
-        if record_type is None:
-            _write_all(self._fd, self._header)
-            self.bytes_written += len(self._header)
-            end = len(self._header)
-        if end < size or record_type is None:
+        self._segment_size = os.fstat(self._fd).st_size
+        if self._segment_size == 0:
+            _write_all(self._fd, self._header)  # a header cut short by a crash, written again
+            self._segment_size = len(self._header)
             os.fsync(self._fd)
-        self._segment_size = end
+
+    def _open_new_segment(self, number: int) -> None:
+        self._segment = number
+        self._fd = self._create_segment(number)
+        os.fsync(self._fd)
+        _fsync_dir(self.directory)
+
+    def _recover(self, segment: Segment) -> bool:
+        """Make the last segment safe to append to; False when a new segment must be started instead.
+
+        Only a damaged tail (no intact record after it: what a crash during a write leaves) is cut off,
+        after its bytes are copied into DIR/damaged/. Damage with intact records after it stays where it
+        is: readers skip it. Raises LogError when the segment holds another record type.
+        """
+        if segment.record_type not in (None, self.record_type):
+            raise LogError(f"log {self.directory} holds {segment.record_type} records, not {self.record_type}; "
+                           "use another directory")
+        if segment.record_type is None:
+            if segment.is_prefix_of(self._header):  # created, then cut short before its header was complete
+                logger.warning("%s: rewriting a segment header cut short (%d bytes)", segment.path, segment.size)
+                os.truncate(segment.path, 0)
+                return True
+            logger.warning("%s: %s; leaving it as it is and starting a new segment", segment.path,
+                           segment.header_problem)
+            return False
+        if segment.version != 2:
+            return False  # format 1 is read, never appended to
+        last = None
+        for entry in segment.entries():
+            if isinstance(entry, Damage):
+                last = entry
+                if not entry.torn:
+                    logger.warning("kept %s: readers skip it", entry.describe())
+        if last is not None and last.torn:
+            self._cut_tail(segment, last)
+        return True
+
+    def _cut_tail(self, segment: Segment, tail: Damage) -> None:
+        aside = self.directory / DAMAGED_DIR / f"{segment.path.name}.{tail.start}-{tail.end}.bin"
+        aside.parent.mkdir(exist_ok=True)
+        with open(segment.path, "rb") as f:
+            f.seek(tail.start)
+            aside.write_bytes(f.read(tail.size))
+        fd = os.open(aside, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.truncate(segment.path, tail.start)
+        logger.warning("cut %s; its bytes are kept in %s", tail.describe(), aside)
 
     def _create_segment(self, number: int) -> int:
         path = self.directory / f"{number:020d}.seg"
@@ -200,7 +251,8 @@ class LogWriter:
                 _write_all(self._fd, data)
             except OSError as e:
                 self._undo_partial_write()
-                raise LogError(f"cannot append to log {self.directory}: {e}") from e
+                self.failed_appends += len(payloads)
+                raise LogError(_write_problem(self.directory, e)) from e
             self._segment_size += len(data)
             self.bytes_written += len(data)
             self._appended_seq += len(payloads)
@@ -214,8 +266,6 @@ class LogWriter:
             raise LogError(f"log {self.directory} is closed")
         if not self.started:
             raise LogError(f"log {self.directory} is not started; call start() first")
-        if self._sync_error is not None:
-            raise LogError(f"log {self.directory} failed to sync: {self._sync_error}")
 
     def _rotate(self) -> None:
         # Create the new segment first so a failure leaves the writer on the old one.
@@ -249,21 +299,50 @@ class LogWriter:
             try:
                 self._commit(current, retiring, new_segment)
             except OSError as e:
-                logger.critical("log %s: sync failed, appends will fail: %s", self.directory, e)
-                with self._cond:
-                    self._sync_error = e
-                return
+                if new_segment:
+                    with self._cond:
+                        self._new_segment = True  # the directory's fsync is done again too
+                if self.closed:
+                    logger.error("log %s: stopping with records %d-%d written but not synced (%s)",
+                                 self.directory, self._durable_seq + 1, target, e.strerror or e)
+                    return
+                self._sync_failed(e)
+                continue
+            self._sync_recovered()
             self._report(target)
+
+    def _sync_failed(self, error: OSError) -> None:
+        """Keep what could not be synced for the next try, after a pause that grows to SYNC_RETRY_MAX_S.
+
+        Appends go on meanwhile (each write still survives a crash of this process); durable_seq does not
+        move, so whoever waits for durability waits (the frontend bounds that wait by each call's deadline).
+        """
+        self.sync_errors += 1
+        if self._sync_error is None:
+            logger.error("log %s: fdatasync failed (%s); retrying, records since the last sync are not yet "
+                         "durable", self.directory, error.strerror or error)
+        self._sync_error = error
+        self._sync_retry_s = min(SYNC_RETRY_MAX_S, self._sync_retry_s * 2 if self._sync_retry_s else SYNC_RETRY_S)
+        self._closing.wait(self._sync_retry_s)
+
+    def _sync_recovered(self) -> None:
+        if self._sync_error is not None:
+            logger.warning("log %s: fdatasync works again after %d failures", self.directory, self.sync_errors)
+            self._sync_error = None
+        self._sync_retry_s = 0.0
 
     def _commit(self, current: int, retiring: list[int], new_segment: bool) -> None:
         """Make everything written to these fds durable; runs without the lock so appends go on."""
         started = time.monotonic()
-        for fd in retiring:
-            try:
-                if self._fsync:
-                    os.fdatasync(fd)
-            finally:
-                os.close(fd)
+        while retiring:
+            if self._fsync:
+                try:
+                    os.fdatasync(retiring[0])
+                except OSError:
+                    with self._cond:  # synced again on the next try, before anything newer
+                        self._retiring[:0] = retiring
+                    raise
+            os.close(retiring.pop(0))
         if not self._fsync:
             return
         os.fdatasync(current)

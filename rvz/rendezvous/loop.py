@@ -71,6 +71,8 @@ class Rendezvous:
         self._spans: dict[str, Span] = {}
         self.should_exit = threading.Event()
         self.counters = Counters()
+        # Requests the rendezvous never received (its queue on the requests stream was full).
+        self.gaps = streams.Gaps()
         self.models = ModelRegistry(config.frontend.model_timeout_ms)
         self.admin_state = AdminState(config.rendezvous, config.log.dir)
         self.stats = StatsBook(config.drift.threshold)
@@ -216,7 +218,9 @@ class Rendezvous:
             if topic == streams.CONTROL_TOPIC:
                 self._answer_probe(payloads[0])
                 continue
-            for payload in payloads:
+            sequence, *requests = payloads
+            self.gaps.note(topic, sequence, len(requests))
+            for payload in requests:
                 self._on_request(payload)
 
     def _on_request(self, payload: bytes) -> None:

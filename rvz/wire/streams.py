@@ -8,21 +8,32 @@
 Messages are multipart: a first frame that says what follows (the use case topic
 on the requests stream, a one-byte kind on the others) and protobuf payloads, one
 or several (requests, scores and results travel several to a message under load).
-High-water marks are set on purpose, and senders use NOBLOCK or NODROP so a full
-queue is an error we count, never a silent drop.
+Requests messages carry a second frame, the sequence frame: which frontend sent
+them and the per-(frontend, topic) number of their first request, so a subscriber
+knows how many it missed (``Gaps``).
+
+Each subscriber of the requests stream has its own queue (its high-water mark):
+one that stops reading, hangs or dies only loses its own messages (PUB drops for
+that queue alone, and the subscriber counts what it missed from the sequence
+numbers) while every other subscriber goes on. The other senders use NOBLOCK, so
+a full queue is an error they count, never a silent drop.
 """
 
 from __future__ import annotations
 
 import logging
+import struct
 from typing import TypeVar
 
 import zmq
 from google.protobuf.message import Message
 
 from rvz.errors import StreamError
+from rvz.telemetry.throttle import ThrottledLog
 
 logger = logging.getLogger(__name__)
+# Whoever can reach a stream can send it garbage: one warning per kind of message every few seconds.
+_malformed = ThrottledLog(logger)
 M = TypeVar("M", bound=Message)
 
 # Topic of control messages on the requests stream. Use case names cannot
@@ -40,10 +51,45 @@ ADMIN = b"m"
 
 # Queued scores are flushed for this long when a worker stops: nothing scored is thrown away.
 FLUSH_MS = 2000
+_SEQUENCE = struct.Struct("<Q")
+# Senders (frontend, topic) a subscriber follows at most.
+_MAX_SENDERS = 4096
 
 
 def topic_for(use_case: str) -> bytes:
     return use_case.encode()
+
+
+def sequence_frame(sender: bytes, first: int) -> bytes:
+    """The second frame of a requests message: the number of its first request on its topic, and who sent it."""
+    return _SEQUENCE.pack(first) + sender
+
+
+class Gaps:
+    """What a subscriber missed on the requests stream, from each message's sequence frame.
+
+    ``missed`` counts requests that a sender published on a topic and this subscriber never received
+    (its queue was full). A sender that starts over (a restarted frontend has a new identity; one that
+    restarts its count is detected by a lower number) is followed from its new numbers.
+    """
+
+    def __init__(self) -> None:
+        self.missed = 0
+        self._expected: dict[tuple[bytes, bytes], int] = {}
+
+    def note(self, topic: bytes, frame: bytes, count: int) -> int:
+        """Record a message of ``count`` requests; returns how many were missed just before it."""
+        if len(frame) < _SEQUENCE.size:
+            return 0
+        first = _SEQUENCE.unpack_from(frame)[0]
+        key = (frame[_SEQUENCE.size:], topic)
+        expected = self._expected.get(key)
+        if len(self._expected) >= _MAX_SENDERS and expected is None:
+            self._expected.clear()  # senders come and go (restarts): forget them rather than grow
+        self._expected[key] = first + count
+        gap = first - expected if expected is not None and first > expected else 0
+        self.missed += gap
+        return gap
 
 
 def _bind(sock: zmq.Socket[bytes], endpoint: str, stream: str) -> None:
@@ -68,10 +114,10 @@ def _connect(sock: zmq.Socket[bytes], endpoint: str, stream: str) -> None:
 
 
 def publisher(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, hwm: int) -> zmq.Socket[bytes]:
-    """The input stream. XPUB with NODROP: a full subscriber makes send raise Again instead of dropping."""
+    """The input stream. XPUB without NODROP on purpose: a subscriber whose queue is full (hung, stopped,
+    too slow) misses messages, counted by it from the sequence frames; it never blocks the others."""
     sock = ctx.socket(zmq.XPUB)
     sock.setsockopt(zmq.SNDHWM, hwm)
-    sock.setsockopt(zmq.XPUB_NODROP, 1)
     sock.setsockopt(zmq.LINGER, 0)
     _bind(sock, endpoint, "requests")
     return sock
@@ -151,5 +197,5 @@ def decode(message_type: type[M], payload: bytes, what: str) -> M | None:
     try:
         return message_type.FromString(payload)
     except Exception:  # DecodeError and friends
-        logger.warning("ignoring a malformed %s (%d bytes)", what, len(payload))
+        _malformed.warning(what, "ignoring a malformed %s (%d bytes)", what, len(payload))
         return None

@@ -21,17 +21,19 @@ from pathlib import Path
 from typing import Any
 
 import zmq
+from google.protobuf import struct_pb2
 from opentelemetry.metrics import Histogram, Meter
 
 from rvz.config import ModelConfig, StreamsConfig
-from rvz.errors import EncodeError
+from rvz.errors import EncodeError, InvalidRequest, OutputTooLarge
 from rvz.log.writer import LogWriter
 from rvz.telemetry import metrics, tracing
 from rvz.telemetry.setup import Telemetry
-from rvz.telemetry.throttle import passed_milestone
+from rvz.telemetry.throttle import ThrottledLog, passed_milestone
 from rvz.wire import streams
 from rvz.wire.codec import python_to_value, struct_to_dict
 from rvz.wire.proto import envelope_pb2, scoring_pb2
+from rvz.worker.contract import Contract
 from rvz.worker.model import Model, Outcome
 
 logger = logging.getLogger(__name__)
@@ -41,6 +43,7 @@ POLL_MS = 100
 DRAIN_MAX = 1024
 # How long a score may wait for the scores after it to share its message.
 SCORE_FLUSH_NS = 500_000
+DEFAULT_MAX_OUTPUT_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,8 @@ class WorkerConfig:
     # Where a decoy archives what it receives.
     log_dir: str
     fsync: bool = True
+    # An output whose encoding is larger than this becomes an error score.
+    max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
 
 
 @dataclass
@@ -82,6 +87,11 @@ class Worker:
         self._topic = streams.topic_for(config.model.use_case)
         self._late_limit_ns = int(config.model.late_limit_ms * 1e6)
         self._info = self._model_info()
+        self.contract = Contract(model.features) if model is not None else None
+        self._failures = ThrottledLog(logger)
+        self._missing = ThrottledLog(logger)
+        # Requests this worker never received because its queue was full (see streams.Gaps).
+        self.gaps = streams.Gaps()
         self._archive: LogWriter | None = None
         self._latency: Histogram | None = None
         if self.telemetry.meter is not None:
@@ -96,6 +106,9 @@ class Worker:
         metrics.count(meter, "rvz.worker.dropped", "Scores not sent because the scores stream was full",
                       lambda: self.dropped, attributes)
         metrics.count(meter, "rvz.worker.archived", "Requests archived by a decoy", lambda: self.archived, attributes)
+        metrics.count(meter, "rvz.worker.missed", "Requests this model never received: its queue on the "
+                      "requests stream was full (it was hung, stopped or too slow)", lambda: self.gaps.missed,
+                      attributes)
         metrics.count(meter, "rvz.worker.expired", "Requests not scored because their deadline had passed",
                       lambda: self.expired, attributes)
         self._latency = metrics.latency_histogram(meter, "rvz.worker.model.duration",
@@ -164,8 +177,14 @@ class Worker:
                 topic, *payloads = sub.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            if topic == self._topic:
-                backlog.extend(payloads)
+            if topic == self._topic and payloads:
+                sequence, *requests = payloads
+                missed = self.gaps.note(topic, sequence, len(requests))
+                if missed:
+                    self._missing.warning("missed", "model %s missed %d requests (%d so far): its queue on the "
+                                          "requests stream was full (streams.high_water_mark)",
+                                          self.config.model.name, missed, self.gaps.missed)
+                backlog.extend(requests)
             elif topic == streams.CONTROL_TOPIC and payloads:
                 self._answer_probe(payloads[0], push)
 
@@ -175,7 +194,7 @@ class Worker:
             self._archive.append_many(payloads)
             self.archived += len(payloads)
             return []
-        received = [decode_request(payload) for payload in payloads]
+        received = [decode_request(payload, self.contract) for payload in payloads]
         # A request long past its deadline was answered without us: scoring it would only make the requests
         # queued behind it late too. Shedding it lets a worker that fell behind catch up.
         oldest_deadline = time.time_ns() - self._late_limit_ns
@@ -196,7 +215,7 @@ class Worker:
             self._latency.record((finished - started) / 1e6, self._latency_attributes)
         by_request = iter(outcomes)
         return [self._score_envelope(item.envelope, next(by_request) if item.features is not None
-                                     else Outcome(error=ValueError(item.error)), started, finished)
+                                     else Outcome(error=InvalidRequest(item.error)), started, finished)
                 for item in received]
 
     def _score_envelope(self, request: envelope_pb2.RequestEnvelope, outcome: Outcome,
@@ -212,19 +231,28 @@ class Worker:
                 python_to_value(outcome.output, score.output)
             except EncodeError as e:
                 error = e
+            else:
+                error = self._oversized(score.output)
         if error is not None:
             score.ClearField("output")
             score.error = str(error) or type(error).__name__
             score.error_type = type(error).__name__
             self.errors += 1
-            logger.warning("model %s failed on request %s: %s: %s", m.name, request.request_id,
-                           score.error_type, score.error,
-                           extra={"request_id": request.request_id, "model": m.name, "use_case": m.use_case,
-                                  "trace_id": tracing.trace_id_of(request.trace_context)})
+            self._failures.warning(score.error_type, "model %s failed on request %s: %s: %s", m.name,
+                                   request.request_id, score.error_type, score.error,
+                                   extra={"request_id": request.request_id, "model": m.name, "use_case": m.use_case,
+                                          "trace_id": tracing.trace_id_of(request.trace_context)})
         if self.tracer is not None and request.trace_context:
             self._trace(request, score, started, finished)
         self.scored += 1
         return score
+
+    def _oversized(self, output: struct_pb2.Value) -> OutputTooLarge | None:
+        size = output.ByteSize()
+        if size <= self.config.max_output_bytes:
+            return None
+        return OutputTooLarge(f"output too large: {size} bytes, limit {self.config.max_output_bytes} "
+                              "(limits.output_bytes)")
 
     def _trace(self, request: envelope_pb2.RequestEnvelope, score: envelope_pb2.ScoreEnvelope,
                started: int, finished: int) -> None:
@@ -265,12 +293,17 @@ class Worker:
             features=[envelope_pb2.FeatureSpec(name=k, type=v) for k, v in features.items()])
 
 
-def decode_request(payload: bytes) -> Received:
-    """Parse an envelope and its ScoreRequest; a bad one becomes an error to report, not a crash."""
+def decode_request(payload: bytes, contract: Contract | None = None) -> Received:
+    """Parse an envelope and its ScoreRequest; a bad one, or one the model's contract refuses, becomes an
+    error to report, not a crash."""
     envelope = envelope_pb2.RequestEnvelope()
     try:
         envelope.ParseFromString(payload)
         request = scoring_pb2.ScoreRequest.FromString(envelope.request)
     except Exception as e:  # DecodeError and friends: report it as this request's error
         return Received(envelope, None, f"malformed request envelope: {e}")
-    return Received(envelope, struct_to_dict(request.features))
+    features = struct_to_dict(request.features)
+    problem = None if contract is None else contract.problem(features)
+    if problem is not None:
+        return Received(envelope, None, problem)
+    return Received(envelope, features)

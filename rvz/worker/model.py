@@ -78,7 +78,7 @@ class Model:
         if self._batch_fn is not None:
             try:
                 outputs = self._resolve(self._batch_fn(batch))
-            except Exception as e:
+            except BaseException as e:  # SystemExit, KeyboardInterrupt too: a model never stops its worker
                 return [Outcome(error=e)] * len(batch)
             if _length(outputs) != len(batch):
                 error = TypeError(f"predict_batch returned {_describe(outputs)} for {len(batch)} requests; "
@@ -90,7 +90,7 @@ class Model:
     def _score_one(self, features: dict[str, Any]) -> Outcome:
         try:
             return Outcome(output=self._resolve(self._fn(features)))
-        except Exception as e:
+        except BaseException as e:  # SystemExit, KeyboardInterrupt too: a model never stops its worker
             return Outcome(error=e)
 
     def _resolve(self, result: Any) -> Any:
@@ -141,7 +141,7 @@ def load_model(entry: str) -> Model:
         target: Any = importlib.import_module(module_name)
     except ImportError as e:
         raise ModelLoadError(f"cannot import module {module_name!r} for entry {entry!r}: {e}") from e
-    except Exception as e:  # the user's module failed while importing: keep the traceback
+    except (Exception, SystemExit) as e:  # the user's module failed (or called sys.exit) while importing
         logger.exception("importing %s failed", module_name)
         raise ModelLoadError(f"importing module {module_name!r} failed: {type(e).__name__}: {e}") from e
     for attr in attr_path.split("."):
@@ -152,7 +152,7 @@ def load_model(entry: str) -> Model:
     if inspect.isclass(target):
         try:
             target = target()
-        except Exception as e:
+        except (Exception, SystemExit) as e:
             raise ModelLoadError(f"{entry}: cannot instantiate {target.__name__}(): {e}") from e
     return Model(target, entry)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from rvz.errors import CorruptRecord, LogError, LogLockedError
-from rvz.log.format import MAGIC, MAX_PAYLOAD
+from rvz.log.format import FRAME_SIZE, MAGIC, MAX_PAYLOAD, SYNC
 from rvz.log.reader import iter_records, read_record_type
 from rvz.log.writer import LogWriter
 
@@ -55,14 +55,14 @@ def test_round_trip_across_segments(tmp_path: Path) -> None:
     files = segment_files(tmp_path / "log")
     assert len(files) > 5
     assert [f.name for f in files] == [f"{n:020d}.seg" for n in range(len(files))]
-    assert all(f.read_bytes().startswith(MAGIC + bytes([len(RECORD_TYPE)])) for f in files)
+    assert all(f.read_bytes().startswith(MAGIC + SYNC + bytes([len(RECORD_TYPE)])) for f in files)
 
 
 def test_records_carry_segment_and_offset(tmp_path: Path) -> None:
     write_log(tmp_path, 50, segment_bytes=256)
     for record in iter_records(tmp_path):
         with open(record.segment, "rb") as f:
-            f.seek(record.offset + 8)
+            f.seek(record.offset + FRAME_SIZE)
             assert f.read(len(record.payload)) == record.payload
 
 
@@ -131,7 +131,7 @@ def test_fsync_false(tmp_path: Path) -> None:
 
 
 def _cut_mid_payload(path: Path, offset: int) -> None:
-    os.truncate(path, offset + 8 + 3)
+    os.truncate(path, offset + FRAME_SIZE + 3)
 
 
 def _cut_mid_frame_header(path: Path, offset: int) -> None:
@@ -140,7 +140,7 @@ def _cut_mid_frame_header(path: Path, offset: int) -> None:
 
 def _flip_payload_byte(path: Path, offset: int) -> None:
     data = bytearray(path.read_bytes())
-    data[offset + 8 + 2] ^= 0xFF
+    data[offset + FRAME_SIZE + 2] ^= 0xFF
     path.write_bytes(bytes(data))
 
 
@@ -164,7 +164,7 @@ def test_recovery_truncates_torn_tail(
     payloads = write_log(tmp_path, 30, segment_bytes=200)
     last = list(iter_records(tmp_path))[-1]
     damage(Path(last.segment), last.offset)
-    good_size = last.offset if kept == 29 else last.offset + 8 + len(last.payload)
+    good_size = last.offset if kept == 29 else last.offset + FRAME_SIZE + len(last.payload)
 
     with (
         caplog.at_level(logging.WARNING, logger="rvz.log"),
@@ -172,7 +172,7 @@ def test_recovery_truncates_torn_tail(
     ):
         assert os.path.getsize(last.segment) == good_size
         writer.append(b"after recovery")
-    assert any("dropping" in r.getMessage() and last.segment in r.getMessage() for r in caplog.records)
+    assert any("cut" in r.getMessage() and last.segment in r.getMessage() for r in caplog.records)
     assert read_payloads(tmp_path) == [*payloads[:kept], b"after recovery"]
 
 
@@ -202,8 +202,8 @@ def test_reader_strict_and_lenient_on_corruption(tmp_path: Path, caplog: pytest.
         list(iter_records(tmp_path, strict=True))
     with caplog.at_level(logging.WARNING, logger="rvz.log"):
         lenient = read_payloads(tmp_path, strict=False)
-    # The rest of the damaged segment is skipped; the following segments are read.
-    assert lenient == [payloads[0], *payloads[len(first_segment) :]]
+    # Only the damaged record is skipped: the reader finds the next one by its sync marker.
+    assert lenient == [payloads[0], *payloads[2:]]
     assert any(bad.segment in r.getMessage() for r in caplog.records)
 
 

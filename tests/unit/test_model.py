@@ -19,6 +19,7 @@ MODULE = "rvz_test_user_models"
 
 MODELS_SOURCE = '''
 import asyncio
+import sys
 import types
 
 import numpy as np
@@ -125,6 +126,21 @@ class BadFeatureType:
 
     def predict(self, features):
         return 0
+
+
+def exits(features):
+    if features["x"] < 0:
+        sys.exit(3)
+    return features["x"]
+
+
+def interrupts(features):
+    raise KeyboardInterrupt
+
+
+class ExitingBatch:
+    def predict_batch(self, batch):
+        raise SystemExit("bye")
 
 
 holder = types.SimpleNamespace(model=double)
@@ -244,6 +260,17 @@ def test_a_raising_model_fails_only_its_request(load: Callable[[str], Model]) ->
     assert first.output is None
     assert second == Outcome(output=2)
     assert model.score([{"x": 7}]) == [Outcome(output=7)]
+
+
+def test_a_model_that_exits_or_interrupts_only_fails_its_requests(load: Callable[[str], Model]) -> None:
+    exiting = load("exits")
+    failed, ok = exiting.score([{"x": -1}, {"x": 2}])
+    assert isinstance(failed.error, SystemExit) and failed.error.code == 3
+    assert ok == Outcome(output=2)
+    (interrupted,) = load("interrupts").score([{"x": 1}])
+    assert isinstance(interrupted.error, KeyboardInterrupt)
+    assert [type(o.error) for o in load("ExitingBatch").score([{"x": 1}, {"x": 2}])] == [SystemExit] * 2
+    assert exiting.score([{"x": 5}]) == [Outcome(output=5)]
 
 
 def test_an_object_with_a_broken_predict_fails_per_request(load: Callable[[str], Model]) -> None:

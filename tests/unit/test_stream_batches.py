@@ -131,9 +131,14 @@ def rendezvous_thread(endpoints: StreamsConfig, root: Path) -> Iterator[Rendezvo
         thread.join(10)
 
 
+def requests_message(*payloads: bytes, first: int = 0) -> list[bytes]:
+    """A requests-stream message as a frontend sends it: topic, sequence frame, requests."""
+    return [streams.topic_for("default"), streams.sequence_frame(b"fe-test", first), *payloads]
+
+
 def scores_from_worker(model: ModelConfig, endpoints: StreamsConfig, ends: Ends, root: Path,
-                       message: list[bytes], expected: int) -> tuple[Worker, list[envelope_pb2.ScoreEnvelope]]:
-    """Run a worker in a thread, publish one message of requests to it, collect ``expected`` scores."""
+                       *messages: list[bytes], expected: int) -> tuple[Worker, list[envelope_pb2.ScoreEnvelope]]:
+    """Run a worker in a thread, publish messages (each a requests_message) to it, collect ``expected`` scores."""
     pub, pull = ends.publisher(), ends.score_puller()
     worker = Worker(WorkerConfig(model, endpoints, str(root)), load_model(model.entry))
     thread = threading.Thread(target=worker.run, name="worker")
@@ -141,7 +146,8 @@ def scores_from_worker(model: ModelConfig, endpoints: StreamsConfig, ends: Ends,
     scores: list[envelope_pb2.ScoreEnvelope] = []
     try:
         handshake(pub, pull, streams.ANNOUNCE)
-        pub.send_multipart([streams.topic_for("default"), *message])
+        for message in messages:
+            pub.send_multipart(message)
         while len(scores) < expected:
             scores += [envelope_pb2.ScoreEnvelope.FromString(frame) for frame in receive(pull, streams.SCORE)]
     finally:
@@ -153,7 +159,8 @@ def scores_from_worker(model: ModelConfig, endpoints: StreamsConfig, ends: Ends,
 def test_a_worker_scores_every_request_of_a_batched_message(endpoints: StreamsConfig, ends: Ends,
                                                            root: Path) -> None:
     model = ModelConfig(name="echo", entry="rvz_test_models:echo")
-    worker, scores = scores_from_worker(model, endpoints, ends, root, [request(0), request(1), request(2)], 3)
+    message = requests_message(request(0), request(1), request(2))
+    worker, scores = scores_from_worker(model, endpoints, ends, root, message, expected=3)
     assert sorted(score.request_id for score in scores) == ["r0", "r1", "r2"]
     assert {score.request_id: value_to_python(score.output)["x"] for score in scores} == {"r0": 0, "r1": 1, "r2": 2}
     assert worker.scored == 3 and worker.errors == 0
@@ -162,8 +169,8 @@ def test_a_worker_scores_every_request_of_a_batched_message(endpoints: StreamsCo
 def test_a_worker_sheds_only_the_expired_requests_of_a_message(endpoints: StreamsConfig, ends: Ends,
                                                                root: Path) -> None:
     model = ModelConfig(name="echo", entry="rvz_test_models:echo", late_limit_ms=100)
-    message = [request(0), request(1, deadline_s=-5.0), request(2)]
-    worker, scores = scores_from_worker(model, endpoints, ends, root, message, 2)
+    message = requests_message(request(0), request(1, deadline_s=-5.0), request(2))
+    worker, scores = scores_from_worker(model, endpoints, ends, root, message, expected=2)
     assert sorted(score.request_id for score in scores) == ["r0", "r2"]
     assert worker.expired == 1
 
@@ -174,7 +181,7 @@ def test_the_rendezvous_answers_every_request_and_score_of_batched_messages(endp
     with rendezvous_thread(endpoints, root) as rendezvous:
         dealer, push = ends.result_dealer(), ends.score_pusher()
         handshake(pub, dealer, streams.CONTROL)
-        pub.send_multipart([streams.topic_for("default"), request(0), request(1)])
+        pub.send_multipart(requests_message(request(0), request(1)))
         push.send_multipart([streams.SCORE, champion_score(0), champion_score(1)])
         results: list[envelope_pb2.ResultEnvelope] = []
         while len(results) < 2:
@@ -196,10 +203,21 @@ def test_only_answers_to_a_gone_frontend_count_as_undeliverable(endpoints: Strea
                                         model=envelope_pb2.ModelInfo(use_case="default", name="champ", version="1",
                                                                      role="champion", worker_id="w"))
         push.send_multipart([streams.ANNOUNCE, announce.SerializeToString()])  # forwarded to the gone frontend
-        pub.send_multipart([streams.topic_for("default"), request(1, return_address=gone), request(2)])
+        pub.send_multipart(requests_message(request(1, return_address=gone), request(2)))
         push.send_multipart([streams.SCORE, champion_score(1), champion_score(2)])
         # r2's answer comes after everything above was handled: same sockets, sent in that order.
         results = [envelope_pb2.ResultEnvelope.FromString(frame) for frame in receive(dealer, streams.RESULT)]
     assert [r.request_id for r in results] == ["r2"]
     assert rendezvous.counters.answered == 2
     assert rendezvous.counters.undeliverable == 1  # r1's answer, not the announce
+
+
+def test_a_worker_counts_the_requests_it_missed_from_the_sequence_numbers(endpoints: StreamsConfig, ends: Ends,
+                                                                         root: Path) -> None:
+    model = ModelConfig(name="echo", entry="rvz_test_models:echo")
+    worker, scores = scores_from_worker(model, endpoints, ends, root,
+                                        requests_message(request(0), request(1), first=0),
+                                        requests_message(request(5), first=5),  # 2, 3 and 4 never reached it
+                                        expected=3)
+    assert sorted(score.request_id for score in scores) == ["r0", "r1", "r5"]
+    assert worker.gaps.missed == 3

@@ -84,7 +84,19 @@ class ScoreRecord(_message.Message):
     def __init__(self, score: _Optional[_Union[ScoreEnvelope, _Mapping]] = ..., received_unix_ns: _Optional[int] = ..., late: _Optional[bool] = ..., orphan: _Optional[bool] = ...) -> None: ...
 
 class ResultEnvelope(_message.Message):
-    __slots__ = ("request_id", "use_case", "status_code", "status_message", "response", "rule", "elapsed_ms", "decided_unix_ns", "model_name", "model_version", "role", "received_unix_ns", "deadline_unix_ns", "policy_version")
+    __slots__ = ("request_id", "use_case", "status_code", "status_message", "response", "rule", "elapsed_ms", "decided_unix_ns", "model_name", "model_version", "role", "received_unix_ns", "deadline_unix_ns", "policy_version", "outcome")
+    class Outcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        OUTCOME_UNSPECIFIED: _ClassVar[ResultEnvelope.Outcome]
+        ANSWERED: _ClassVar[ResultEnvelope.Outcome]
+        DEFAULT: _ClassVar[ResultEnvelope.Outcome]
+        TIMED_OUT: _ClassVar[ResultEnvelope.Outcome]
+        ALL_FAILED: _ClassVar[ResultEnvelope.Outcome]
+    OUTCOME_UNSPECIFIED: ResultEnvelope.Outcome
+    ANSWERED: ResultEnvelope.Outcome
+    DEFAULT: ResultEnvelope.Outcome
+    TIMED_OUT: ResultEnvelope.Outcome
+    ALL_FAILED: ResultEnvelope.Outcome
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     USE_CASE_FIELD_NUMBER: _ClassVar[int]
     STATUS_CODE_FIELD_NUMBER: _ClassVar[int]
@@ -99,6 +111,7 @@ class ResultEnvelope(_message.Message):
     RECEIVED_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
     POLICY_VERSION_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     use_case: str
     status_code: int
@@ -113,7 +126,8 @@ class ResultEnvelope(_message.Message):
     received_unix_ns: int
     deadline_unix_ns: int
     policy_version: int
-    def __init__(self, request_id: _Optional[str] = ..., use_case: _Optional[str] = ..., status_code: _Optional[int] = ..., status_message: _Optional[str] = ..., response: _Optional[bytes] = ..., rule: _Optional[str] = ..., elapsed_ms: _Optional[float] = ..., decided_unix_ns: _Optional[int] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., role: _Optional[str] = ..., received_unix_ns: _Optional[int] = ..., deadline_unix_ns: _Optional[int] = ..., policy_version: _Optional[int] = ...) -> None: ...
+    outcome: ResultEnvelope.Outcome
+    def __init__(self, request_id: _Optional[str] = ..., use_case: _Optional[str] = ..., status_code: _Optional[int] = ..., status_message: _Optional[str] = ..., response: _Optional[bytes] = ..., rule: _Optional[str] = ..., elapsed_ms: _Optional[float] = ..., decided_unix_ns: _Optional[int] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., role: _Optional[str] = ..., received_unix_ns: _Optional[int] = ..., deadline_unix_ns: _Optional[int] = ..., policy_version: _Optional[int] = ..., outcome: _Optional[_Union[ResultEnvelope.Outcome, str]] = ...) -> None: ...
 
 class Control(_message.Message):
     __slots__ = ("kind", "frontend_id", "sent_unix_ns", "model", "deadlines_ms")

@@ -130,7 +130,7 @@ class ResultEnvelope(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., use_case: _Optional[str] = ..., status_code: _Optional[int] = ..., status_message: _Optional[str] = ..., response: _Optional[bytes] = ..., rule: _Optional[str] = ..., elapsed_ms: _Optional[float] = ..., decided_unix_ns: _Optional[int] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., role: _Optional[str] = ..., received_unix_ns: _Optional[int] = ..., deadline_unix_ns: _Optional[int] = ..., policy_version: _Optional[int] = ..., outcome: _Optional[_Union[ResultEnvelope.Outcome, str]] = ...) -> None: ...
 
 class Control(_message.Message):
-    __slots__ = ("kind", "frontend_id", "sent_unix_ns", "model", "deadlines_ms")
+    __slots__ = ("kind", "frontend_id", "sent_unix_ns", "model", "deadlines_ms", "default_first_window", "first_windows")
     class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         KIND_UNSPECIFIED: _ClassVar[Control.Kind]
@@ -148,17 +148,34 @@ class Control(_message.Message):
         key: str
         value: float
         def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class FirstWindowsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: Accept
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[Accept, _Mapping]] = ...) -> None: ...
     KIND_FIELD_NUMBER: _ClassVar[int]
     FRONTEND_ID_FIELD_NUMBER: _ClassVar[int]
     SENT_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     DEADLINES_MS_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_FIRST_WINDOW_FIELD_NUMBER: _ClassVar[int]
+    FIRST_WINDOWS_FIELD_NUMBER: _ClassVar[int]
     kind: Control.Kind
     frontend_id: bytes
     sent_unix_ns: int
     model: ModelInfo
     deadlines_ms: _containers.ScalarMap[str, float]
-    def __init__(self, kind: _Optional[_Union[Control.Kind, str]] = ..., frontend_id: _Optional[bytes] = ..., sent_unix_ns: _Optional[int] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., deadlines_ms: _Optional[_Mapping[str, float]] = ...) -> None: ...
+    default_first_window: Accept
+    first_windows: _containers.MessageMap[str, Accept]
+    def __init__(self, kind: _Optional[_Union[Control.Kind, str]] = ..., frontend_id: _Optional[bytes] = ..., sent_unix_ns: _Optional[int] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., deadlines_ms: _Optional[_Mapping[str, float]] = ..., default_first_window: _Optional[_Union[Accept, _Mapping]] = ..., first_windows: _Optional[_Mapping[str, Accept]] = ...) -> None: ...
+
+class Accept(_message.Message):
+    __slots__ = ("accept",)
+    ACCEPT_FIELD_NUMBER: _ClassVar[int]
+    accept: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, accept: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class AdminCall(_message.Message):
     __slots__ = ("call_id", "list_models", "get_policy", "set_policy", "promote")

@@ -1,9 +1,15 @@
 """Is the pipeline able to answer a use case right now? Learned from probes.
 
 The frontend probes the pipeline every ``heartbeat_ms``; the rendezvous answers
-RENDEZVOUS_READY and every worker answers ANNOUNCE (through the rendezvous). A
-use case is ready when the rendezvous and at least one model (not a decoy) have
-answered recently, which also proves their subscriptions are in place.
+RENDEZVOUS_READY and every worker answers ANNOUNCE (through the rendezvous, which
+sets the model's effective role in it). Answers prove the subscriptions are in
+place. Two levels, while the rendezvous answers:
+
+- a use case takes calls when at least one of its models (not a decoy) is live:
+  a fallback can still answer them;
+- it is SERVING (health) when a model its schedule's first window accepts (by
+  role or name, as the rendezvous's RENDEZVOUS_READY says) is live: otherwise
+  every call could only wait for a fallback.
 """
 
 from __future__ import annotations
@@ -26,18 +32,36 @@ class Readiness:
         self.rendezvous_lost = False
         # SLA per use case whose policy was changed through the Admin API (from the rendezvous).
         self.deadlines_ms: dict[str, float] = {}
-        # Use case -> schema of its live models; only ready use cases are here.
+        # What the first window of each use case's schedule accepts (from the rendezvous); use cases not
+        # in ``first_windows`` have the default policy's.
+        self.default_first_window: frozenset[str] = frozenset()
+        self.first_windows: dict[str, frozenset[str]] = {}
+        # Use case -> schema of its live models; only use cases that take calls are here.
         self._ready: dict[str, FeatureSchema] = {}
+        # Use cases with a live model their first window accepts.
+        self._serving: set[str] = set()
 
     def on_control(self, message: envelope_pb2.Control, now: int) -> None:
+        """Take in a RENDEZVOUS_READY or an ANNOUNCE (other kinds are ignored)."""
         if message.kind == envelope_pb2.Control.RENDEZVOUS_READY:
             self.rendezvous_seen_ns = now
             self.rendezvous_lost = False
             if message.deadlines_ms != self.deadlines_ms:
                 self.deadlines_ms = dict(message.deadlines_ms)
+            if self._learn_first_windows(message):
+                self.refresh(now)
         elif message.kind == envelope_pb2.Control.ANNOUNCE:
             self.models.saw(message.model, now)
             self._refresh_use_case(message.model.use_case, now)
+
+    def _learn_first_windows(self, ready: envelope_pb2.Control) -> bool:
+        """Keep the first windows the rendezvous sent; True if they changed."""
+        default = frozenset(ready.default_first_window.accept)
+        first = {use_case: frozenset(window.accept) for use_case, window in ready.first_windows.items()}
+        if default == self.default_first_window and first == self.first_windows:
+            return False
+        self.default_first_window, self.first_windows = default, first
+        return True
 
     def on_rendezvous_lost(self) -> None:
         """The connection to the rendezvous dropped: stop accepting until it answers again."""
@@ -54,18 +78,26 @@ class Readiness:
             self._ready[use_case] = FeatureSchema.of(live)
         else:
             self._ready.pop(use_case, None)
+        accept = self.first_windows.get(use_case, self.default_first_window)
+        if any(m.role in accept or m.name in accept for m in live):
+            self._serving.add(use_case)
+        else:
+            self._serving.discard(use_case)
 
     def rendezvous_alive(self, now: int) -> bool:
         return now - self.rendezvous_seen_ns <= self.rendezvous_timeout_ns
 
     def serving(self, use_case: str, now: int) -> bool:
-        return self.rendezvous_alive(now) and use_case in self._ready
+        """SERVING: the rendezvous answers and a model the use case's first window accepts is live."""
+        return self.rendezvous_alive(now) and use_case in self._serving
 
     def any_serving(self, now: int) -> bool:
-        return self.rendezvous_alive(now) and bool(self._ready)
+        """SERVING for the server as a whole: some use case is."""
+        return self.rendezvous_alive(now) and bool(self._serving)
 
     def check(self, use_case: str) -> FeatureSchema:
-        """The schema to validate against, or the reason the use case cannot be served now."""
+        """The schema to validate a call against; raises Unavailable or UnknownUseCase when the use case
+        takes no calls now (a use case that is not SERVING may still take them: see the module)."""
         now = time.time_ns()
         if not self.rendezvous_alive(now):
             raise Unavailable(self._rendezvous_problem(now))

@@ -10,8 +10,8 @@ output as received (labels and numbers are read from outputs at drift checks).
 Drift: each model's recent outputs are compared with the canary's, the stable
 reference, with the same figures as `rvz report`: labels (see ``extract``) use
 the Jensen-Shannon distance between label frequencies (base 2), numbers the
-two-sample Kolmogorov-Smirnov statistic (rvz.distances: numpy, not scipy, which
-would double the rendezvous's memory). Both are in [0, 1]: 0 is the same
+two-sample Kolmogorov-Smirnov statistic (rvz.compare.distances: numpy, not scipy,
+which the rendezvous does not load). Both are in [0, 1]: 0 is the same
 distribution.
 """
 
@@ -35,8 +35,8 @@ logger = logging.getLogger(__name__)
 WINDOW_S = 60.0
 MAX_RECENT = 10_000
 # The recent outputs drift is measured on, per model. Reading labels and numbers out of them happens at
-# each drift check, in the rendezvous's loop: 2,000 per model stalled it ~15 ms; 500 take ~3 ms, and
-# still resolve differences of ~0.06 in a KS statistic.
+# each drift check, in the rendezvous's loop, which answers nothing meanwhile: enough outputs to resolve
+# a useful difference in a KS statistic, few enough not to stall the loop.
 MAX_OUTPUTS = 500
 # Fewer outputs than this on either side: no divergence figure (-1).
 MIN_OUTPUTS = 30

@@ -1,7 +1,8 @@
 """Matching scores to requests under a policy: the rendezvous's decisions, without sockets.
 
 Everything here is driven by explicit ``now`` timestamps (Unix ns) so it can be
-tested deterministically; ``rvz.rendezvous`` feeds it from ZeroMQ and a clock.
+tested deterministically; ``rvz.rendezvous.loop`` feeds it from ZeroMQ and a clock,
+and its outputs go to a ``Sink`` (``rvz.rendezvous.sink`` in the process).
 Each pending request has at most one live timer (its next window boundary or its
 end); timers live in one heap, and a timer that no longer matches its request's
 ``timer_ns`` is stale and skipped.
@@ -16,8 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import grpc
-
+from rvz.rendezvous.outcome import FIELD_VALUES, STATUS_CODES, Outcome
 from rvz.rendezvous.policy import Policy
 from rvz.wire.proto import envelope_pb2, scoring_pb2
 
@@ -25,13 +25,20 @@ from rvz.wire.proto import envelope_pb2, scoring_pb2
 ANSWERED_MEMORY_NS = 120 * 1_000_000_000
 
 
+# Read once: looking a member up on an enum class is slow for a per-answer path.
+ANSWERED, DEFAULT, TIMED_OUT, ALL_FAILED = Outcome.ANSWERED, Outcome.DEFAULT, Outcome.TIMED_OUT, Outcome.ALL_FAILED
+
+
 class Sink(Protocol):
-    """Where the matcher's outputs go (the rendezvous: logs and the results stream)."""
+    """Where the matcher's outputs go (in the rendezvous: the logs, counters and the results stream)."""
 
-    def log_score(self, score: envelope_pb2.ScoreEnvelope, received_ns: int, *, late: bool,
-                  orphan: bool) -> None: ...
+    def log_score(self, score: envelope_pb2.ScoreEnvelope, raw: bytes, received_ns: int,
+                  request_received_ns: int | None, *, late: bool, orphan: bool) -> None:
+        """Every score, exactly once. ``raw``: the score as it arrived, or b"" if unknown or no longer
+        matching it; ``request_received_ns``: when the frontend received its request (None: orphan)."""
 
-    def answer(self, request: envelope_pb2.RequestEnvelope, result: envelope_pb2.ResultEnvelope) -> None: ...
+    def answer(self, request: envelope_pb2.RequestEnvelope, result: envelope_pb2.ResultEnvelope) -> None:
+        """Every decision, exactly once per request id; ``result.outcome`` is always set."""
 
 
 @dataclass(eq=False)
@@ -61,7 +68,8 @@ class Matcher:
         self.pending: dict[str, Pending] = {}
         # Answered request id -> when the frontend received it (for late scores' latency), oldest first.
         self.answered: OrderedDict[str, int] = OrderedDict()
-        self.early: dict[str, list[tuple[int, envelope_pb2.ScoreEnvelope]]] = {}
+        # Scores that came before their request: (received, score, raw bytes), by request id.
+        self.early: dict[str, list[tuple[int, envelope_pb2.ScoreEnvelope, bytes]]] = {}
         self._early_expiry: deque[tuple[int, str]] = deque()
         self._timers: list[tuple[int, int, str]] = []
         self._tiebreak = itertools.count()
@@ -79,27 +87,28 @@ class Matcher:
         pending = Pending(request, policy, end_ns)
         self.pending[rid] = pending
         self._advance(pending, now, initial=True)
-        for received_ns, score in self.early.pop(rid, ()):
+        for received_ns, score, raw in self.early.pop(rid, ()):
             late = rid not in self.pending
-            self.sink.log_score(score, received_ns, late=late, orphan=False)
+            self.sink.log_score(score, raw, received_ns, request.received_unix_ns, late=late, orphan=False)
             if not late:
                 self._consider(pending, score, now)
 
-    def on_score(self, score: envelope_pb2.ScoreEnvelope, now: int) -> None:
+    def on_score(self, score: envelope_pb2.ScoreEnvelope, now: int, raw: bytes = b"") -> None:
+        """A live score; ``raw`` is passed on to the sink (the score as it arrived, b"" if not known)."""
         rid = score.request_id
         pending = self.pending.get(rid)
         if pending is not None:
             # The window (or the deadline) may have moved on since the last timer fired.
             self._advance(pending, now)
             late = rid not in self.pending
-            self.sink.log_score(score, now, late=late, orphan=False)
+            self.sink.log_score(score, raw, now, pending.request.received_unix_ns, late=late, orphan=False)
             if not late:
                 self._consider(pending, score, now)
         elif rid in self.answered:
-            self.sink.log_score(score, now, late=True, orphan=False)
+            self.sink.log_score(score, raw, now, self.answered[rid], late=True, orphan=False)
         else:
             # Scores can overtake their request (two different sockets): hold briefly.
-            self.early.setdefault(rid, []).append((now, score))
+            self.early.setdefault(rid, []).append((now, score, raw))
             self._early_expiry.append((now + self.early_score_ns, rid))
 
     def on_time(self, now: int) -> None:
@@ -113,10 +122,9 @@ class Matcher:
         self._expire_early(now)
         self._forget_answered(now)
 
-    def received_ns(self, request_id: str) -> int | None:
-        """When the frontend received a pending or recently answered request."""
-        pending = self.pending.get(request_id)
-        return pending.request.received_unix_ns if pending is not None else self.answered.get(request_id)
+    def knows(self, request_id: str) -> bool:
+        """Is the request pending or recently answered (so another delivery of it is ignored)?"""
+        return request_id in self.pending or request_id in self.answered
 
     def next_timer_ns(self) -> int | None:
         timers = self._timers
@@ -176,7 +184,7 @@ class Matcher:
             request_id=score.request_id, model_name=score.model_name, model_version=score.model_version,
             role=score.role, rule=rule, elapsed_ms=pending.elapsed_ms(now), use_case=pending.request.use_case)
         response.output.CopyFrom(score.output)
-        result = self._result(pending, now, grpc.StatusCode.OK, "", rule)
+        result = self._result(pending, now, ANSWERED, rule)
         result.response = response.SerializeToString()
         result.model_name, result.model_version, result.role = score.model_name, score.model_version, score.role
         self._finish(pending, result, now)
@@ -188,27 +196,26 @@ class Matcher:
                 request_id=pending.request.request_id, role="default", is_default=True, rule="default",
                 elapsed_ms=pending.elapsed_ms(now), use_case=pending.request.use_case)
             response.output.ParseFromString(policy.default_output)
-            result = self._result(pending, now, grpc.StatusCode.OK, "", "default")
+            result = self._result(pending, now, DEFAULT, "default")
             result.response = response.SerializeToString()
             result.role = "default"
         else:
-            result = self._result(pending, now, grpc.StatusCode.DEADLINE_EXCEEDED, _timeout_message(pending),
-                                  "timeout")
+            result = self._result(pending, now, TIMED_OUT, "timeout", _timeout_message(pending))
         self._finish(pending, result, now)
 
     def _fail(self, pending: Pending, now: int) -> None:
         message = (f"every live model of use case {pending.request.use_case!r} failed on this request: "
                    + _heard(pending))
-        self._finish(pending, self._result(pending, now, grpc.StatusCode.INTERNAL, message, "all failed"), now)
+        self._finish(pending, self._result(pending, now, ALL_FAILED, "all failed", message), now)
 
-    def _result(self, pending: Pending, now: int, code: grpc.StatusCode, message: str,
-                rule: str) -> envelope_pb2.ResultEnvelope:
+    def _result(self, pending: Pending, now: int, outcome: Outcome, rule: str,
+                message: str = "") -> envelope_pb2.ResultEnvelope:
         request = pending.request
         return envelope_pb2.ResultEnvelope(
-            request_id=request.request_id, use_case=request.use_case, status_code=code.value[0],
+            request_id=request.request_id, use_case=request.use_case, status_code=STATUS_CODES[outcome],
             status_message=message, rule=rule, elapsed_ms=pending.elapsed_ms(now), decided_unix_ns=now,
             received_unix_ns=request.received_unix_ns, deadline_unix_ns=request.deadline_unix_ns,
-            policy_version=pending.policy.version)
+            policy_version=pending.policy.version, outcome=FIELD_VALUES[outcome])
 
     def _finish(self, pending: Pending, result: envelope_pb2.ResultEnvelope, now: int) -> None:
         rid = pending.request.request_id
@@ -229,10 +236,10 @@ class Matcher:
             _, rid = expiry.popleft()
             held = self.early.pop(rid, [])
             # Each early score gets its full wait; only those past it become orphans.
-            keep = [(t, score) for t, score in held if t + self.early_score_ns > now]
-            for received_ns, score in held:
+            keep = [entry for entry in held if entry[0] + self.early_score_ns > now]
+            for received_ns, score, raw in held:
                 if received_ns + self.early_score_ns <= now:
-                    self.sink.log_score(score, received_ns, late=False, orphan=True)
+                    self.sink.log_score(score, raw, received_ns, None, late=False, orphan=True)
             if keep:
                 self.early[rid] = keep
 

@@ -48,6 +48,11 @@ class Policy:
     def schedule_end_ns(self) -> int:
         return self.ends_ns[-1]
 
+    @property
+    def first_accept(self) -> tuple[str, ...]:
+        """Roles or model names the first window accepts: who can answer before any fallback."""
+        return self.windows[0].accept
+
     def window_at(self, elapsed_ns: int) -> int | None:
         """Index of the window covering ``elapsed_ns``; None once the schedule has ended."""
         for i, end_ns in enumerate(self.ends_ns):

@@ -28,6 +28,7 @@ import numpy.typing as npt
 from rvz.compare.outputs import extract
 from rvz.config import Window
 from rvz.log.reader import iter_records
+from rvz.rendezvous.outcome import Outcome, outcome_of
 from rvz.wire.ids import id_time_ms
 from rvz.wire.proto import envelope_pb2, scoring_pb2
 
@@ -156,7 +157,7 @@ class LogData:
     answered_model: I32
     models: list[ModelArrays]
     chosen: Counter[ModelKey]
-    outcomes: dict[str, Counter[str]]
+    outcomes: dict[str, Counter[Outcome]]
     labels: list[str]
 
     def requests_of(self, use_case: str) -> int:
@@ -175,15 +176,6 @@ def load(data_dir: str | os.PathLike[str], schedule: tuple[Window, ...], keep: F
     return loader.data()
 
 
-def _outcome(result: envelope_pb2.ResultEnvelope) -> str:
-    if result.status_code == 0:
-        return "default" if result.role == "default" else "answered"
-    return "timeout" if result.status_code == _DEADLINE_EXCEEDED else "failed"
-
-
-_DEADLINE_EXCEEDED = 4  # grpc.StatusCode.DEADLINE_EXCEEDED, without importing grpc for one number
-
-
 class _Loader:
     def __init__(self, schedule: tuple[Window, ...], keep: Filter) -> None:
         self.schedule, self.keep = schedule, keep
@@ -194,7 +186,7 @@ class _Loader:
         self.labels = Labels()
         self.samples: dict[ModelKey, _Samples] = {}
         self.chosen: Counter[ModelKey] = Counter()
-        self.outcomes: dict[str, Counter[str]] = {}
+        self.outcomes: dict[str, Counter[Outcome]] = {}
         self._window_ns: dict[tuple[str, str], int | None] = {}
         self._allocate(0)
 
@@ -238,9 +230,9 @@ class _Loader:
             if row < 0 and not self.keep.keeps(result.use_case, result.received_unix_ns):
                 continue
             use_case = self._use_case(row) if row >= 0 else result.use_case
-            outcome = _outcome(result)
+            outcome = outcome_of(result)
             self.outcomes.setdefault(use_case, Counter())[outcome] += 1
-            if outcome == "answered":
+            if outcome == Outcome.ANSWERED:
                 key = ModelKey(use_case, result.model_name, result.model_version, False)
                 self.chosen[key] += 1
                 code = self._model(key).code  # listed even if none of its scores is in range

@@ -107,7 +107,7 @@ class ModelStats:
 class UseCaseReport:
     use_case: str
     requests: int
-    outcomes: dict[str, int]  # answered | default | timeout | failed -> results
+    outcomes: dict[str, int]  # Outcome.label (answered | default | timeout | failed) -> results
     first_ns: int | None
     last_ns: int | None
     canary: str | None
@@ -128,7 +128,7 @@ def _use_case(data: LogData, schedule: tuple[Window, ...], use_case: str) -> Use
     return UseCaseReport(
         use_case=use_case,
         requests=int(times.size),
-        outcomes=dict(sorted(data.outcomes.get(use_case, {}).items())),
+        outcomes=dict(sorted((o.label, n) for o, n in data.outcomes.get(use_case, {}).items())),
         first_ns=int(times.min()) if times.size else None,
         last_ns=int(times.max()) if times.size else None,
         canary=_label(canary.key) if canary else None,

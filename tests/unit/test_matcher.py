@@ -40,7 +40,8 @@ class RecordingSink:
     logged: list[Logged] = field(default_factory=list)
     answers: list[tuple[envelope_pb2.RequestEnvelope, envelope_pb2.ResultEnvelope]] = field(default_factory=list)
 
-    def log_score(self, score: envelope_pb2.ScoreEnvelope, received_ns: int, *, late: bool, orphan: bool) -> None:
+    def log_score(self, score: envelope_pb2.ScoreEnvelope, raw: bytes, received_ns: int,
+                  request_received_ns: int | None, *, late: bool, orphan: bool) -> None:
         self.logged.append(Logged(score.model_name, received_ns, late, orphan))
 
     def answer(self, request: envelope_pb2.RequestEnvelope, result: envelope_pb2.ResultEnvelope) -> None:

@@ -84,7 +84,19 @@ class ScoreRecord(_message.Message):
     def __init__(self, score: _Optional[_Union[ScoreEnvelope, _Mapping]] = ..., received_unix_ns: _Optional[int] = ..., late: _Optional[bool] = ..., orphan: _Optional[bool] = ...) -> None: ...
 
 class ResultEnvelope(_message.Message):
-    __slots__ = ("request_id", "use_case", "status_code", "status_message", "response", "rule", "elapsed_ms", "decided_unix_ns", "model_name", "model_version", "role", "received_unix_ns", "deadline_unix_ns", "policy_version")
+    __slots__ = ("request_id", "use_case", "status_code", "status_message", "response", "rule", "elapsed_ms", "decided_unix_ns", "model_name", "model_version", "role", "received_unix_ns", "deadline_unix_ns", "policy_version", "outcome")
+    class Outcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        OUTCOME_UNSPECIFIED: _ClassVar[ResultEnvelope.Outcome]
+        ANSWERED: _ClassVar[ResultEnvelope.Outcome]
+        DEFAULT: _ClassVar[ResultEnvelope.Outcome]
+        TIMED_OUT: _ClassVar[ResultEnvelope.Outcome]
+        ALL_FAILED: _ClassVar[ResultEnvelope.Outcome]
+    OUTCOME_UNSPECIFIED: ResultEnvelope.Outcome
+    ANSWERED: ResultEnvelope.Outcome
+    DEFAULT: ResultEnvelope.Outcome
+    TIMED_OUT: ResultEnvelope.Outcome
+    ALL_FAILED: ResultEnvelope.Outcome
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     USE_CASE_FIELD_NUMBER: _ClassVar[int]
     STATUS_CODE_FIELD_NUMBER: _ClassVar[int]
@@ -99,6 +111,7 @@ class ResultEnvelope(_message.Message):
     RECEIVED_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
     POLICY_VERSION_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     use_case: str
     status_code: int
@@ -113,10 +126,11 @@ class ResultEnvelope(_message.Message):
     received_unix_ns: int
     deadline_unix_ns: int
     policy_version: int
-    def __init__(self, request_id: _Optional[str] = ..., use_case: _Optional[str] = ..., status_code: _Optional[int] = ..., status_message: _Optional[str] = ..., response: _Optional[bytes] = ..., rule: _Optional[str] = ..., elapsed_ms: _Optional[float] = ..., decided_unix_ns: _Optional[int] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., role: _Optional[str] = ..., received_unix_ns: _Optional[int] = ..., deadline_unix_ns: _Optional[int] = ..., policy_version: _Optional[int] = ...) -> None: ...
+    outcome: ResultEnvelope.Outcome
+    def __init__(self, request_id: _Optional[str] = ..., use_case: _Optional[str] = ..., status_code: _Optional[int] = ..., status_message: _Optional[str] = ..., response: _Optional[bytes] = ..., rule: _Optional[str] = ..., elapsed_ms: _Optional[float] = ..., decided_unix_ns: _Optional[int] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., role: _Optional[str] = ..., received_unix_ns: _Optional[int] = ..., deadline_unix_ns: _Optional[int] = ..., policy_version: _Optional[int] = ..., outcome: _Optional[_Union[ResultEnvelope.Outcome, str]] = ...) -> None: ...
 
 class Control(_message.Message):
-    __slots__ = ("kind", "frontend_id", "sent_unix_ns", "model", "deadlines_ms")
+    __slots__ = ("kind", "frontend_id", "sent_unix_ns", "model", "deadlines_ms", "default_first_window", "first_windows")
     class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         KIND_UNSPECIFIED: _ClassVar[Control.Kind]
@@ -134,17 +148,34 @@ class Control(_message.Message):
         key: str
         value: float
         def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class FirstWindowsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: Accept
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[Accept, _Mapping]] = ...) -> None: ...
     KIND_FIELD_NUMBER: _ClassVar[int]
     FRONTEND_ID_FIELD_NUMBER: _ClassVar[int]
     SENT_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     DEADLINES_MS_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_FIRST_WINDOW_FIELD_NUMBER: _ClassVar[int]
+    FIRST_WINDOWS_FIELD_NUMBER: _ClassVar[int]
     kind: Control.Kind
     frontend_id: bytes
     sent_unix_ns: int
     model: ModelInfo
     deadlines_ms: _containers.ScalarMap[str, float]
-    def __init__(self, kind: _Optional[_Union[Control.Kind, str]] = ..., frontend_id: _Optional[bytes] = ..., sent_unix_ns: _Optional[int] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., deadlines_ms: _Optional[_Mapping[str, float]] = ...) -> None: ...
+    default_first_window: Accept
+    first_windows: _containers.MessageMap[str, Accept]
+    def __init__(self, kind: _Optional[_Union[Control.Kind, str]] = ..., frontend_id: _Optional[bytes] = ..., sent_unix_ns: _Optional[int] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., deadlines_ms: _Optional[_Mapping[str, float]] = ..., default_first_window: _Optional[_Union[Accept, _Mapping]] = ..., first_windows: _Optional[_Mapping[str, Accept]] = ...) -> None: ...
+
+class Accept(_message.Message):
+    __slots__ = ("accept",)
+    ACCEPT_FIELD_NUMBER: _ClassVar[int]
+    accept: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, accept: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class AdminCall(_message.Message):
     __slots__ = ("call_id", "list_models", "get_policy", "set_policy", "promote", "reset_policy")

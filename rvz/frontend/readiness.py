@@ -34,8 +34,9 @@ class Readiness:
         self.deadlines_ms: dict[str, float] = {}
         # What the first window of each use case's schedule accepts (from the rendezvous); use cases not
         # in ``first_windows`` have the default policy's.
-        self.default_first_window: frozenset[str] = frozenset()
-        self.first_windows: dict[str, frozenset[str]] = {}
+        # In the window's order: the first live one named is the model whose contract requests must meet.
+        self.default_first_window: tuple[str, ...] = ()
+        self.first_windows: dict[str, tuple[str, ...]] = {}
         # Use case -> schema of its live models; only use cases that take calls are here.
         self._ready: dict[str, FeatureSchema] = {}
         # Use cases with a live model their first window accepts.
@@ -56,8 +57,8 @@ class Readiness:
 
     def _learn_first_windows(self, ready: envelope_pb2.Control) -> bool:
         """Keep the first windows the rendezvous sent; True if they changed."""
-        default = frozenset(ready.default_first_window.accept)
-        first = {use_case: frozenset(window.accept) for use_case, window in ready.first_windows.items()}
+        default = tuple(ready.default_first_window.accept)
+        first = {use_case: tuple(window.accept) for use_case, window in ready.first_windows.items()}
         if default == self.default_first_window and first == self.first_windows:
             return False
         self.default_first_window, self.first_windows = default, first
@@ -74,11 +75,11 @@ class Readiness:
 
     def _refresh_use_case(self, use_case: str, now: int) -> None:
         live = [m for m in self.models.live(use_case, now) if m.role != "decoy"]
+        accept = self.first_windows.get(use_case, self.default_first_window)
         if live:
-            self._ready[use_case] = FeatureSchema.of(live)
+            self._ready[use_case] = FeatureSchema.of(live, prefer=accept or ("champion",))
         else:
             self._ready.pop(use_case, None)
-        accept = self.first_windows.get(use_case, self.default_first_window)
         if any(m.role in accept or m.name in accept for m in live):
             self._serving.add(use_case)
         else:

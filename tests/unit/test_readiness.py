@@ -110,5 +110,5 @@ def test_a_policy_set_through_the_admin_api_moves_what_serving_needs(pipeline: P
     pipeline.state.set_policy(admin_pb2.SetPolicyRequest(use_case="default", policy=policy_message(by_name)))
     pipeline.probe()
     assert pipeline.serving()
-    assert pipeline.readiness.first_windows == {"default": frozenset({"chall"})}
+    assert pipeline.readiness.first_windows == {"default": ("chall",)}
     assert pipeline.readiness.default_first_window == frozenset({"champion"})

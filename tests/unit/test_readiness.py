@@ -111,4 +111,4 @@ def test_a_policy_set_through_the_admin_api_moves_what_serving_needs(pipeline: P
     pipeline.probe()
     assert pipeline.serving()
     assert pipeline.readiness.first_windows == {"default": ("chall",)}
-    assert pipeline.readiness.default_first_window == frozenset({"champion"})
+    assert pipeline.readiness.default_first_window == ("champion",)

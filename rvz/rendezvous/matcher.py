@@ -91,19 +91,23 @@ class Matcher:
             late = rid not in self.pending
             self.sink.log_score(score, raw, received_ns, request.received_unix_ns, late=late, orphan=False)
             if not late:
-                self._consider(pending, score, now)
+                self._consider(pending, score, now, received_ns)
 
     def on_score(self, score: envelope_pb2.ScoreEnvelope, now: int, raw: bytes = b"") -> None:
         """A live score; ``raw`` is passed on to the sink (the score as it arrived, b"" if not known)."""
         rid = score.request_id
         pending = self.pending.get(rid)
         if pending is not None:
-            # The window (or the deadline) may have moved on since the last timer fired.
-            self._advance(pending, now)
+            # Judged as of when the score reached us, even if this loop gets to it late (see _arrival);
+            # then brought up to now, where a later window or the deadline may have come meanwhile.
+            at = _arrival(score, pending, now)
+            self._advance(pending, at)
             late = rid not in self.pending
             self.sink.log_score(score, raw, now, pending.request.received_unix_ns, late=late, orphan=False)
             if not late:
-                self._consider(pending, score, now)
+                self._consider(pending, score, now, at)
+            if rid in self.pending and at < now:
+                self._advance(pending, now)
         elif rid in self.answered:
             self.sink.log_score(score, raw, now, self.answered[rid], late=True, orphan=False)
         else:
@@ -139,23 +143,29 @@ class Matcher:
     # --- decisions ----------------------------------------------------------------------------
 
     def _advance(self, pending: Pending, now: int, initial: bool = False) -> None:
-        """Move the request to the window that covers ``now``; held scores may answer there."""
-        if now >= pending.end_ns:
-            self._time_out(pending, now)
-            return
-        window = pending.policy.window_at(now - pending.request.received_unix_ns)
-        assert window is not None  # now < end_ns <= schedule end
-        if window != pending.window or initial:
-            pending.window = window
+        """Bring the request up to ``now``: open, in order, every window that has started since its last
+        one (a held score the window accepts answers there, even when the rendezvous gets there late:
+        a busy loop must not turn a score that came in time into a timeout), then time out at the end."""
+        received = pending.request.received_unix_ns
+        last_open = min(now, pending.end_ns - 1)
+        window = pending.policy.window_at(last_open - received)
+        window = max(pending.window, 0 if window is None else window)
+        for opening in range(pending.window if initial else pending.window + 1, window + 1):
+            pending.window = opening
             best = self._best_held(pending)
             if best is not None:
                 self._choose(pending, best[1], best[0], now)
                 return
-        boundary = pending.request.received_unix_ns + pending.policy.ends_ns[window]
+        pending.window = window
+        if now >= pending.end_ns:
+            self._time_out(pending, now)
+            return
+        boundary = received + pending.policy.ends_ns[window]
         self._set_timer(pending, min(boundary, pending.end_ns))
 
-    def _consider(self, pending: Pending, score: envelope_pb2.ScoreEnvelope, now: int) -> None:
-        pending.seen.append((score, now))
+    def _consider(self, pending: Pending, score: envelope_pb2.ScoreEnvelope, now: int, at: int) -> None:
+        """Take a score in the request's current window; ``at``: when it came (for the messages)."""
+        pending.seen.append((score, at))
         rank = pending.policy.rank(pending.window, score)
         if rank is not None:
             self._choose(pending, score, rank, now)
@@ -272,3 +282,14 @@ def _timeout_message(pending: Pending) -> str:
 
 def _heard(pending: Pending) -> str:
     return "; ".join(_describe(pending, score, at) for score, at in pending.seen)
+
+
+def _arrival(score: envelope_pb2.ScoreEnvelope, pending: Pending, now: int) -> int:
+    """When a score reached the rendezvous, as closely as the rendezvous can tell: no earlier than its
+    model finished it (the worker sends it within a fraction of a millisecond) and no later than ``now``,
+    when this loop took it off the socket. A loop busy past a deadline (a huge message, a stalled host)
+    would otherwise judge a score that came at 7 ms as if it had come at the end."""
+    finished = score.finished_unix_ns
+    if not finished:
+        return now
+    return min(now, max(finished, pending.request.received_unix_ns))

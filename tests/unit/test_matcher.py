@@ -474,3 +474,48 @@ def test_many_interleaved_requests_are_each_answered_once() -> None:
     assert answered == expected
     assert matcher.pending == {}
     assert sum(entry.late for entry in sink.logged) == 20
+
+
+# --- a rendezvous that gets to things late -------------------------------------------------------
+
+
+def finished_at(envelope: envelope_pb2.ScoreEnvelope, at_ms: float) -> envelope_pb2.ScoreEnvelope:
+    envelope.finished_unix_ns = T0 + int(at_ms * MS)
+    return envelope
+
+
+def test_a_score_that_came_in_time_answers_though_the_loop_takes_it_after_the_deadline() -> None:
+    # Measured before: a champion's 10 MB outputs kept the rendezvous busy past a deadline, and the challenger's
+    # score that had arrived at 7 ms was then dropped: DEADLINE_EXCEEDED although an acceptable answer was in time.
+    matcher, sink = make_matcher()
+    matcher.on_request(request(), T0 + 1 * MS)
+    matcher.on_score(finished_at(challenger(), 7), T0 + 120 * MS)  # taken off the socket 20 ms past the deadline
+    result = sink.only_result()
+    assert (result.status_code, result.model_name) == (OK, "logreg")
+    assert result.rule == "window 2 (30-100 ms): challenger"  # held in window 1, answered when window 2 opened
+    assert result.elapsed_ms == pytest.approx(120.0)  # the decision itself was late, and says so
+
+
+def test_a_held_score_answers_at_its_window_though_the_timer_fires_after_the_deadline() -> None:
+    matcher, sink = make_matcher()
+    matcher.on_request(request(), T0 + 1 * MS)
+    matcher.on_score(finished_at(challenger(), 7), T0 + 7 * MS)  # held: window 1 takes only the champion
+    assert sink.answers == []
+    matcher.on_time(T0 + 150 * MS)  # the loop was busy until well after the 30 ms boundary and the deadline
+    result = sink.only_result()
+    assert (result.status_code, result.model_name, result.rule) == (OK, "logreg", "window 2 (30-100 ms): challenger")
+
+
+def test_a_score_finished_after_the_deadline_is_late_however_it_is_read() -> None:
+    matcher, sink = make_matcher()
+    matcher.on_request(request(), T0 + 1 * MS)
+    matcher.on_score(finished_at(champion(), 130), T0 + 140 * MS)
+    assert sink.only_result().status_code == DEADLINE_EXCEEDED
+    assert [(entry.model_name, entry.late) for entry in sink.logged] == [("gbm", True)]
+
+
+def test_a_champion_read_late_still_answers_in_the_window_it_came_in() -> None:
+    matcher, sink = make_matcher()
+    matcher.on_request(request(), T0 + 1 * MS)
+    matcher.on_score(finished_at(champion(), 10), T0 + 60 * MS)
+    assert sink.only_result().rule == "window 1 (0-30 ms): champion"

@@ -28,6 +28,11 @@ class Counters:
     fallbacks: int = 0
     undeliverable: int = 0
     malformed: int = 0
+    # Records the scores and results logs could not take (a full or failing disk).
+    unlogged_scores: int = 0
+    unlogged_results: int = 0
+    # Requests never received: this rendezvous's queue on the requests stream was full.
+    missed_requests: int = 0
     # Decisions by outcome value (see outcome.LABELS; index 0 is never counted).
     decisions: list[int] = field(default_factory=lambda: [0] * len(LABELS))
     # Keyed by SCORE_KEYS and ANSWER_KEYS (the outcome as its label) for the metrics.
@@ -55,7 +60,8 @@ class Counters:
         outcomes = ", ".join(f"{o.label} {self.decisions[o]}" for o in Outcome)
         return (f"{self.requests} requests, {self.scores} scores ({self.late} late, {self.orphans} orphans), "
                 f"decisions: {outcomes} ({self.fallbacks} fallbacks); {self.undeliverable} undeliverable, "
-                f"{self.malformed} malformed")
+                f"{self.malformed} malformed; {self.missed_requests} requests missed, {self.unlogged_scores} scores "
+                f"and {self.unlogged_results} results not logged")
 
 
 def observe(meter: Meter, c: Counters) -> None:
@@ -78,5 +84,11 @@ def observe(meter: Meter, c: Counters) -> None:
         ("rvz.rendezvous.undeliverable", "Answers (and Admin replies) a frontend could not take: it was gone "
          "or not reading", lambda: c.undeliverable),
         ("rvz.rendezvous.malformed", "Messages that could not be decoded", lambda: c.malformed),
+        ("rvz.rendezvous.unlogged_scores", "Scores the scores log could not take (disk full or failing)",
+         lambda: c.unlogged_scores),
+        ("rvz.rendezvous.unlogged_results", "Decisions the results log could not take (disk full or failing); "
+         "their answers were still sent", lambda: c.unlogged_results),
+        ("rvz.rendezvous.missed_requests", "Requests the rendezvous never received (its queue on the requests "
+         "stream was full); their callers got UNAVAILABLE at the deadline", lambda: c.missed_requests),
     ]:
         metrics.count(meter, name, description, read)

@@ -157,7 +157,7 @@ class Rendezvous:
                     send(probe.frontend_id, streams.CONTROL, self.control.ready(probe))
                 continue
             sequence, *requests = payloads
-            self.gaps.note(topic, sequence, len(requests))
+            self.counters.missed_requests += self.gaps.note(topic, sequence, len(requests))
             for payload in requests:
                 self._on_request(payload)
 

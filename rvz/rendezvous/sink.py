@@ -2,16 +2,21 @@
 counters, the live figures, the decision spans, and the answers to send.
 
 Records and answers are batched per loop pass: the loop calls ``flush`` once per pass, which writes
-each log with one append and only then sends the answers, so an answer is never sent unlogged.
+each log with one append and only then sends the answers, so an answer is never sent before its record
+was written. A log that cannot be written (a full or failing disk) does not stop the answers: the
+request's record is in the request log already, and the records lost are counted (``unlogged_*``) and
+warned about; the writer tries again with the next pass, so logging resumes as soon as space returns.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from opentelemetry.trace import Span, Tracer
 
 from rvz.config import LogConfig
+from rvz.errors import LogError
 from rvz.log.writer import LogWriter
 from rvz.rendezvous.counters import Counters
 from rvz.rendezvous.live_stats import StatsBook
@@ -19,9 +24,11 @@ from rvz.rendezvous.outcome import LABELS
 from rvz.rendezvous.router import Send
 from rvz.rendezvous.timing import ScoreTiming
 from rvz.telemetry import tracing
+from rvz.telemetry.throttle import ThrottledLog
 from rvz.wire import codec, streams
 from rvz.wire.proto import envelope_pb2
 
+logger = logging.getLogger(__name__)
 SCORE_FIELD_TAG = envelope_pb2.ScoreRecord.SCORE_FIELD_NUMBER << 3 | 2  # wire type 2: length-delimited
 
 
@@ -51,6 +58,7 @@ class DecisionSink:
         self._result_records: list[bytes] = []
         # Results by the frontend to send them to: one message each per pass.
         self._answers: dict[bytes, list[bytes]] = {}
+        self._unwritable = ThrottledLog(logger)
 
     def start(self) -> None:
         self.scores_log.start()
@@ -106,14 +114,24 @@ class DecisionSink:
     def flush(self, send: Send) -> None:
         """Log the pass's scores and results, then send its answers. Idempotent: a second call does nothing."""
         if self._score_records:
-            self.scores_log.append_many(self._score_records)
-            self._score_records.clear()
+            self.counters.unlogged_scores += self._append(self.scores_log, self._score_records)
         if self._result_records:
-            self.results_log.append_many(self._result_records)
-            self._result_records.clear()
+            self.counters.unlogged_results += self._append(self.results_log, self._result_records)
         for address, results in self._answers.items():
             send(address, streams.RESULT, *results)
         self._answers.clear()
+
+    def _append(self, log: LogWriter, records: list[bytes]) -> int:
+        """Append and clear ``records``; returns how many could not be written."""
+        try:
+            log.append_many(records)
+            lost = 0
+        except LogError as e:
+            lost = len(records)
+            self._unwritable.warning(str(log.directory), "%d records not written to %s: %s (counted in "
+                                     "rvz_rendezvous_unlogged_*; answers go on)", lost, log.directory, e)
+        records.clear()
+        return lost
 
     # --- counting --------------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ import zmq
 
 from harness import Deployment
 from rvz.wire.proto import scoring_pb2
+from small_disk import fill, small_disk
 
 pytestmark = pytest.mark.timeout(120)
 Make = Callable[..., Deployment]
@@ -131,3 +132,33 @@ def test_answers_never_wait_past_their_deadline_for_the_request_records_sync(dep
     outcomes = load(d, seconds=2.0, callers=4, features={"x": 1})
     assert all(took < DEADLINE_S + 0.050 for *_, took in outcomes)
     assert scoring_pb2  # the response type the calls above decoded
+
+
+def test_a_full_log_disk_refuses_precisely_crashes_nothing_and_service_resumes_by_itself(deployment: Make) -> None:
+    # Measured before: the rendezvous exited ("No space left on device" on the scores log) and restarted in a
+    # loop; callers saw "lost the connection to the rendezvous".
+    d = deployment()
+    with small_disk(d.root / "data", size_kib=2048) as disk:
+        d.start([("champ", "rvz_test_models:echo", "champion")])
+        answered = [d.score({"x": x}).request_id for x in range(5)]
+        filler = fill(disk)
+        for x in range(500):  # the log's last page may still take a few small records
+            try:
+                answered.append(d.score({"x": x}).request_id)
+            except grpc.RpcError:
+                break
+        refused = [d.score_error({"x": x}) for x in range(5)]
+        assert {e.code() for e in refused} == {grpc.StatusCode.UNAVAILABLE}
+        assert all(f"request log: no space left on {disk / 'requests'}" in e.details() for e in refused)
+        assert all(p.popen.poll() is None for p in d.procs)  # nothing crashed
+        filler.unlink()
+        started = time.monotonic()
+        while True:  # bounded: service must resume by itself within a second of space returning
+            try:
+                answered.append(d.score({"x": 9}).request_id)
+                break
+            except grpc.RpcError as e:
+                assert time.monotonic() - started < 1.0, e.details()
+        logged = {r.request_id for r in d.records("requests")}
+        assert set(answered) <= logged  # nothing acknowledged is lost
+        d.close()

@@ -46,7 +46,7 @@ def models_json(response: admin_pb2.ListModelsResponse) -> list[dict[str, Any]]:
 def print_models(response: admin_pb2.ListModelsResponse, console: Console | None = None) -> None:
     table = Table(title="rvz models (figures over the last 60 s)")
     for column in ("use case", "model", "version", "role", "pid@host", "heartbeat", "scores/s", "errors",
-                   "p50 ms", "p99 ms", "on time", "chosen", "drift"):
+                   "p50 ms", "p99 ms", "on time", "chosen", "missed", "restarts", "drift"):
         table.add_column(column, justify="right" if column not in ("use case", "model", "role") else "left")
     for m in sorted(response.models, key=lambda m: (m.use_case, m.role != "champion", m.name)):
         role = m.role if m.role == m.started_role else f"{m.role} (was {m.started_role})"
@@ -54,7 +54,7 @@ def print_models(response: admin_pb2.ListModelsResponse, console: Console | None
         table.add_row(m.use_case, m.name, m.version, role, f"{m.pid}@{m.host}", heartbeat, f"{m.scores_per_s:.1f}",
                       f"{100 * m.error_rate:.1f}%", _ms(m.latency_p50_ms), _ms(m.latency_p99_ms),
                       "-" if m.on_time_pct < 0 else f"{m.on_time_pct:.1f}%", str(m.times_chosen),
-                      "-" if m.divergence < 0 else f"{m.divergence:.3f}")
+                      str(m.missed_total), str(m.restarts), "-" if m.divergence < 0 else f"{m.divergence:.3f}")
     if console is None:
         console = Console()
         if not console.is_terminal:  # piped or captured: do not squeeze the table into 80 columns

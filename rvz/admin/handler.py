@@ -63,7 +63,7 @@ class AdminHandler:
             error_rate=figures.error_rate, latency_p50_ms=_finite(figures.latency_p50_ms),
             latency_p99_ms=_finite(figures.latency_p99_ms), on_time_pct=_finite(figures.on_time_pct),
             times_chosen=figures.times_chosen, divergence=self.stats.divergence.get(key, NO_FIGURE),
-            window_s=60.0, scores_total=figures.scores_total)
+            window_s=60.0, scores_total=figures.scores_total, missed_total=info.missed, restarts=info.restarts)
 
     def get_policy(self, use_case: str) -> admin_pb2.PolicyState:
         self._check_known(use_case)

@@ -374,6 +374,8 @@ class Dispatcher:
         assert self._pub is not None
         self._drain_subscriptions()
         probe = envelope_pb2.Control(kind=envelope_pb2.Control.PROBE, frontend_id=self.identity, sent_unix_ns=now)
+        for topic, upcoming in self._sequence.items():  # so subscribers count a gap at the end of a burst
+            probe.next_sequence[topic.decode()] = upcoming
         try:
             self._pub.send_multipart([streams.CONTROL_TOPIC, probe.SerializeToString()], zmq.NOBLOCK)
         except zmq.Again:

@@ -154,6 +154,8 @@ class Rendezvous:
             if topic == streams.CONTROL_TOPIC:
                 probe = self._decode(envelope_pb2.Control, payloads[0], "probe")
                 if probe is not None:
+                    self.counters.missed_requests += self.gaps.note_probe(probe.frontend_id, probe.next_sequence,
+                                                                          streams.EVERY_TOPIC)
                     send(probe.frontend_id, streams.CONTROL, self.control.ready(probe))
                 continue
             sequence, *requests = payloads

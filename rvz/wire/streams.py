@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import struct
+from collections.abc import Container, Mapping
 from typing import TypeVar
 
 import zmq
@@ -65,6 +66,16 @@ def sequence_frame(sender: bytes, first: int) -> bytes:
     return _SEQUENCE.pack(first) + sender
 
 
+class _EveryTopic:
+    """The topics of a subscriber that takes them all (the rendezvous)."""
+
+    def __contains__(self, topic: object) -> bool:
+        return True
+
+
+EVERY_TOPIC: Container[bytes] = _EveryTopic()
+
+
 class Gaps:
     """What a subscriber missed on the requests stream, from each message's sequence frame.
 
@@ -76,6 +87,22 @@ class Gaps:
     def __init__(self) -> None:
         self.missed = 0
         self._expected: dict[tuple[bytes, bytes], int] = {}
+
+    def note_probe(self, sender: bytes, next_sequence: Mapping[str, int], topics: Container[bytes]) -> int:
+        """Record a probe's ``next_sequence`` for the topics this subscriber takes; returns how many were missed
+        since the last message it received from that sender (a gap at the end of a burst)."""
+        gap = 0
+        for use_case, upcoming in next_sequence.items():
+            topic = topic_for(use_case)
+            if topic not in topics:
+                continue
+            key = (sender, topic)
+            expected = self._expected.get(key)
+            if expected is not None and upcoming > expected:
+                gap += upcoming - expected
+                self._expected[key] = upcoming
+        self.missed += gap
+        return gap
 
     def note(self, topic: bytes, frame: bytes, count: int) -> int:
         """Record a message of ``count`` requests; returns how many were missed just before it."""

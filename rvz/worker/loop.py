@@ -279,6 +279,8 @@ class Worker:
         if self.on_ready is not None:
             self.on_ready()
             self.on_ready = None
+        self.gaps.note_probe(probe.frontend_id, probe.next_sequence, (self._topic,))
+        self._info.missed = self.gaps.missed
         announce = envelope_pb2.Control(kind=envelope_pb2.Control.ANNOUNCE, frontend_id=probe.frontend_id,
                                         sent_unix_ns=time.time_ns(), model=self._info)
         with contextlib.suppress(zmq.Again):  # the next probe asks again

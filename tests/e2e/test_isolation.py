@@ -13,7 +13,7 @@ import pytest
 import zmq
 
 from harness import Deployment
-from rvz.wire.proto import scoring_pb2
+from rvz.wire.proto import admin_pb2, admin_pb2_grpc, scoring_pb2
 from small_disk import fill, small_disk
 
 pytestmark = pytest.mark.timeout(120)
@@ -162,3 +162,24 @@ def test_a_full_log_disk_refuses_precisely_crashes_nothing_and_service_resumes_b
         logged = {r.request_id for r in d.records("requests")}
         assert set(answered) <= logged  # nothing acknowledged is lost
         d.close()
+
+
+def test_what_a_stopped_challenger_missed_is_counted_and_shown(deployment: Make) -> None:
+    d = deployment(streams="high_water_mark = 20").start([("champ", "rvz_test_models:echo", "champion"),
+                                                         ("chall", "rvz_test_models:echo", "challenger")])
+    challenger = d.proc("model-chall")
+    challenger.popen.send_signal(signal.SIGSTOP)
+    try:
+        outcomes = load(d, seconds=1.5, callers=4, features={"x": 1})
+    finally:
+        challenger.popen.send_signal(signal.SIGCONT)
+    assert all(code == grpc.StatusCode.OK for _, code, _ in outcomes)
+    d.score({"x": 2})  # a gap shows with the first message after it
+    stub = admin_pb2_grpc.AdminStub(d.channel)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # its next announce carries the count
+        (status,) = [m for m in stub.ListModels(admin_pb2.ListModelsRequest(), timeout=5).models if m.name == "chall"]
+        if status.missed_total:
+            break
+        time.sleep(0.05)  # announces follow the frontend's probes
+    assert 0 < status.missed_total < len(outcomes)

@@ -14,7 +14,7 @@ class ListModelsRequest(_message.Message):
     def __init__(self, use_case: _Optional[str] = ...) -> None: ...
 
 class ModelStatus(_message.Message):
-    __slots__ = ("use_case", "name", "version", "role", "started_role", "worker_id", "pid", "host", "last_heartbeat_age_s", "live", "scores_per_s", "error_rate", "latency_p50_ms", "latency_p99_ms", "on_time_pct", "times_chosen", "divergence", "window_s", "scores_total")
+    __slots__ = ("use_case", "name", "version", "role", "started_role", "worker_id", "pid", "host", "last_heartbeat_age_s", "live", "scores_per_s", "error_rate", "latency_p50_ms", "latency_p99_ms", "on_time_pct", "times_chosen", "divergence", "window_s", "scores_total", "missed_total", "restarts")
     USE_CASE_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -34,6 +34,8 @@ class ModelStatus(_message.Message):
     DIVERGENCE_FIELD_NUMBER: _ClassVar[int]
     WINDOW_S_FIELD_NUMBER: _ClassVar[int]
     SCORES_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    MISSED_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    RESTARTS_FIELD_NUMBER: _ClassVar[int]
     use_case: str
     name: str
     version: str
@@ -53,7 +55,9 @@ class ModelStatus(_message.Message):
     divergence: float
     window_s: float
     scores_total: int
-    def __init__(self, use_case: _Optional[str] = ..., name: _Optional[str] = ..., version: _Optional[str] = ..., role: _Optional[str] = ..., started_role: _Optional[str] = ..., worker_id: _Optional[str] = ..., pid: _Optional[int] = ..., host: _Optional[str] = ..., last_heartbeat_age_s: _Optional[float] = ..., live: _Optional[bool] = ..., scores_per_s: _Optional[float] = ..., error_rate: _Optional[float] = ..., latency_p50_ms: _Optional[float] = ..., latency_p99_ms: _Optional[float] = ..., on_time_pct: _Optional[float] = ..., times_chosen: _Optional[int] = ..., divergence: _Optional[float] = ..., window_s: _Optional[float] = ..., scores_total: _Optional[int] = ...) -> None: ...
+    missed_total: int
+    restarts: int
+    def __init__(self, use_case: _Optional[str] = ..., name: _Optional[str] = ..., version: _Optional[str] = ..., role: _Optional[str] = ..., started_role: _Optional[str] = ..., worker_id: _Optional[str] = ..., pid: _Optional[int] = ..., host: _Optional[str] = ..., last_heartbeat_age_s: _Optional[float] = ..., live: _Optional[bool] = ..., scores_per_s: _Optional[float] = ..., error_rate: _Optional[float] = ..., latency_p50_ms: _Optional[float] = ..., latency_p99_ms: _Optional[float] = ..., on_time_pct: _Optional[float] = ..., times_chosen: _Optional[int] = ..., divergence: _Optional[float] = ..., window_s: _Optional[float] = ..., scores_total: _Optional[int] = ..., missed_total: _Optional[int] = ..., restarts: _Optional[int] = ...) -> None: ...
 
 class ListModelsResponse(_message.Message):
     __slots__ = ("models",)

@@ -76,6 +76,12 @@ class Unavailable(RvzError):
     code = grpc.StatusCode.UNAVAILABLE
 
 
+class RequestTooLarge(RvzError):
+    """A request is larger than limits.request_bytes: refused before it is parsed."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
 class Overloaded(RvzError):
     """Too many requests in flight or the input stream is full; retry with backoff."""
 

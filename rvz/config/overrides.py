@@ -14,7 +14,7 @@ from typing import Any
 
 from rvz.config.fields import config_error, specs
 from rvz.config.settings import SECTIONS, Config, ModelConfig
-from rvz.config.toml import check_model, check_policy
+from rvz.config.toml import check_limits, check_model, check_policy
 from rvz.errors import ConfigError
 
 # (table, key) of a setting, e.g. ("frontend", "listen").
@@ -65,6 +65,10 @@ def apply(config: Config, given: Mapping[SectionKey, Given]) -> Config:
     if "rendezvous" in changes:
         on_timeout = given.get(("rendezvous", "on_timeout"))
         check_policy(updated.rendezvous, "rendezvous.", on_timeout.source if on_timeout else config.source)
+    if "limits" in changes:
+        named = given.get(("limits", "message_bytes"))
+        check_limits(updated.limits, named.source if named else config.source,
+                     named.key if named else "limits.message_bytes")
     return updated
 
 

@@ -101,6 +101,32 @@ class DriftConfig:
 
 
 @dataclass(frozen=True)
+class LimitsConfig:
+    """What one input may cost: every request, model output and stream message is refused past these, before
+    any costly work, so no client, model or peer can take unbounded memory or stall the others."""
+
+    request_bytes: int = setting(1024 * 1024, "Largest Score request, bytes: more is refused with "
+                                 "RESOURCE_EXHAUSTED before it is parsed.", **POSITIVE)
+    features: int = setting(1000, "Most features (top-level keys) in a request.", **POSITIVE)
+    depth: int = setting(8, "Deepest nesting of lists and maps in a feature value (a flat value is depth 1).",
+                         **POSITIVE)
+    values: int = setting(10_000, "Most values in a request, at every depth (each list, map and item counts once).",
+                          **POSITIVE)
+    string_bytes: int = setting(64 * 1024, "Longest string in a request (a value or a map key), bytes.", **POSITIVE)
+    use_case_bytes: int = setting(128, "Longest use case name, bytes.", minimum=1, maximum=128,
+                                  range_text="from 1 to 128 (a use case is a name of at most 128 characters)")
+    output_bytes: int = setting(1024 * 1024, "Largest model output, encoded, bytes: more becomes an error score "
+                                "(\"output too large\") instead of log and answer traffic.", **POSITIVE)
+    message_bytes: int = setting(16 * 1024 * 1024, "Largest message a stream socket takes (ZeroMQ's MAXMSGSIZE); "
+                                 "senders split their batches below it, and a peer that sends more is "
+                                 "disconnected. At least request_bytes and output_bytes plus 64 KiB.", **POSITIVE)
+    early_scores: int = setting(10_000, "Most scores held for requests not seen yet; past it the oldest are "
+                                "dropped and counted.", **POSITIVE)
+    early_score_bytes: int = setting(64 * 1024 * 1024, "Most bytes of scores held for requests not seen yet.",
+                                     **POSITIVE)
+
+
+@dataclass(frozen=True)
 class Window:
     until_ms: float
     accept: tuple[str, ...]
@@ -150,6 +176,7 @@ class Config:
     tracing: TracingConfig = field(default_factory=TracingConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     drift: DriftConfig = field(default_factory=DriftConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     # Where it was read from, named in every error about it.
     source: str = "<defaults>"
 
@@ -165,7 +192,7 @@ class Config:
 # The sections of the file that are tables of settings, by key.
 SECTIONS: dict[str, type] = {"frontend": FrontendConfig, "streams": StreamsConfig, "log": LogConfig,
                              "rendezvous": RendezvousConfig, "tracing": TracingConfig, "metrics": MetricsConfig,
-                             "drift": DriftConfig}
+                             "drift": DriftConfig, "limits": LimitsConfig}
 
 DEMO_MODELS = (
     ModelConfig(name="gbm", version="1", role="champion", entry="rvz.demo:Champion"),

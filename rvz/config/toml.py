@@ -7,17 +7,20 @@ per use case) is checked here. A bad value raises ``ConfigError`` naming the fil
 
 from __future__ import annotations
 
+import difflib
 import json
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from rvz.config.fields import config_error, specs
 from rvz.config.settings import (
+    ROLES,
     SECTIONS,
     Config,
+    LimitsConfig,
     ModelConfig,
     RendezvousConfig,
     Window,
@@ -27,6 +30,8 @@ from rvz.errors import ConfigError, EncodeError
 from rvz.wire.codec import to_value
 
 _TOP_LEVEL = {*SECTIONS, "models"}
+# Room for a stream message's envelope and framing beside the largest request or output it carries.
+MESSAGE_OVERHEAD_BYTES = 64 * 1024
 
 
 def load_config(path: str | Path | None) -> Config:
@@ -69,7 +74,38 @@ def parse_config(data: Mapping[str, Any], source: str) -> Config:
         table = _table(data, name, source)
         sections[name] = (_rendezvous(table, "rendezvous.", source) if cls is RendezvousConfig
                           else cls(**section_values(cls, table, name + ".", source)))
-    return Config(**sections, models=_models(data.get("models", []), source), source=source)
+    config = Config(**sections, models=_models(data.get("models", []), source), source=source)
+    _check_accept_names(config, data, source)
+    check_limits(config.limits, source, "limits.message_bytes")
+    return config
+
+
+def unknown_accept_names(schedule: tuple[Window, ...], models: Iterable[str]) -> list[tuple[int, str]]:
+    """(window index, name) of each accepted name that is neither a role nor one of ``models``."""
+    known = {*ROLES, *models}
+    return [(i, name) for i, window in enumerate(schedule) for name in window.accept if name not in known]
+
+
+def _check_accept_names(config: Config, data: Mapping[str, Any], source: str) -> None:
+    # Models started by hand can still join, so only a config that lists its models can tell a typo.
+    if not config.models or "schedule" not in data.get("rendezvous", {}):
+        return
+    names = {m.name for m in config.models}
+    for i, name in unknown_accept_names(config.rendezvous.schedule, names):
+        close = difflib.get_close_matches(name, [*ROLES, *sorted(names)], n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise config_error(source, f"rendezvous.schedule[{i}].accept",
+                           f"{name!r} is neither a role ({', '.join(r for r in ROLES if r != 'decoy')}) nor a "
+                           f"model of [[models]] ({', '.join(sorted(names))}){hint}")
+
+
+def check_limits(limits: LimitsConfig, source: str, key: str) -> None:
+    """What involves several limits: a stream message must be able to carry the largest request or output."""
+    need = max(limits.request_bytes, limits.output_bytes) + MESSAGE_OVERHEAD_BYTES
+    if limits.message_bytes < need:
+        raise config_error(source, key, f"must be at least {need} (the larger of "
+                           "request_bytes and output_bytes, plus 64 KiB for the envelope), got "
+                           f"{limits.message_bytes}")
 
 
 def section_values(cls: type, data: Mapping[str, Any], prefix: str, source: str) -> dict[str, Any]:

@@ -38,12 +38,16 @@ EXPERIMENT = "ph2_server"
 EXPERIMENTS_ENV = "GRPC_EXPERIMENTS"
 # gRPC's own ratio of its hard limit to its soft one (1000 and 3000 by default).
 HARD_LIMIT_FACTOR = 3
+GRPC_RECEIVE_ROOM_BYTES = 64 * 1024
 
 
-def server_options(config: FrontendConfig) -> list[tuple[str, int]]:
+def server_options(config: FrontendConfig, request_bytes: int) -> list[tuple[str, int]]:
+    """gRPC's own options for the frontend's server; gRPC refuses requests past ``request_bytes`` plus some
+    room itself, so that the frontend sees (and refuses with limits.request_bytes named) only those below."""
     return [("grpc.so_reuseport", 0),
             ("grpc.server.max_pending_requests", config.grpc_backlog),
-            ("grpc.server.max_pending_requests_hard_limit", config.grpc_backlog * HARD_LIMIT_FACTOR)]
+            ("grpc.server.max_pending_requests_hard_limit", config.grpc_backlog * HARD_LIMIT_FACTOR),
+            ("grpc.max_receive_message_length", request_bytes + GRPC_RECEIVE_ROOM_BYTES)]
 
 
 def experiments_needed(config: FrontendConfig, environ: Mapping[str, str]) -> str | None:

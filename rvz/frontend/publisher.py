@@ -70,6 +70,10 @@ class Outgoing:
     publish: Span | None
 
 
+def _payload_size(item: Outgoing) -> int:
+    return len(item.payload)
+
+
 class Dispatcher:
     def __init__(self, config: Config, readiness: Readiness, request_log: LogWriter, identity: bytes,
                  tracer: trace.Tracer | None = None) -> None:
@@ -79,6 +83,7 @@ class Dispatcher:
         self.request_log = request_log
         self.identity = identity
         self.durable_answers = config.log.durable_answers
+        self.max_message_bytes = config.limits.message_bytes
         self.waiting: dict[str, Waiter] = {}
         self.refused_full = 0
         # Answers that left before their request's record was synced (at their deadline, or at once
@@ -109,7 +114,8 @@ class Dispatcher:
         self._loop = asyncio.get_running_loop()
         self._deadlines = DeadlineTimers(self._loop, self._on_deadline)
         self._pub = streams.publisher(self._ctx, s.requests, s.high_water_mark)
-        self._dealer = streams.result_dealer(self._ctx, s.results, s.high_water_mark, self.identity)
+        self._dealer = streams.result_dealer(self._ctx, s.results, s.high_water_mark, self.identity,
+                                             self.max_message_bytes)
         self._monitor = self._dealer.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         self._loop.add_reader(self._dealer.FD, self._on_results)
         self._loop.add_reader(self._monitor.FD, self._on_monitor)
@@ -192,20 +198,24 @@ class Dispatcher:
         for seq, item in enumerate(outbox, last_seq - len(outbox) + 1):
             item.waiter.log_seq = seq
             by_topic.setdefault(item.topic, []).append(item)
-        assert self._pub is not None
         for topic, items in by_topic.items():
-            first = self._sequence.get(topic, 0)
-            self._sequence[topic] = first + len(items)
-            try:
-                self._pub.send_multipart([topic, streams.sequence_frame(self.identity, first),
-                                          *(item.payload for item in items)], zmq.NOBLOCK)
-            except zmq.Again:
-                self.refused_full += len(items)
-                self._refuse(items, Overloaded("the input stream is full (a model is not keeping up); "
-                                               "retry with backoff"))
+            for batch in streams.batches(items, self.max_message_bytes, _payload_size):
+                self._publish(topic, batch)
         for item in outbox:
             if item.publish is not None:
                 item.publish.end()
+
+    def _publish(self, topic: bytes, items: list[Outgoing]) -> None:
+        assert self._pub is not None
+        first = self._sequence.get(topic, 0)
+        self._sequence[topic] = first + len(items)
+        try:
+            self._pub.send_multipart([topic, streams.sequence_frame(self.identity, first),
+                                      *(item.payload for item in items)], zmq.NOBLOCK)
+        except zmq.Again:  # only while no subscriber is connected at all (PUB drops for a full one)
+            self.refused_full += len(items)
+            self._refuse(items, Overloaded("the input stream is full (a model is not keeping up); "
+                                           "retry with backoff"))
 
     @staticmethod
     def _refuse(items: list[Outgoing], error: Exception) -> None:

@@ -29,7 +29,7 @@ from rvz.frontend.admission import Admission
 from rvz.frontend.grpc_backlog import Shedder
 from rvz.frontend.publisher import Dispatcher
 from rvz.frontend.readiness import Readiness
-from rvz.frontend.validation import check_features, check_use_case, parse_request
+from rvz.frontend.validation import RequestCheck
 from rvz.log.writer import LogWriter
 from rvz.telemetry import metrics, tracing
 from rvz.telemetry.setup import Telemetry
@@ -82,6 +82,7 @@ class Frontend:
         self._announced_labels: set[str] = set()
         self.sla_ns = int(config.rendezvous.deadline_ms * 1e6)
         self.admission = Admission(config.frontend.max_in_flight)
+        self.checks = RequestCheck(config.limits)
         self.shedder = Shedder(core_limit=config.frontend.grpc_backlog)
         # Whether gRPC core's own refusals are CANCELLED, which the frontend counts (see rvz.grpc_overflow).
         self.counts_cancelled = config.frontend.grpc_overflow == "cancel"
@@ -98,7 +99,8 @@ class Frontend:
         # they queue until core's backlog protection (grpc.server.max_pending_requests) turns them away.
         # Taking every call and refusing the excess ourselves (see Admission) keeps that queue short and
         # gives the client a RESOURCE_EXHAUSTED it can act on.
-        self.server = grpc.aio.server(options=grpc_overflow.server_options(config.frontend))
+        options = grpc_overflow.server_options(config.frontend, config.limits.request_bytes)
+        self.server = grpc.aio.server(options=options)
         self.port = 0
         self.started = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -206,7 +208,7 @@ class Frontend:
                 tracing.end_call(call.span, call.request_id, call.use_case, call.code.value[0], call.message)
 
     async def _score(self, data: bytes, context: grpc.aio.ServicerContext[bytes, bytes], call: Call) -> bytes:
-        request = parse_request(data)
+        request = self.checks.parse(data)
         use_case = call.use_case = request.use_case or self.config.frontend.default_use_case
         # Refusals first: under overload they must cost as little as possible.
         if self.shedder.refuses():
@@ -216,9 +218,9 @@ class Frontend:
         if not self.admission.admits(in_flight):
             raise Overloaded(self._overloaded_message(in_flight))
         if request.use_case:
-            check_use_case(use_case)
+            self.checks.check_use_case(use_case)
         schema = self.readiness.check(use_case)
-        check_features(request, use_case, schema)
+        self.checks.check_features(request, use_case, schema)
         sla_ms = self.readiness.deadlines_ms.get(use_case)  # a policy set through the Admin API wins
         deadline_ns = call.received_ns + (self.sla_ns if sla_ms is None else int(sla_ms * 1e6))
         remaining = context.time_remaining()  # gRPC Python does not propagate deadlines by itself

@@ -80,7 +80,8 @@ def run_model(config: Config, model: ModelConfig, metrics_listen: str = "") -> N
         lower_priority(model.nice)  # first: threads started later (ZeroMQ's, a model's) inherit it
     loaded = None if model.role == "decoy" else load_model(model.entry)
     telemetry = telemetry_setup(f"model-{model.name}", config.tracing, config.metrics, metrics_listen)
-    worker = Worker(WorkerConfig(model, config.streams, config.log.dir, config.log.fsync), loaded,
+    worker = Worker(WorkerConfig(model, config.streams, config.log.dir, config.log.fsync,
+                                 config.limits.output_bytes, config.limits.message_bytes), loaded,
                     on_ready=lambda: print(f"{MODEL_READY}{model.use_case}/{model.name}", flush=True),
                     telemetry=telemetry)
     freeze_heap()

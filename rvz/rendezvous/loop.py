@@ -65,8 +65,9 @@ class Rendezvous:
             meter, "rvz.rendezvous.score.latency", "From the frontend receiving a request to a score arriving")
         timing = ScoreTiming(self.stats, self.admin_state.policy_for, latency)
         self.sink = DecisionSink(config.log, self.counters, self.stats, timing, self.tracer)
+        self.sink.max_message_bytes = config.limits.message_bytes
         self.matcher = Matcher(self.sink, self.admin_state.policy_for, config.rendezvous.early_score_ms,
-                               self.models.live_count)
+                               self.models.live_count, config.limits.early_scores, config.limits.early_score_bytes)
         self.control = ControlPlane(self.admin_state, self.models,
                                     AdminHandler(self.admin_state, self.models, self.stats))
         if meter is not None:
@@ -76,6 +77,11 @@ class Rendezvous:
         counting.observe(meter, self.counters)
         metrics.gauge(meter, "rvz.rendezvous.pending", "Requests waiting for a decision",
                       lambda: len(self.matcher.pending))
+        metrics.gauge(meter, "rvz.rendezvous.early_scores", "Scores held for requests not seen yet",
+                      lambda: self.matcher.early_held)
+        metrics.count(meter, "rvz.rendezvous.early_scores_dropped", "Scores held for requests not seen yet that "
+                      "were dropped to stay within limits.early_scores and early_score_bytes",
+                      lambda: self.matcher.early_evicted)
         metrics.gauge_by(meter, "rvz.rendezvous.divergence", "Distance of each model's recent outputs from the "
                          "canary's (Jensen-Shannon for labels, KS for numbers; -1: no figure)", self.stats.divergence,
                          ("use_case", "model", "version"))
@@ -86,9 +92,10 @@ class Rendezvous:
         s = self.config.streams
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self.sink.start()
-        sub = streams.subscriber(ctx, s.requests, s.high_water_mark, [b""])
-        pull = streams.score_puller(ctx, s.scores, s.high_water_mark)
-        router = Router(streams.result_router(ctx, s.results, s.high_water_mark), self.counters)
+        largest = self.config.limits.message_bytes
+        sub = streams.subscriber(ctx, s.requests, s.high_water_mark, [b""], largest)
+        pull = streams.score_puller(ctx, s.scores, s.high_water_mark, largest)
+        router = Router(streams.result_router(ctx, s.results, s.high_water_mark, largest), self.counters)
         logger.info("rendezvous listening: requests %s, scores %s, results %s", s.requests, s.scores, s.results)
         try:
             self._loop(sub, pull, router)

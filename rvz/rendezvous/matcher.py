@@ -23,6 +23,9 @@ from rvz.wire.proto import envelope_pb2, scoring_pb2
 
 # How long an answered request is remembered, to mark its later scores as late rather than orphans.
 ANSWERED_MEMORY_NS = 120 * 1_000_000_000
+# Scores held for requests not seen yet, unless told (limits.early_scores, limits.early_score_bytes).
+MAX_EARLY = 10_000
+MAX_EARLY_BYTES = 64 * 1024 * 1024
 
 
 # Read once: looking a member up on an enum class is slow for a per-answer path.
@@ -59,7 +62,8 @@ class Pending:
 
 class Matcher:
     def __init__(self, sink: Sink, policy_for: Callable[[str], Policy], early_score_ms: float,
-                 live_models: Callable[[str], int]) -> None:
+                 live_models: Callable[[str], int], max_early: int = MAX_EARLY,
+                 max_early_bytes: int = MAX_EARLY_BYTES) -> None:
         self.sink = sink
         self.policy_for = policy_for
         self.early_score_ns = int(early_score_ms * 1e6)
@@ -68,9 +72,15 @@ class Matcher:
         self.pending: dict[str, Pending] = {}
         # Answered request id -> when the frontend received it (for late scores' latency), oldest first.
         self.answered: OrderedDict[str, int] = OrderedDict()
-        # Scores that came before their request: (received, score, raw bytes), by request id.
-        self.early: dict[str, list[tuple[int, envelope_pb2.ScoreEnvelope, bytes]]] = {}
+        # Scores that came before their request: (received, score, raw bytes, size), by request id; at most
+        # max_early of them and max_early_bytes in all (limits.early_scores and early_score_bytes): past that
+        # the oldest are dropped (and counted), so scores for requests that never come cannot fill memory.
+        self.early: dict[str, list[tuple[int, envelope_pb2.ScoreEnvelope, bytes, int]]] = {}
         self._early_expiry: deque[tuple[int, str]] = deque()
+        self.max_early, self.max_early_bytes = max_early, max_early_bytes
+        self.early_held = 0
+        self.early_bytes = 0
+        self.early_evicted = 0
         self._timers: list[tuple[int, int, str]] = []
         self._tiebreak = itertools.count()
 
@@ -87,7 +97,8 @@ class Matcher:
         pending = Pending(request, policy, end_ns)
         self.pending[rid] = pending
         self._advance(pending, now, initial=True)
-        for received_ns, score, raw in self.early.pop(rid, ()):
+        for received_ns, score, raw, size in self.early.pop(rid, ()):
+            self._released_early(size)
             late = rid not in self.pending
             self.sink.log_score(score, raw, received_ns, request.received_unix_ns, late=late, orphan=False)
             if not late:
@@ -112,8 +123,7 @@ class Matcher:
             self.sink.log_score(score, raw, now, self.answered[rid], late=True, orphan=False)
         else:
             # Scores can overtake their request (two different sockets): hold briefly.
-            self.early.setdefault(rid, []).append((now, score, raw))
-            self._early_expiry.append((now + self.early_score_ns, rid))
+            self._hold_early(score, raw, now)
 
     def on_time(self, now: int) -> None:
         """Fire due timers and give up on early scores whose request never came."""
@@ -240,6 +250,22 @@ class Matcher:
             pending.timer_ns = fire_ns
             heapq.heappush(self._timers, (fire_ns, next(self._tiebreak), pending.request.request_id))
 
+    def _hold_early(self, score: envelope_pb2.ScoreEnvelope, raw: bytes, now: int) -> None:
+        size = len(raw) if raw else score.ByteSize()
+        self.early.setdefault(score.request_id, []).append((now, score, raw, size))
+        self._early_expiry.append((now + self.early_score_ns, score.request_id))
+        self.early_held += 1
+        self.early_bytes += size
+        while (self.early_held > self.max_early or self.early_bytes > self.max_early_bytes) and self._early_expiry:
+            _, oldest = self._early_expiry.popleft()
+            for entry in self.early.pop(oldest, ()):
+                self._released_early(entry[3])
+                self.early_evicted += 1
+
+    def _released_early(self, size: int) -> None:
+        self.early_held -= 1
+        self.early_bytes -= size
+
     def _expire_early(self, now: int) -> None:
         expiry = self._early_expiry
         while expiry and expiry[0][0] <= now:
@@ -247,8 +273,9 @@ class Matcher:
             held = self.early.pop(rid, [])
             # Each early score gets its full wait; only those past it become orphans.
             keep = [entry for entry in held if entry[0] + self.early_score_ns > now]
-            for received_ns, score, raw in held:
+            for received_ns, score, raw, size in held:
                 if received_ns + self.early_score_ns <= now:
+                    self._released_early(size)
                     self.sink.log_score(score, raw, received_ns, None, late=False, orphan=True)
             if keep:
                 self.early[rid] = keep

@@ -59,6 +59,7 @@ class DecisionSink:
         # Results by the frontend to send them to: one message each per pass.
         self._answers: dict[bytes, list[bytes]] = {}
         self._unwritable = ThrottledLog(logger)
+        self.max_message_bytes = streams.MAX_MESSAGE_BYTES
 
     def start(self) -> None:
         self.scores_log.start()
@@ -118,7 +119,8 @@ class DecisionSink:
         if self._result_records:
             self.counters.unlogged_results += self._append(self.results_log, self._result_records)
         for address, results in self._answers.items():
-            send(address, streams.RESULT, *results)
+            for batch in streams.batches(results, self.max_message_bytes, len):
+                send(address, streams.RESULT, *batch)
         self._answers.clear()
 
     def _append(self, log: LogWriter, records: list[bytes]) -> int:

@@ -185,7 +185,7 @@ def replay(options: ReplayOptions, model: Model, worker_id: str, payloads: list[
     with Progress(disable=not show_progress, transient=True) as progress:
         task = progress.add_task(f"replaying into {options.model.name}", total=len(payloads))
         for first in range(0, len(payloads), batch_max):
-            batch = [decode_request(p) for p in payloads[first:first + batch_max]]
+            batch = [decode_request(p, scorer.contract) for p in payloads[first:first + batch_max]]
             for score in scorer.score_batch(batch):
                 score.replayed = True
                 sink.send(score)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import Container, Mapping
+from collections.abc import Callable, Container, Iterator, Mapping
 from typing import TypeVar
 
 import zmq
@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 # Whoever can reach a stream can send it garbage: one warning per kind of message every few seconds.
 _malformed = ThrottledLog(logger)
 M = TypeVar("M", bound=Message)
+T = TypeVar("T")
 
 # Topic of control messages on the requests stream. Use case names cannot
 # start with NUL, so a worker's subscription to its use case never matches it.
@@ -53,12 +54,37 @@ ADMIN = b"m"
 # Queued scores are flushed for this long when a worker stops: nothing scored is thrown away.
 FLUSH_MS = 2000
 _SEQUENCE = struct.Struct("<Q")
+# Largest message a receiving socket takes unless told (limits.message_bytes): ZeroMQ drops the connection of
+# a peer that sends more, instead of buffering it. A subscription is a topic: a use case name and a byte.
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+SUBSCRIPTION_MAX_BYTES = 4096
+# Room for the frames' own framing in a message that carries several payloads.
+_FRAME_ROOM_BYTES = 64
 # Senders (frontend, topic) a subscriber follows at most.
 _MAX_SENDERS = 4096
 
 
 def topic_for(use_case: str) -> bytes:
     return use_case.encode()
+
+
+def batches(items: list[T], max_bytes: int, size: Callable[[T], int]) -> Iterator[list[T]]:
+    """``items`` in consecutive batches whose total ``size`` stays under ``max_bytes`` (one larger than that
+    alone is its own batch): a sender splits what it sends together so that no receiver refuses the message."""
+    if sum(map(size, items)) + _FRAME_ROOM_BYTES * len(items) <= max_bytes:
+        yield items  # nearly always: a few small payloads
+        return
+    batch: list[T] = []
+    total = 0
+    for item in items:
+        cost = size(item) + _FRAME_ROOM_BYTES
+        if batch and total + cost > max_bytes:
+            yield batch
+            batch, total = [], 0
+        batch.append(item)
+        total += cost
+    if batch:
+        yield batch
 
 
 def sequence_frame(sender: bytes, first: int) -> bytes:
@@ -146,14 +172,16 @@ def publisher(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, hwm: int) -> z
     sock = ctx.socket(zmq.XPUB)
     sock.setsockopt(zmq.SNDHWM, hwm)
     sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.MAXMSGSIZE, SUBSCRIPTION_MAX_BYTES)  # all it receives are subscriptions
     _bind(sock, endpoint, "requests")
     return sock
 
 
-def subscriber(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, hwm: int,
-               topics: list[bytes]) -> zmq.Socket[bytes]:
+def subscriber(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, hwm: int, topics: list[bytes],
+               max_message_bytes: int = MAX_MESSAGE_BYTES) -> zmq.Socket[bytes]:
     sock = ctx.socket(zmq.SUB)
     sock.setsockopt(zmq.RCVHWM, hwm)
+    sock.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
     sock.setsockopt(zmq.LINGER, 0)
     for topic in topics:
         sock.setsockopt(zmq.SUBSCRIBE, topic)
@@ -188,17 +216,21 @@ def _await_handshake(sock: zmq.Socket[bytes], monitor: zmq.Socket[bytes], endpoi
         raise StreamError(f"no rendezvous answered on the scores stream at {endpoint} within {timeout_s:g} s")
 
 
-def score_puller(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, hwm: int) -> zmq.Socket[bytes]:
+def score_puller(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, hwm: int,
+                 max_message_bytes: int = MAX_MESSAGE_BYTES) -> zmq.Socket[bytes]:
     sock = ctx.socket(zmq.PULL)
     sock.setsockopt(zmq.RCVHWM, hwm)
+    sock.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
     sock.setsockopt(zmq.LINGER, 0)
     _bind(sock, endpoint, "scores")
     return sock
 
 
-def result_router(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, hwm: int) -> zmq.Socket[bytes]:
+def result_router(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, hwm: int,
+                  max_message_bytes: int = MAX_MESSAGE_BYTES) -> zmq.Socket[bytes]:
     sock = ctx.socket(zmq.ROUTER)
     sock.setsockopt(zmq.SNDHWM, hwm)
+    sock.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
     # An unknown return address raises EHOSTUNREACH instead of vanishing, so we can count it.
     sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
     sock.setsockopt(zmq.LINGER, FLUSH_MS)
@@ -206,10 +238,11 @@ def result_router(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, hwm: int) 
     return sock
 
 
-def result_dealer(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, hwm: int,
-                  identity: bytes) -> zmq.Socket[bytes]:
+def result_dealer(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, hwm: int, identity: bytes,
+                  max_message_bytes: int = MAX_MESSAGE_BYTES) -> zmq.Socket[bytes]:
     sock = ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.RCVHWM, hwm)
+    sock.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
     sock.setsockopt(zmq.ROUTING_ID, identity)
     sock.setsockopt(zmq.LINGER, 0)
     _connect(sock, endpoint, "results")

@@ -44,6 +44,7 @@ DRAIN_MAX = 1024
 # How long a score may wait for the scores after it to share its message.
 SCORE_FLUSH_NS = 500_000
 DEFAULT_MAX_OUTPUT_BYTES = 1024 * 1024
+DEFAULT_MAX_MESSAGE_BYTES = streams.MAX_MESSAGE_BYTES
 
 
 @dataclass(frozen=True)
@@ -53,8 +54,10 @@ class WorkerConfig:
     # Where a decoy archives what it receives.
     log_dir: str
     fsync: bool = True
-    # An output whose encoding is larger than this becomes an error score.
+    # An output whose encoding is larger than this becomes an error score (limits.output_bytes).
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
+    # The largest stream message, taken or sent (limits.message_bytes).
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
 
 
 @dataclass
@@ -120,7 +123,7 @@ class Worker:
         cfg = self.config
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         sub = streams.subscriber(ctx, cfg.streams.requests, cfg.streams.high_water_mark,
-                                 [self._topic, streams.CONTROL_TOPIC])
+                                 [self._topic, streams.CONTROL_TOPIC], cfg.max_message_bytes)
         push = streams.score_pusher(ctx, cfg.streams.scores, cfg.streams.high_water_mark)
         if cfg.model.role == "decoy":
             self._archive = LogWriter(Path(cfg.log_dir, "decoy", cfg.model.use_case, cfg.model.name),
@@ -265,6 +268,10 @@ class Worker:
             tracing.end_scoring(span, score.error_type, score.error, finished)
 
     def _send(self, push: zmq.Socket[bytes], scores: list[bytes]) -> None:
+        for batch in streams.batches(scores, self.config.max_message_bytes, len):
+            self._send_batch(push, batch)
+
+    def _send_batch(self, push: zmq.Socket[bytes], scores: list[bytes]) -> None:
         try:
             push.send_multipart([streams.SCORE, *scores], zmq.NOBLOCK)
         except zmq.Again:

@@ -90,7 +90,8 @@ def set_policy(target: str, use_case: str, toml_text: str, source: str,
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{source}: not valid TOML: {e}") from e
     table = data.get("rendezvous", data)
-    parse_policy(table, source)  # the file's own checks first, naming its keys; the rendezvous checks again
+    # The file's own checks first, naming its keys as the file spells them; the rendezvous checks again.
+    parse_policy(table, source, "rendezvous." if "rendezvous" in data else "")
     request = admin_pb2.SetPolicyRequest(use_case=use_case, policy=policy_from_table(table),
                                          expected_version=expected_version)
     state: admin_pb2.PolicyState = _call(target, "SetPolicy", request)

@@ -16,6 +16,7 @@ import typing
 from collections.abc import Callable
 from dataclasses import MISSING, Field, dataclass, field, fields
 from functools import cache
+from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
 from rvz.errors import ConfigError
@@ -189,3 +190,13 @@ def entry_problem(value: str) -> str | None:
     if not value or _ENTRY.match(value):
         return None
     return f"must be MODULE:ATTR (e.g. mypkg.models:predict), got {value!r}"
+
+
+def directory_problem(value: str) -> str | None:
+    """A directory rvz may create: empty, or a path that is a directory or does not exist yet."""
+    if not value:
+        return "must name a directory, got ''"
+    path = Path(value)
+    if path.exists() and not path.is_dir():
+        return f"{value!r} is a file, not a directory: give a directory (rvz creates it if it is missing)"
+    return None

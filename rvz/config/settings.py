@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 from rvz.config.fields import (
+    directory_problem,
     endpoint_problem,
     entry_problem,
     listen_problem,
@@ -65,7 +66,8 @@ class StreamsConfig:
 
 @dataclass(frozen=True)
 class LogConfig:
-    dir: str = setting("rvz-data", "Directory of the request, scores and results logs.", metavar="DIR")
+    dir: str = setting("rvz-data", "Directory of the request, scores and results logs.", metavar="DIR",
+                       check=directory_problem)
     segment_mb: int = setting(64, "Size of a log segment file, MB.", **POSITIVE)
     fsync: bool = setting(True, "fdatasync the logs (false: a host crash can lose what the OS had not written).")
     durable_answers: bool = setting(True, "Answer a caller only once its request record is on disk.")

@@ -139,9 +139,10 @@ def _reject_unknown(data: Mapping[str, Any], prefix: str, known: set[str], sourc
 # --- the policy ----------------------------------------------------------------------------------
 
 
-def parse_policy(data: Mapping[str, Any], source: str) -> RendezvousConfig:
-    """Validate a policy table given outside the config file (the Admin API, saved admin state)."""
-    return _rendezvous(data, "policy.", source)
+def parse_policy(data: Mapping[str, Any], source: str, prefix: str = "policy.") -> RendezvousConfig:
+    """Validate a policy table given outside the config file (a policy file, the Admin API, saved admin
+    state); errors name ``prefix`` + the key (a policy file's own table, e.g. "rendezvous.")."""
+    return _rendezvous(data, prefix, source)
 
 
 def _rendezvous(data: Mapping[str, Any], prefix: str, source: str) -> RendezvousConfig:

@@ -38,16 +38,17 @@ EXPERIMENT = "ph2_server"
 EXPERIMENTS_ENV = "GRPC_EXPERIMENTS"
 # gRPC's own ratio of its hard limit to its soft one (1000 and 3000 by default).
 HARD_LIMIT_FACTOR = 3
-GRPC_RECEIVE_ROOM_BYTES = 64 * 1024
+GRPC_RECEIVE_FLOOR_BYTES = 4 * 1024 * 1024
 
 
 def server_options(config: FrontendConfig, request_bytes: int) -> list[tuple[str, int]]:
-    """gRPC's own options for the frontend's server; gRPC refuses requests past ``request_bytes`` plus some
-    room itself, so that the frontend sees (and refuses with limits.request_bytes named) only those below."""
+    """gRPC's own options for the frontend's server. The frontend refuses requests past ``request_bytes``
+    itself, naming limits.request_bytes; gRPC refuses what is far past it (its own 4 MiB default, or twice
+    the limit) before reading it whole, with its own message."""
     return [("grpc.so_reuseport", 0),
             ("grpc.server.max_pending_requests", config.grpc_backlog),
             ("grpc.server.max_pending_requests_hard_limit", config.grpc_backlog * HARD_LIMIT_FACTOR),
-            ("grpc.max_receive_message_length", request_bytes + GRPC_RECEIVE_ROOM_BYTES)]
+            ("grpc.max_receive_message_length", max(GRPC_RECEIVE_FLOOR_BYTES, 2 * request_bytes))]
 
 
 def experiments_needed(config: FrontendConfig, environ: Mapping[str, str]) -> str | None:

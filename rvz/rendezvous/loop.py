@@ -43,6 +43,7 @@ MAX_POLL_MS = 100
 # Messages taken from a socket per loop pass. Log records and answers are written and sent at the end of
 # a pass, so this also bounds how long an answer waits for the rest of its pass.
 DRAIN_BATCH = 64
+DRAIN_FRAMES = 512
 
 
 class Rendezvous:
@@ -144,7 +145,10 @@ class Rendezvous:
     # --- draining --------------------------------------------------------------------------------
 
     def _messages(self, sock: zmq.Socket[bytes], frames: int) -> Iterator[list[bytes]]:
-        """Up to DRAIN_BATCH queued messages of at least ``frames`` frames; others are counted as malformed."""
+        """Queued messages of at least ``frames`` frames (others are counted as malformed), up to DRAIN_BATCH
+        messages or DRAIN_FRAMES frames in all: a pass stays short however many payloads a peer packs into
+        its messages, and the other peers' messages (fair-queued by ZeroMQ) come in the next one."""
+        taken = 0
         for _ in range(DRAIN_BATCH):
             try:
                 message = sock.recv_multipart(zmq.NOBLOCK)
@@ -154,6 +158,9 @@ class Rendezvous:
                 yield message
             else:
                 self.counters.malformed += 1
+            taken += len(message)
+            if taken >= DRAIN_FRAMES:
+                return
 
     def _drain_requests(self, sub: zmq.Socket[bytes], send: Send) -> None:
         """Messages of [topic, request, request, ...]: frontends publish a loop pass's requests together."""

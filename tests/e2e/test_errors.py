@@ -56,7 +56,7 @@ def test_garbage_bytes_cannot_crash_the_frontend(typed: Deployment) -> None:
     error = typed.score_error({"x": 1, "name": "a", "blob": "z" * 1_000_000})
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "unknown feature 'blob'" in error.details()
     assert typed.score({"x": 1, "name": "a"}).model_name == "typed"
-    assert all(p.popen.poll() is None for p in typed.procs)
+    assert all(p.poll() is None for p in typed.procs)
 
 
 def test_no_rendezvous_is_unavailable_at_once(deployment: Make) -> None:

@@ -123,7 +123,7 @@ def test_a_model_that_raises_keeps_its_worker_serving(deployment: Make) -> None:
                               and r.score.model_name == "champ")
     assert error.score.error_type == "ValueError" and "negative" in error.score.error
     ok = d.score({"x": 2})
-    assert ok.role == "champion" and champ.popen.poll() is None
+    assert ok.role == "champion" and champ.poll() is None
 
 
 def test_every_model_failing_ends_the_request_at_once(deployment: Make) -> None:
@@ -139,7 +139,7 @@ def test_unencodable_output_becomes_an_error_score(deployment: Make) -> None:
     d = deployment().start([("champ", "rvz_test_models:unencodable", "champion")])
     error = d.score_error({"x": 1})
     assert error.code() == grpc.StatusCode.INTERNAL and "cannot be encoded" in error.details()
-    assert d.proc("model-champ").popen.poll() is None
+    assert d.proc("model-champ").poll() is None
 
 
 @pytest.mark.parametrize("entry", ["rvz_test_models:async_echo", "rvz_test_models:Batcher"])

@@ -60,7 +60,7 @@ def test_random_bytes_never_crash_anything(echo: Deployment, payload: bytes) -> 
         call(payload, timeout=5)
     except grpc.RpcError as e:
         assert e.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND), e.details()
-    assert all(p.popen.poll() is None for p in echo.procs)
+    assert all(p.poll() is None for p in echo.procs)
 
 
 def test_reflection_lists_the_services(echo: Deployment) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from typing import Any
 
+import grpc
 import pytest
 
 from in_process import InProcessDeployment
@@ -28,15 +29,17 @@ def test_it_serves_then_stops_every_part_and_joins_its_thread(in_process: Callab
     d.close()  # idempotent
 
 
+def quits(features: dict[str, Any]) -> Any:
+    raise SystemExit(3)  # as a model calling sys.exit() does: not an error score, the end of its worker
+
+
 def test_a_part_that_dies_fails_the_wait_at_once(in_process: Callable[..., InProcessDeployment]) -> None:
-    d = in_process()
-    d.config = replace(d.config, streams=replace(d.config.streams, scores="ipc:///nonexistent/rvz/scores.sock"))
-    d.start_rendezvous()  # it cannot bind the scores stream there
-    d.start_frontend()
+    d = in_process().start([("quitter", quits, "champion")])
+    assert d.score_error({"x": 1}).code() == grpc.StatusCode.DEADLINE_EXCEEDED  # its worker died on it
     started = time.monotonic()
-    with pytest.raises(RuntimeError, match="rendezvous died: StreamError"):
+    with pytest.raises(RuntimeError, match="model-quitter died: SystemExit"):
         d.wait_serving()
-    assert time.monotonic() - started < 5
-    with pytest.raises(RuntimeError, match="rendezvous died"):
-        d.close()  # says so again, once everything else has stopped
-    assert not {t.name for t in threading.enumerate()} & PARTS
+    assert time.monotonic() - started < 1
+    with pytest.raises(RuntimeError, match="model-quitter died"):
+        d.close()  # says so again, once everything has stopped
+    assert not {t.name for t in threading.enumerate()} & {"frontend", "rendezvous", "model-quitter"}

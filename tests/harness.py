@@ -174,9 +174,10 @@ class Deployment(Calls):
     def start_rendezvous(self) -> Proc:
         return self.spawn("rendezvous", "rendezvous", "--config", str(self.config_path))
 
-    def start_frontend(self) -> Proc:
+    def start_frontend(self, wait: bool = True) -> Proc:
         proc = self.spawn("frontend", "frontend", "--config", str(self.config_path))
-        self.address = proc.wait_line(LISTENING_PREFIX)
+        if wait:
+            self.address = proc.wait_line(LISTENING_PREFIX, check=self.check)
         return proc
 
     def start_model(self, name: str, entry: str = "", role: str = "champion", use_case: str = "default",
@@ -185,16 +186,22 @@ class Deployment(Calls):
                 "--use-case", use_case, "--version", version]
         proc = self.spawn(f"model-{name}", *args, *(["--entry", entry] if entry else []), env=env)
         if wait:
-            proc.wait_line(MODEL_READY)
+            proc.wait_line(MODEL_READY, check=self.check)
         return proc
 
     def start(self, models: list[tuple[str, str, str] | tuple[str, str, str, dict[str, str]]],
               use_case: str = "default") -> Deployment:
-        """Rendezvous, frontend and models given as (name, entry, role[, env]); returns when SERVING."""
+        """Rendezvous, frontend and models given as (name, entry, role[, env]); returns when SERVING.
+
+        All are started at once, as `rvz up` starts them, then waited for: they start in parallel.
+        """
         self.start_rendezvous()
-        self.start_frontend()
-        for name, entry, role, *env in models:
-            self.start_model(name, entry, role, use_case=use_case, env=env[0] if env else None)
+        frontend = self.start_frontend(wait=False)
+        started = [self.start_model(name, entry, role, use_case=use_case, wait=False, env=env[0] if env else None)
+                   for name, entry, role, *env in models]
+        self.address = frontend.wait_line(LISTENING_PREFIX, check=self.check)
+        for proc in started:
+            proc.wait_line(MODEL_READY, check=self.check)
         self.wait_serving(use_case)
         self.wait_models({name for name, *_ in models}, use_case)
         return self

@@ -20,7 +20,7 @@ import gc
 import logging
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,10 +72,14 @@ class LoopThread:
         if self.error is not None:
             raise RuntimeError(f"{self.name} died: {self.error!r}") from self.error
 
+    def ask_to_stop(self) -> None:
+        """Ask the loop to return, without waiting for it (several can then stop at once)."""
+        self.loop.should_exit.set()
+
     def stop(self) -> None:
         """Ask the loop to return and join its thread; idempotent. Raises if it does not end in time, or
         what it died of."""
-        self.loop.should_exit.set()
+        self.ask_to_stop()
         self._thread.join(STOP_GRACE_S)
         if self._thread.is_alive():
             raise RuntimeError(f"{self.name} did not stop within {STOP_GRACE_S:g} s")
@@ -235,17 +239,19 @@ class InProcessDeployment(Calls):
             loop.check()
 
     def close(self) -> None:
-        """Stop every part, frontend first, rendezvous last (the order `rvz up` uses), and join every thread;
-        then raise what a part died of, if one did. Idempotent."""
+        """Stop every part, frontend first (calls in flight are answered), rendezvous last (the order `rvz up`
+        uses), and join every thread; then raise what a part died of, if one did. Idempotent."""
         self.close_channel()
-        stops = [self.frontend.stop] if self.frontend is not None else []
-        stops += [self.loops[name].stop for name in sorted(self.loops, key=lambda n: n == "rendezvous")]
         errors: list[Exception] = []
-        for stop in stops:
-            try:
-                stop()
-            except Exception as e:  # the other parts are still stopped
-                errors.append(e)
+        if self.frontend is not None:
+            _attempt(self.frontend.stop, errors)
+        workers = [loop for name, loop in self.loops.items() if name != "rendezvous"]
+        for worker in workers:  # together: each may flush its last scores for up to streams.FLUSH_MS
+            worker.ask_to_stop()
+        for worker in workers:
+            _attempt(worker.stop, errors)
+        if "rendezvous" in self.loops:
+            _attempt(self.loops["rendezvous"].stop, errors)
         self.loops.clear()
         if self._frozen:
             gc.unfreeze()  # what the test allocated can be collected again
@@ -258,3 +264,11 @@ class InProcessDeployment(Calls):
             raise AssertionError(f"{name} is running already")
         self.loops[name] = thread = LoopThread(name, loop)
         thread.start()
+
+
+def _attempt(stop: Callable[[], None], errors: list[Exception]) -> None:
+    """Run ``stop``; keep what it raises for later, so that the other parts are stopped too."""
+    try:
+        stop()
+    except Exception as e:
+        errors.append(e)

@@ -49,6 +49,22 @@ class StartupFailed(RvzError):
         self.exit_code = exit_code
 
 
+class ChildExited(StartupFailed):
+    """A child process exited before it was ready; ``returncode`` is its exit status (-N: killed by signal N)."""
+
+    def __init__(self, message: str, returncode: int) -> None:
+        super().__init__(message)
+        self.returncode = returncode
+
+
+class NotReady(StartupFailed):
+    """A child process, or the deployment, did not report ready within its start-up timeout."""
+
+
+class Interrupted(StartupFailed):
+    """A stop was asked for (SIGINT, SIGTERM) while waiting for something to start."""
+
+
 class StreamError(RvzError):
     """A ZeroMQ endpoint cannot be bound or connected (address in use, bad path)."""
 

@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 
 from harness import Deployment, base_config, short_tempdir
+from in_process import InProcessDeployment, logs_captured
+from rvz.config import load_config
 
 TESTS_DIR = Path(__file__).resolve().parent
 
@@ -55,3 +57,24 @@ def deployment(request: pytest.FixtureRequest, root: Path) -> Iterator[Callable[
         for d in made:
             for proc in d.procs:
                 print(f"----- {proc.name} (pid {proc.pid}) stderr -----\n{proc.stderr()}")
+
+
+@pytest.fixture
+def in_process(root: Path) -> Iterator[Callable[..., InProcessDeployment]]:
+    """Factory: ``in_process(policy=..., frontend=...)`` -> an InProcessDeployment of that config, not started.
+
+    The same configuration as ``deployment``'s; every part it starts is stopped and its thread joined
+    at the end. rvz's log records (INFO and above) are in its ``log`` while the test runs.
+    """
+    made: list[InProcessDeployment] = []
+    with logs_captured() as log:
+
+        def make(**config: str) -> InProcessDeployment:
+            config_path = root / f"rvz-in-process-{len(made)}.toml"
+            config_path.write_text(base_config(root, **config))
+            made.append(InProcessDeployment(root, load_config(config_path), config_path, log))
+            return made[-1]
+
+        yield make
+        for d in made:
+            d.close()

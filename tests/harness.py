@@ -3,7 +3,7 @@
 Streams use ipc:// endpoints in a private temporary directory and the frontend
 listens on 127.0.0.1:0, so tests never collide on ports. Readiness is waited on
 through signals: the frontend's and workers' ready lines on stdout, and the gRPC
-health service.
+health service. Processes are rvz.process.child.ChildProcess, as `rvz up`'s are.
 """
 
 from __future__ import annotations
@@ -11,10 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import select
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,16 +21,16 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from rvz.bench.command import BenchResult
 from rvz.log.reader import iter_records
+from rvz.process import serving
+from rvz.process.child import START_TIMEOUT_S, ChildProcess, ChildSpec
 from rvz.process.entry import LISTENING_PREFIX, MODEL_READY
 from rvz.wire.proto import admin_pb2, admin_pb2_grpc, envelope_pb2, scoring_pb2, scoring_pb2_grpc
 
 TESTS_DIR = Path(__file__).resolve().parent
 SCRIPTS_DIR = TESTS_DIR.parent / "scripts"
-START_TIMEOUT_S = 60.0
-STOP_TIMEOUT_S = 10.0
 
 DEFAULT_POLICY = """
 [rendezvous]
@@ -69,133 +66,43 @@ dir = "{root}/data"
 """
 
 
-@dataclass
-class Proc:
-    name: str
-    popen: subprocess.Popen[bytes]
-    stderr_path: Path
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def read_line(self, prefix: str, timeout_s: float = START_TIMEOUT_S) -> str:
-        """Block until the process prints a line starting with ``prefix`` (its ready signal)."""
-        assert self.popen.stdout is not None
-        deadline = time.monotonic() + timeout_s
-        while (left := deadline - time.monotonic()) > 0:
-            ready, _, _ = select.select([self.popen.stdout], [], [], left)
-            if not ready:
-                break
-            line = self.popen.stdout.readline().decode()
-            if not line:
-                raise AssertionError(f"{self.name} exited ({self.popen.wait()}) before '{prefix}':\n{self.stderr()}")
-            if line.startswith(prefix):
-                return line.removeprefix(prefix).strip()
-        raise AssertionError(f"{self.name} did not print '{prefix}' in {timeout_s} s:\n{self.stderr()}")
+class Proc(ChildProcess):
+    """A child process of a test: stderr in a file the test can search, and print when it fails."""
 
     def wait_stderr(self, pattern: str, timeout_s: float = START_TIMEOUT_S) -> re.Match[str]:
         """Wait for a log line matching ``pattern`` (some facts, like a bound port, are only logged)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            match = re.search(pattern, self.stderr_path.read_text(errors="replace"))
+            match = re.search(pattern, self.stderr())
             if match:
                 return match
-            if self.popen.poll() is not None:
+            if self.poll() is not None:
                 break
             time.sleep(0.02)  # a log file has no readiness signal of its own
         raise AssertionError(f"{self.name} never logged {pattern!r}:\n{self.stderr()}")
 
     def stderr(self) -> str:
-        return self.stderr_path.read_text(errors="replace")[-4000:] if self.stderr_path.exists() else ""
-
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        if self.popen.poll() is None:
-            self.popen.send_signal(sig)
-            try:
-                self.popen.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
-        if self.popen.stdout is not None:
-            self.popen.stdout.close()
-        return self.popen.returncode
+        return self.stderr_tail(chars=1_000_000)
 
 
-@dataclass
-class Deployment:
+def spawn(name: str, args: list[str], root: Path, env: dict[str, str] | None = None,
+          announces: tuple[str, ...] = (LISTENING_PREFIX, MODEL_READY)) -> Proc:
+    """``python -m rvz ARGS`` in ROOT with tests/ importable (the test models), stderr in ROOT/NAME.stderr."""
+    python_path = os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")])
+    spec = ChildSpec(name, (sys.executable, "-m", "rvz", *args), env={**os.environ, "PYTHONPATH": python_path,
+                                                                      **(env or {})},
+                     cwd=root, stderr_path=root / f"{name}.stderr", announces=announces)
+    proc = Proc(spec)
+    proc.start()
+    return proc
+
+
+class Calls:
+    """What a test does with a running deployment, however it runs: gRPC calls and the logs it wrote."""
+
     root: Path
-    config_path: Path
-    procs: list[Proc] = field(default_factory=list)
     address: str = ""
-    # Extra environment for every process started from now on (e.g. OTEL_* variables).
-    env: dict[str, str] = field(default_factory=dict)
     _channel: grpc.Channel | None = None
-
-    # --- processes ---------------------------------------------------------------------------
-
-    def spawn(self, name: str, *args: str, env: dict[str, str] | None = None) -> Proc:
-        stderr_path = self.root / f"{name}.stderr"
-        child_env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")]),
-                     **self.env, **(env or {})}
-        with open(stderr_path, "ab") as stderr:
-            popen = subprocess.Popen([sys.executable, "-m", "rvz", *args], stdout=subprocess.PIPE, stderr=stderr,
-                                     env=child_env, cwd=self.root)
-        proc = Proc(name, popen, stderr_path)
-        self.procs.append(proc)
-        return proc
-
-    def start_rendezvous(self) -> Proc:
-        return self.spawn("rendezvous", "rendezvous", "--config", str(self.config_path))
-
-    def start_frontend(self) -> Proc:
-        proc = self.spawn("frontend", "frontend", "--config", str(self.config_path))
-        self.address = proc.read_line(LISTENING_PREFIX)
-        return proc
-
-    def start_model(self, name: str, entry: str = "", role: str = "champion", use_case: str = "default",
-                    version: str = "1", wait: bool = True, env: dict[str, str] | None = None) -> Proc:
-        args = ["model", "run", "--config", str(self.config_path), "--name", name, "--role", role,
-                "--use-case", use_case, "--version", version]
-        proc = self.spawn(f"model-{name}", *args, *(["--entry", entry] if entry else []), env=env)
-        if wait:
-            proc.read_line(MODEL_READY)
-        return proc
-
-    def start(self, models: list[tuple[str, str, str] | tuple[str, str, str, dict[str, str]]],
-              use_case: str = "default") -> Deployment:
-        """Rendezvous, frontend and models given as (name, entry, role[, env]); returns when SERVING."""
-        self.start_rendezvous()
-        self.start_frontend()
-        for name, entry, role, *env in models:
-            self.start_model(name, entry, role, use_case=use_case, env=env[0] if env else None)
-        self.wait_serving(use_case)
-        self.wait_models({name for name, *_ in models})
-        return self
-
-    def wait_models(self, names: set[str], timeout_s: float = START_TIMEOUT_S) -> None:
-        """Until the rendezvous lists every model: each one's scores can reach it, not only its probes."""
-        stub = admin_pb2_grpc.AdminStub(self.channel)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            listed = {m.name for m in stub.ListModels(admin_pb2.ListModelsRequest(), timeout=5).models if m.live}
-            if names <= listed:
-                return
-            time.sleep(0.02)  # announces follow the frontend's probes
-        raise AssertionError(f"models {names - listed} never reached the rendezvous")
-
-    def proc(self, name: str) -> Proc:
-        return next(p for p in self.procs if p.name == name)
-
-    def close(self) -> None:
-        # Frontend first, rendezvous last: the order `rvz up` uses.
-        order = sorted(self.procs, key=lambda p: {"frontend": 0, "rendezvous": 2}.get(p.name, 1))
-        for proc in order:
-            proc.stop()
-        if self._channel is not None:
-            self._channel.close()
-
-    # --- gRPC --------------------------------------------------------------------------------
 
     @property
     def channel(self) -> grpc.Channel:
@@ -203,23 +110,20 @@ class Deployment:
             self._channel = grpc.insecure_channel(self.address)
         return self._channel
 
+    def close_channel(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
+
+    def check(self) -> None:
+        """Raise if a part of the deployment has died: waits call it, to fail at once rather than time out."""
+
     def wait_serving(self, service: str = "", timeout_s: float = START_TIMEOUT_S) -> None:
-        stub = health_pb2_grpc.HealthStub(self.channel)
-        deadline = time.monotonic() + timeout_s
-        status = None
-        while time.monotonic() < deadline:
-            try:
-                # Watch pushes every change: block on it rather than polling.
-                for reply in stub.Watch(health_pb2.HealthCheckRequest(service=service),
-                                        timeout=deadline - time.monotonic()):
-                    status = reply.status
-                    if status == health_pb2.HealthCheckResponse.SERVING:
-                        return
-            except grpc.RpcError as e:
-                if e.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
-                    break
-                raise
-        raise AssertionError(f"health of {service!r} is {status} after {timeout_s} s")
+        serving.wait_serving(self.channel, service, timeout_s, check=self.check)
+
+    def wait_models(self, names: set[str], use_case: str = "default", timeout_s: float = START_TIMEOUT_S) -> None:
+        """Until the rendezvous lists every model: each one's scores can reach it, not only its probes."""
+        serving.wait_models(self.channel, {(use_case, name) for name in names}, timeout_s, check=self.check)
 
     def score(self, features: dict[str, Any], use_case: str = "", timeout_s: float = 5.0) -> scoring_pb2.ScoreResponse:
         request = scoring_pb2.ScoreRequest(use_case=use_case)
@@ -237,8 +141,6 @@ class Deployment:
             return e
         raise AssertionError("the call succeeded; an error was expected")
 
-    # --- logs --------------------------------------------------------------------------------
-
     def records(self, log: str) -> list[Any]:
         kinds = {"requests": envelope_pb2.RequestEnvelope, "scores": envelope_pb2.ScoreRecord,
                  "results": envelope_pb2.ResultEnvelope}
@@ -254,6 +156,108 @@ class Deployment:
                         return record
             time.sleep(0.02)  # polling a file: there is no signal to wait on
         raise AssertionError(f"no matching record in {log} after {timeout_s} s")
+
+
+@dataclass
+class Deployment(Calls):
+    """Rendezvous, frontend and models as processes started through the CLI."""
+
+    root: Path
+    config_path: Path
+    procs: list[Proc] = field(default_factory=list)
+    # Extra environment for every process started from now on (e.g. OTEL_* variables).
+    env: dict[str, str] = field(default_factory=dict)
+
+    def spawn(self, name: str, *args: str, env: dict[str, str] | None = None) -> Proc:
+        proc = spawn(name, list(args), self.root, {**self.env, **(env or {})})
+        self.procs.append(proc)
+        return proc
+
+    def start_rendezvous(self) -> Proc:
+        return self.spawn("rendezvous", "rendezvous", "--config", str(self.config_path))
+
+    def start_frontend(self, wait: bool = True) -> Proc:
+        proc = self.spawn("frontend", "frontend", "--config", str(self.config_path))
+        if wait:
+            self.address = proc.wait_line(LISTENING_PREFIX, check=self.check)
+        return proc
+
+    def start_model(self, name: str, entry: str = "", role: str = "champion", use_case: str = "default",
+                    version: str = "1", wait: bool = True, env: dict[str, str] | None = None) -> Proc:
+        args = ["model", "run", "--config", str(self.config_path), "--name", name, "--role", role,
+                "--use-case", use_case, "--version", version]
+        proc = self.spawn(f"model-{name}", *args, *(["--entry", entry] if entry else []), env=env)
+        if wait:
+            proc.wait_line(MODEL_READY, check=self.check)
+        return proc
+
+    def start(self, models: list[tuple[str, str, str] | tuple[str, str, str, dict[str, str]]],
+              use_case: str = "default") -> Deployment:
+        """Rendezvous, frontend and models given as (name, entry, role[, env]); returns when SERVING.
+
+        All are started at once, as `rvz up` starts them, then waited for: they start in parallel.
+        """
+        self.start_rendezvous()
+        frontend = self.start_frontend(wait=False)
+        started = [self.start_model(name, entry, role, use_case=use_case, wait=False, env=env[0] if env else None)
+                   for name, entry, role, *env in models]
+        self.address = frontend.wait_line(LISTENING_PREFIX, check=self.check)
+        for proc in started:
+            proc.wait_line(MODEL_READY, check=self.check)
+        self.wait_serving(use_case)
+        self.wait_models({name for name, *_ in models}, use_case)
+        return self
+
+    def check(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is not None:
+                raise AssertionError(f"{proc.name} exited with code {proc.poll()}:\n{proc.stderr()}")
+
+    def proc(self, name: str) -> Proc:
+        return next(p for p in self.procs if p.name == name)
+
+    def close(self) -> None:
+        # Frontend first, rendezvous last: the order `rvz up` uses.
+        order = sorted(self.procs, key=lambda p: {"frontend": 0, "rendezvous": 2}.get(p.name, 1))
+        for proc in order:
+            proc.stop()
+        self.close_channel()
+
+
+def admin(d: Calls) -> admin_pb2_grpc.AdminStub:
+    return admin_pb2_grpc.AdminStub(d.channel)
+
+
+def models_by_name(d: Calls) -> dict[str, admin_pb2.ModelStatus]:
+    return {m.name: m for m in admin(d).ListModels(admin_pb2.ListModelsRequest(), timeout=5).models}
+
+
+def listed_models(d: Calls, count: int) -> dict[str, admin_pb2.ModelStatus]:
+    """Models are known to a (new) rendezvous from their announces, which follow the frontend's probes."""
+    deadline = time.monotonic() + 10
+    while len(statuses := models_by_name(d)) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return statuses
+
+
+PERCENTILES = ("min", "p50", "p90", "p99", "p99.9", "max")
+
+
+def assert_coherent(result: dict[str, Any] | BenchResult) -> dict[str, Any]:
+    """The figures of one `rvz bench` run agree with each other (no timing assertions: the machine is shared)."""
+    r = result.as_dict() if isinstance(result, BenchResult) else result
+    assert r["sent"] == r["ok"] + sum(r["errors"].values())
+    assert r["missing"] == 0
+    assert set(r["error_details"]) == set(r["errors"]) == set(r["error_latency_ms"])
+    assert all(r["error_latency_ms"][code]["count"] == n for code, n in r["errors"].items())
+    assert r["latency_ms"]["count"] == r["ok"]
+    if r["ok"]:
+        values = [r["latency_ms"][p] for p in PERCENTILES]
+        assert values == sorted(values)
+        assert r["throughput_rps"] > 0
+        assert sum(r["answers_by_rule"].values()) == r["ok"]
+    assert r["completed_total"] >= r["sent"]
+    return r
 
 
 @contextlib.contextmanager

@@ -7,6 +7,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 
@@ -16,8 +17,16 @@ def echo(features: dict[str, Any]) -> dict[str, Any]:
 
 def slow(features: dict[str, Any]) -> dict[str, Any]:
     """Answers after RVZ_TEST_DELAY_MS (default 80) milliseconds."""
-    time.sleep(float(os.environ.get("RVZ_TEST_DELAY_MS", "80")) / 1000)
-    return {"x": features.get("x"), "by": "slow"}
+    return slow_by(float(os.environ.get("RVZ_TEST_DELAY_MS", "80")))(features)
+
+
+def slow_by(delay_ms: float) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """slow with a delay of its own: RVZ_TEST_DELAY_MS for a model in a thread of the test process."""
+    def answer(features: dict[str, Any]) -> dict[str, Any]:
+        time.sleep(delay_ms / 1000)
+        return {"x": features.get("x"), "by": "slow"}
+
+    return answer
 
 
 def fragile(features: dict[str, Any]) -> dict[str, Any]:
@@ -56,7 +65,12 @@ class Typed:
 
 def numeric(features: dict[str, Any]) -> float:
     """Returns the feature v, shifted by RVZ_TEST_SHIFT: a model whose distribution can drift."""
-    return float(features["v"]) + float(os.environ.get("RVZ_TEST_SHIFT", "0"))
+    return shifted(float(os.environ.get("RVZ_TEST_SHIFT", "0")))(features)
+
+
+def shifted(shift: float) -> Callable[[dict[str, Any]], float]:
+    """numeric with a shift of its own: RVZ_TEST_SHIFT for a model in a thread of the test process."""
+    return lambda features: float(features["v"]) + shift
 
 
 def hang(features: dict[str, Any]) -> dict[str, Any]:

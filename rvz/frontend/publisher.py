@@ -108,6 +108,8 @@ class Dispatcher:
         self._tasks: list[asyncio.Task[None]] = []
         self._admin_calls: dict[int, asyncio.Future[envelope_pb2.AdminReply]] = {}
         self._admin_ids = itertools.count(1)
+        # The SLAs the rendezvous last said are in force (policies set through the Admin API), for the log.
+        self._deadlines_ms: dict[str, float] = {}
 
     async def start(self) -> None:
         s = self.config.streams
@@ -348,6 +350,18 @@ class Dispatcher:
         if message is None:
             return
         self.readiness.on_control(message, time.time_ns())
+        if message.kind == envelope_pb2.Control.RENDEZVOUS_READY and message.deadlines_ms != self._deadlines_ms:
+            self._deadlines_ms = dict(message.deadlines_ms)
+            self._log_deadlines()
+
+    def _log_deadlines(self) -> None:
+        configured = self.config.rendezvous.deadline_ms
+        if not self._deadlines_ms:
+            logger.info("SLA in force: the configuration's %g ms for every use case", configured)
+            return
+        learned = ", ".join(f"use case {u!r} {ms:g} ms" for u, ms in sorted(self._deadlines_ms.items()))
+        logger.info("SLA in force, from the rendezvous: %s (set through the Admin API); %g ms (configured) "
+                    "for every other use case", learned, configured)
 
     def _on_monitor(self) -> None:
         monitor = self._monitor

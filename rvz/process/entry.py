@@ -13,6 +13,7 @@ import sys
 import threading
 from collections.abc import Iterator
 
+from rvz.admin.state import AdminState
 from rvz.config import Config, ModelConfig
 from rvz.frontend.server import Frontend
 from rvz.process.scheduling import lower_priority, precise_timers
@@ -54,17 +55,24 @@ async def _serve_frontend(config: Config, telemetry: Telemetry) -> None:
     freeze_heap()
     host = config.frontend.listen.rsplit(":", 1)[0]
     print(f"{LISTENING_PREFIX}{host}:{port}", flush=True)
-    logger.info("serving rvz.v1.Scoring on %s:%d (SLA %g ms; gRPC backlog %d, overflow %s)", host, port,
+    logger.info("serving rvz.v1.Scoring on %s:%d (SLA %g ms as configured, until the rendezvous reports one set "
+                "through the Admin API; gRPC backlog %d, overflow %s)", host, port,
                 config.rendezvous.deadline_ms, config.frontend.grpc_backlog, config.frontend.grpc_overflow)
     await should_exit.wait()
     logger.info("stopping: draining calls in flight")
-    await frontend.stop(grace=max(1.0, config.rendezvous.deadline_ms / 1000 * 2))
+    await frontend.stop(grace=frontend_grace_s(config))
+
+
+def frontend_grace_s(config: Config) -> float:
+    """How long a stopping frontend lets calls in flight finish: twice the SLA, at least a second."""
+    return max(1.0, config.rendezvous.deadline_ms / 1000 * 2)
 
 
 def run_rendezvous(config: Config, metrics_listen: str = "") -> None:
     listen = metrics_listen or offset_listen(config.metrics.listen, 1)
     telemetry = telemetry_setup("rendezvous", config.tracing, config.metrics, listen)
     rendezvous = Rendezvous(config, telemetry)
+    logger.info("in force: %s", in_force(rendezvous.admin_state))
     freeze_heap()
     if not precise_timers():  # its loop runs on this thread
         logger.warning("cannot lower the timer slack: fallbacks and timeouts may fire up to 50 µs late")
@@ -90,6 +98,21 @@ def run_model(config: Config, model: ModelConfig, metrics_listen: str = "") -> N
             worker.run()
     finally:
         telemetry.shutdown()
+
+
+def in_force(state: AdminState) -> str:
+    """The policies and roles that decide answers: those set through the Admin API (saved in
+    DATA_DIR/admin-state.json) win over the configuration's."""
+    parts = [f"use case {u!r} policy v{p.version} (SLA {p.deadline_ms:g} ms, set through the Admin API)"
+             for u, p in sorted(state.policies.items())]
+    default = state.default
+    parts.append(f"{'every other use case' if parts else 'every use case'} policy v{default.version} "
+                 f"(SLA {default.deadline_ms:g} ms, as configured)")
+    roles = [f"{u}/{name} {role}" for u, by_name in sorted(state.roles.items())
+             for name, role in sorted(by_name.items())]
+    if roles:
+        parts.append(f"roles set through the Admin API: {', '.join(roles)}")
+    return "; ".join(parts)
 
 
 def freeze_heap() -> None:

@@ -1,167 +1,150 @@
 """`rvz up`: run the rendezvous, the frontend and every model as child processes.
 
-Children get the effective configuration as JSON (RVZ_CONFIG_JSON), run in their
-own sessions (so Ctrl-C reaches only us and we stop them in order) and die with
-us (PR_SET_PDEATHSIG). A child that exits is restarted with exponential backoff;
-one that fails on its configuration during start-up stops the whole deployment.
+Children are `rvz rendezvous`, `rvz frontend` and one `rvz model run --name N --use-case U` per
+[[models]] entry; each gets the effective configuration as JSON (RVZ_CONFIG_JSON), runs in its own
+session (so Ctrl-C reaches only us and we stop them in order) and dies with us (PR_SET_PDEATHSIG). A
+child that exits while serving is restarted with exponential backoff; one that fails during start-up
+stops the whole deployment.
+
+Exit status of ``run_up``:
+
+- 0: stopped by SIGINT or SIGTERM after it served (an ordinary stop);
+- 1: a child could not start, or the deployment did not become ready within its start-up timeout;
+- 2: a child refused its configuration;
+- 130 (SIGINT) or 143 (SIGTERM): stopped while starting, before it served; every child started so far
+  has been stopped. 128 + the signal's number is what shells, Docker and Kubernetes report for a
+  process ended by that signal, so a process manager or script tells an interrupted start from a failure.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import select
 import signal
-import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
+from types import FrameType
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from rvz.cli.options import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from rvz.config import Config, ModelConfig, config_to_json
-from rvz.errors import StartupFailed
+from rvz.errors import ChildExited, Interrupted, StartupFailed
+from rvz.process import serving
+from rvz.process.banner import serving_banner
+from rvz.process.child import TICK_S, ChildProcess, ChildSpec
 from rvz.process.entry import LISTENING_PREFIX, MODEL_READY
 from rvz.telemetry.setup import offset_listen
-from rvz.wire.proto import admin_pb2, admin_pb2_grpc
 
 logger = logging.getLogger(__name__)
 
-START_TIMEOUT_S = 120.0
-STOP_TIMEOUT_S = 10.0
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 30.0
 # A child that ran this long before dying starts over with the shortest backoff.
 STABLE_AFTER_S = 30.0
-TICK_S = 0.1
 
 
-@dataclass
-class Child:
-    name: str
-    argv: list[str]
-    process: subprocess.Popen[bytes] | None = None
-    started_at: float = 0.0
+@dataclass(eq=False)
+class Supervised:
+    """A child of `rvz up` and its restart record."""
+
+    process: ChildProcess
     failures: int = 0
     restart_at: float | None = None
-    log: list[str] = field(default_factory=list)
 
     @property
-    def pid(self) -> int | None:
-        return self.process.pid if self.process else None
+    def name(self) -> str:
+        return self.process.name
 
 
 class Supervisor:
+    """One deployment's children. ``run`` may be called once; ``request_stop`` from a signal handler."""
+
     def __init__(self, config: Config) -> None:
         self.config = config
         self.should_exit = threading.Event()
-        self.address = ""
-        base = [sys.executable, "-m", "rvz"]
-        self.rendezvous = Child("rendezvous", [*base, "rendezvous"])
-        self.frontend = Child("frontend", [*base, "frontend"])
-        self.models = [Child(f"model {m.name}", [*base, "model", "run", *_model_args(m), *_metrics_args(config, i + 2)])
-                       for i, m in enumerate(config.models)]
+        self.stop_signal: int | None = None
         self._env = {**os.environ, "RVZ_CONFIG_JSON": config_to_json(config), "RVZ_PARENT_PID": str(os.getpid())}
+        self.rendezvous = self._child("rendezvous", ["rendezvous"])
+        self.frontend = self._child("frontend", ["frontend"], LISTENING_PREFIX)
+        self.models = [self._child(f"model {m.name}", [*model_command(m), *_metrics_args(config, i + 2)], MODEL_READY)
+                       for i, m in enumerate(config.models)]
+
+    def _child(self, name: str, command: list[str], announces: str = "") -> Supervised:
+        spec = ChildSpec(name, (sys.executable, "-m", "rvz", *command), env=self._env,
+                         announces=(announces,) if announces else (), own_session=True)
+        return Supervised(ChildProcess(spec))
 
     @property
-    def children(self) -> list[Child]:
+    def children(self) -> list[Supervised]:
         # Stop order: the frontend first so calls in flight can still be answered, the rendezvous last.
         return [self.frontend, *self.models, self.rendezvous]
 
+    def request_stop(self, signum: int) -> None:
+        """Ask ``run`` to stop (safe in a signal handler): at once during start-up, at its next tick after."""
+        if self.stop_signal is None:
+            self.stop_signal = signum
+        self.should_exit.set()
+
     def run(self) -> int:
+        """Start every child, print the banner, tend the children until asked to stop; return the exit status."""
         try:
-            self._start()
+            banner = self._start()
         except StartupFailed as e:
-            logger.error("%s", e)
-            self.stop()
-            return e.exit_code
-        models = ", ".join(f"{m.name} ({m.role})" for m in self.config.models) or "none"
-        print(f"rvz serving on {self.address} (use cases: {self._use_cases()}; models: {models}; "
-              f"logs in {self.config.log.dir}). Try: rvz score --target {self.address} --example", flush=True)
+            return self._abandon_start(e)
+        print(banner, flush=True)
         while not self.should_exit.is_set():
             self._tend()
             self.should_exit.wait(TICK_S)
         self.stop()
         return EXIT_OK
 
-    def _start(self) -> None:
-        self._spawn(self.rendezvous)
-        self._spawn(self.frontend, stdout=subprocess.PIPE)
-        for child in self.models:
-            self._spawn(child, stdout=subprocess.PIPE)
-        self.address = self._read_line(self.frontend, LISTENING_PREFIX)
+    def _abandon_start(self, error: StartupFailed) -> int:
+        if isinstance(error, Interrupted) or self.should_exit.is_set():
+            # A process manager may signal our children too: their exits are part of the same stop.
+            signum = self.stop_signal or signal.SIGTERM
+            logger.info("%s while starting: stopping every child", signal.Signals(signum).name)
+            self.stop()
+            return 128 + signum
+        logger.error("%s", error)
+        self.stop()
+        if isinstance(error, ChildExited):
+            return EXIT_USAGE if error.returncode == EXIT_USAGE else EXIT_FAILURE
+        return error.exit_code
+
+    def _start(self) -> str:
+        """Start the children in order and wait until every model serves; return the banner."""
+        for child in (self.rendezvous, self.frontend, *self.models):
+            self._spawn(child)
+        address = self.frontend.process.wait_line(LISTENING_PREFIX, stop=self.should_exit, check=self._check_startup)
         # A restarted frontend must come back on the same port, even when the configured one was 0.
-        self.frontend.argv += ["--listen", self.address]
+        spec = self.frontend.process.spec
+        self.frontend.process.spec = replace(spec, argv=(*spec.argv, "--listen", address))
         for child in self.models:
-            self._read_line(child, MODEL_READY)
-        self._wait_serving()
-        self._wait_models()
-
-    def _spawn(self, child: Child, stdout: int = subprocess.DEVNULL) -> None:
-        # Only the first start's stdout is read (for its ready line); a restarted child's is not needed.
-        child.process = subprocess.Popen(child.argv, env=self._env, stdout=stdout, start_new_session=True)
-        child.started_at = time.monotonic()
-        child.restart_at = None
-        logger.info("started %s (pid %d)", child.name, child.process.pid)
-
-    def _read_line(self, child: Child, prefix: str) -> str:
-        """Wait for the child's ready line on stdout; return what follows ``prefix``."""
-        assert child.process is not None and child.process.stdout is not None
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline and not self.should_exit.is_set():
-            ready, _, _ = select.select([child.process.stdout], [], [], TICK_S)
-            self._check_startup()
-            if ready:
-                line = child.process.stdout.readline().decode()
-                if not line:
-                    code = child.process.wait()
-                    raise StartupFailed(f"{child.name} exited with code {code} while starting (see its error above)",
-                                        EXIT_USAGE if code == EXIT_USAGE else EXIT_FAILURE)
-                if line.startswith(prefix):
-                    return line.removeprefix(prefix).strip()
-        raise StartupFailed(f"{child.name} did not report ready within {START_TIMEOUT_S:.0f} s")
-
-    def _wait_serving(self) -> None:
-        """Poll the health service until the frontend says SERVING (rendezvous and a model are ready)."""
-        deadline = time.monotonic() + START_TIMEOUT_S
-        with grpc.insecure_channel(self.address) as channel:
-            stub = health_pb2_grpc.HealthStub(channel)
-            while time.monotonic() < deadline:
-                if self.should_exit.is_set():
-                    raise StartupFailed("interrupted while starting", EXIT_OK)
-                self._check_startup()
-                try:
-                    reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1.0)
-                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                        return
-                except grpc.RpcError:
-                    pass
-                self.should_exit.wait(TICK_S)
-        raise StartupFailed(f"not SERVING after {START_TIMEOUT_S:.0f} s: no model answered the frontend's probes")
-
-    def _wait_models(self) -> None:
-        """Until the rendezvous lists every configured model: their scores, not only probes, get through."""
+            child.process.wait_line(MODEL_READY, stop=self.should_exit, check=self._check_startup)
         expected = {(m.use_case, m.name) for m in self.config.models}
-        deadline = time.monotonic() + START_TIMEOUT_S
-        with grpc.insecure_channel(self.address) as channel:
-            stub = admin_pb2_grpc.AdminStub(channel)  # type: ignore[no-untyped-call]
-            while time.monotonic() < deadline and not self.should_exit.is_set():
-                self._check_startup()
-                try:
-                    listed = stub.ListModels(admin_pb2.ListModelsRequest(), timeout=1.0).models
-                    if expected <= {(m.use_case, m.name) for m in listed if m.live}:
-                        return
-                except grpc.RpcError:
-                    pass
-                self.should_exit.wait(TICK_S)
-        raise StartupFailed("not every model reached the rendezvous; see the models' errors above")
+        with grpc.insecure_channel(address) as channel:
+            serving.wait_serving(channel, stop=self.should_exit, check=self._check_startup)
+            listed = serving.wait_models(channel, expected, stop=self.should_exit, check=self._check_startup)
+            policies = serving.policies_in_force(channel, {m.use_case for m in self.config.models},
+                                                 stop=self.should_exit)
+        return serving_banner(address, self.config, listed, policies)
+
+    def _spawn(self, child: Supervised) -> None:
+        if self.should_exit.is_set():
+            raise Interrupted(f"asked to stop before starting {child.name}")
+        pid = child.process.start()
+        child.restart_at = None
+        logger.info("started %s (pid %d)", child.name, pid)
 
     def _check_startup(self) -> None:
+        """Called while waiting during start-up: a child that refused its configuration, or a frontend or
+        rendezvous that exited, ends the start; a model that exited is restarted (with backoff)."""
         for child in self.children:
-            code = child.process.poll() if child.process else None
+            code = child.process.poll()
             if code is None:
                 continue
             if code == EXIT_USAGE:
@@ -174,13 +157,11 @@ class Supervisor:
         """Restart children that died, with exponential backoff."""
         now = time.monotonic()
         for child in self.children:
-            if child.process is None:
-                continue
             code = child.process.poll()
             if code is None:
                 continue
             if child.restart_at is None:
-                ran = now - child.started_at
+                ran = now - child.process.started_at
                 child.failures = 1 if ran > STABLE_AFTER_S else child.failures + 1
                 delay = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** (child.failures - 1))
                 child.restart_at = now + delay
@@ -190,30 +171,15 @@ class Supervisor:
                 self._spawn(child)
 
     def stop(self) -> None:
-        """SIGTERM each child in order and wait; SIGKILL what does not stop in time."""
+        """Stop each child in order (SIGTERM, then SIGKILL after its grace period). Idempotent."""
         for child in self.children:
-            process = child.process
-            if process is None or process.poll() is not None:
-                continue
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                logger.error("%s (pid %d) did not stop in %.0f s; killing it", child.name, process.pid,
-                             STOP_TIMEOUT_S)
-                process.kill()
-                process.wait()
-        for child in self.children:
-            if child.process is not None and child.process.stdout is not None:
-                child.process.stdout.close()
-
-    def _use_cases(self) -> str:
-        return ", ".join(sorted({m.use_case for m in self.config.models})) or "none"
+            child.process.stop()
 
 
-def _model_args(model: ModelConfig) -> list[str]:
-    # The rest of the model's settings come from its [[models]] entry in RVZ_CONFIG_JSON.
-    return ["--name", model.name, "--use-case", model.use_case]
+def model_command(model: ModelConfig) -> list[str]:
+    """The `rvz` arguments that run one [[models]] entry: its name and use case pick it out of the
+    configuration the child is given (RVZ_CONFIG_JSON)."""
+    return ["model", "run", "--name", model.name, "--use-case", model.use_case]
 
 
 def _metrics_args(config: Config, offset: int) -> list[str]:
@@ -222,12 +188,15 @@ def _metrics_args(config: Config, offset: int) -> list[str]:
 
 
 def run_up(config: Config) -> int:
+    """Run a deployment in this process until SIGINT or SIGTERM; return the exit status (see the module)."""
     supervisor = Supervisor(config)
-    previous = {sig: signal.signal(sig, lambda *_: supervisor.should_exit.set())
-                for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        supervisor.request_stop(signum)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
     try:
         return supervisor.run()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-

@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from bench_systems import measure, report, wakeups
-from rvz.errors import BenchError
+from rvz.errors import BenchError, StartupFailed
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -47,7 +47,7 @@ def main(quick: bool, json_path: str | None, rounds: int | None, concurrency: in
     started = time.monotonic()
     try:
         figures = _measure(root, plan, set(skip))
-    except (BenchError, RuntimeError) as e:
+    except (BenchError, StartupFailed) as e:
         click.echo(f"scripts/bench: {e}\n(working directory kept: {root})", err=True)
         sys.exit(1)
     if not keep:
@@ -85,7 +85,7 @@ def _measure(root: Path, plan: measure.Plan, skip: set[str]) -> dict[str, Any]:
         _say(f"{name}...")
         try:
             figures[name] = run()
-        except (BenchError, RuntimeError, OSError) as e:
+        except (BenchError, StartupFailed, OSError) as e:
             # The main table still stands; say what could not be measured, and why.
             figures["failed"][name] = str(e)
             _say(f"{name} failed: {e}")

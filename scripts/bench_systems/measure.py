@@ -23,6 +23,7 @@ from bench_systems import hops, otlp_sink, serving, systems
 from bench_systems.procs import Proc, spawn
 from bench_systems.systems import System
 from rvz.bench.command import BenchResult, run_bench
+from rvz.errors import StartupFailed
 from rvz.frontend.server import CANCELLED_IN_GRPC
 from rvz.log.reader import iter_records
 
@@ -70,7 +71,7 @@ def start(name: str, root: Path, plan: Plan) -> System:
     """Start a system, once more if it fails: the checkout may be mid-edit, the machine briefly overloaded."""
     try:
         return STARTERS[name](root, plan)
-    except RuntimeError:
+    except StartupFailed:
         return STARTERS[name](root / "retry", plan)
 
 
@@ -220,7 +221,7 @@ def overload(root: Path, plan: Plan, rvz_max_rps: float, grpc_overflow: str = "c
                         processes=plan.overload_processes)
     logged = {log: count_records(data / log) - n for log, n in before.items()}  # after stop: flushed
     unexpected = {code: n for code, n in result.errors.items() if code != "RESOURCE_EXHAUSTED"}
-    counted = re.search(rf"{CANCELLED_IN_GRPC} (\d+) calls", system.proc("frontend").stderr())
+    counted = re.search(rf"{CANCELLED_IN_GRPC} (\d+) calls", system.proc("frontend").stderr_tail())
     return {"rate": rate, "grpc_overflow": grpc_overflow, "own_max_rps": own_max,
             "offered_rps": round(result.sent / plan.overload_s, 1), "sent": result.sent,
             "ok": result.ok, "resource_exhausted": result.errors.get("RESOURCE_EXHAUSTED", 0),
@@ -293,7 +294,8 @@ def measure_tracing(root: Path, plan: Plan) -> list[dict[str, Any]]:
             name = _tracing_name(ratio)
             work = root / f"tracing-{name}"
             work.mkdir(parents=True, exist_ok=True)
-            sinks[name] = sink = spawn("otlp-sink", ["-m", "bench_systems.otlp_sink"], work)
+            sinks[name] = sink = spawn("otlp-sink", ["-m", "bench_systems.otlp_sink"], work,
+                                       announces=(serving.READY_PREFIX, otlp_sink.TOTALS_PREFIX))
             stack.callback(sink.stop)  # after rvz stopped (callbacks run in reverse): its last spans count
             envs[name] = tracing_env(ratio, sink.wait_line(serving.READY_PREFIX))
             up[name] = stack.enter_context(running(systems.start_rvz(work, streams=plan.streams, env=envs[name])))

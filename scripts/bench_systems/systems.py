@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench_systems import bare, serving
-from bench_systems.procs import START_TIMEOUT_S, Proc, spawn
+from bench_systems.procs import Proc, spawn
+from rvz.process import serving as rvz_serving
 from rvz.process.entry import LISTENING_PREFIX, MODEL_READY
 
 WINDOW_MS = 30.0
@@ -27,6 +27,8 @@ DEADLINE_MS = 100.0
 MODELS = {"champion": "bench_systems.models:champion", "challenger": "bench_systems.models:challenger",
           "canary": "bench_systems.models:canary"}
 LATE_CHAMPION = "bench_systems.models:LateChampion"
+SERVER_READY = (serving.READY_PREFIX,)
+BARE_READY = (bare.READY,)
 
 
 @dataclass
@@ -60,7 +62,7 @@ def start_direct(root: Path) -> System:
     system = System("direct", _subdir(root, "direct"))
     with _stopped_on_failure(system):
         server = system.add(spawn("direct", ["-m", "bench_systems.scoring_server", "--entry", MODELS["champion"]],
-                                  system.root))
+                                  system.root, announces=SERVER_READY))
         system.target = server.wait_line(serving.READY_PREFIX)
     return system
 
@@ -69,7 +71,8 @@ def start_fanout(root: Path) -> System:
     system = System("fan-out", _subdir(root, "fanout"))
     with _stopped_on_failure(system):
         servers = [system.add(spawn(f"model-{role}", ["-m", "bench_systems.scoring_server", "--entry", entry,
-                                                      "--name", role, "--role", role], system.root))
+                                                      "--name", role, "--role", role], system.root,
+                                    announces=SERVER_READY))
                    for role, entry in MODELS.items()]
         addresses = [f"{p.name.removeprefix('model-')}={p.wait_line(serving.READY_PREFIX)}" for p in servers]
         args = ["-m", "bench_systems.fanout", "--window-ms", str(WINDOW_MS), "--deadline-ms", str(DEADLINE_MS)]
@@ -83,17 +86,18 @@ def start_bare(root: Path) -> System:
     base = ["-m", "bench_systems.bare"]
     with _stopped_on_failure(system):
         system.add(spawn("rendezvous", [*base, "rendezvous", "--dir", str(system.root), "--models", str(len(MODELS))],
-                         system.root)).wait_line(bare.READY)
+                         system.root, announces=BARE_READY)).wait_line(bare.READY)
         for role, entry in MODELS.items():
             system.add(spawn(f"model-{role}", [*base, "worker", "--dir", str(system.root), "--name", role,
-                                               "--entry", entry], system.root)).wait_line(bare.READY)
+                                               "--entry", entry], system.root, announces=BARE_READY)
+                       ).wait_line(bare.READY)
         _start_frontend(system, [*base, "frontend", "--dir", str(system.root)])
     return system
 
 
 def _start_frontend(system: System, args: list[str]) -> None:
     """Start a baseline's frontend last (its backends are up) and stop it first, as `rvz up` does."""
-    frontend = spawn("frontend", args, system.root)
+    frontend = spawn("frontend", args, system.root, announces=SERVER_READY)
     system.procs.insert(0, frontend)
     system.target = frontend.wait_line(serving.READY_PREFIX)
 
@@ -117,13 +121,16 @@ def start_rvz(root: Path, name: str = "rvz", *, champion: str = MODELS["champion
     config.write_text(rvz_config(system.root, streams, durable_answers, grpc_overflow))
     base = ["-m", "rvz"]
     with _stopped_on_failure(system):
-        system.add(spawn("rendezvous", [*base, "rendezvous", "--config", str(config)], system.root, env))
-        frontend = system.add(spawn("frontend", [*base, "frontend", "--config", str(config)], system.root, env))
+        system.add(spawn("rendezvous", [*base, "rendezvous", "--config", str(config)], system.root, env,
+                         announces=()))
+        frontend = system.add(spawn("frontend", [*base, "frontend", "--config", str(config)], system.root, env,
+                                    announces=(LISTENING_PREFIX,)))
         system.target = frontend.wait_line(LISTENING_PREFIX)
         for role, entry in {**MODELS, "champion": champion}.items():
             args = [*base, "model", "run", "--config", str(config), "--name", role, "--role", role, "--entry", entry]
-            system.add(spawn(f"model-{role}", args, system.root, env)).wait_line(MODEL_READY)
-        wait_serving(system.target, "default")
+            system.add(spawn(f"model-{role}", args, system.root, env, announces=(MODEL_READY,))).wait_line(MODEL_READY)
+        with grpc.insecure_channel(system.target) as channel:
+            rvz_serving.wait_serving(channel, "default")
     # The order `rvz up` stops in: the frontend first (calls in flight are still answered), the rendezvous last.
     system.procs.sort(key=lambda p: {"frontend": 0, "rendezvous": 2}.get(p.name, 1))
     return system
@@ -159,16 +166,6 @@ accept = ["champion"]
 until_ms = {DEADLINE_MS}
 accept = ["champion", "challenger", "canary"]
 """
-
-
-def wait_serving(target: str, service: str, timeout_s: float = START_TIMEOUT_S) -> None:
-    """Block on the health Watch stream until ``service`` is SERVING."""
-    with grpc.insecure_channel(target) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        for reply in stub.Watch(health_pb2.HealthCheckRequest(service=service), timeout=timeout_s):
-            if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                return
-    raise RuntimeError(f"{target}: health of {service!r} never became SERVING")
 
 
 def _free_port() -> int:

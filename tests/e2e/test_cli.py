@@ -12,10 +12,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 
-from harness import Proc, base_config
+from harness import Proc, base_config, spawn
 from rvz.log.writer import LogWriter
+from rvz.process.banner import SERVING_PREFIX
+from rvz.wire.proto import admin_pb2, admin_pb2_grpc
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -103,16 +106,16 @@ def up(root: Path) -> Iterator[tuple[Proc, str]]:
     """`rvz up` with the demo's models (streams on ipc://, frontend on port 0)."""
     config = root / "rvz.toml"
     config.write_text(base_config(root, extra=DEMO_MODELS))
-    stderr_path = root / "up.stderr"
-    with open(stderr_path, "wb") as stderr:
-        popen = subprocess.Popen([sys.executable, "-m", "rvz", "up", "--config", str(config)],
-                                 stdout=subprocess.PIPE, stderr=stderr, cwd=root)
-    proc = Proc("up", popen, stderr_path)
+    proc = start_up(root, config)
     try:
-        line = proc.read_line("rvz serving on ", timeout_s=90)
+        line = proc.wait_line(SERVING_PREFIX, timeout_s=90)
         yield proc, line.split()[0]
     finally:
         proc.stop()
+
+
+def start_up(root: Path, config: Path, name: str = "up") -> Proc:
+    return spawn(name, ["up", "--config", str(config)], root, announces=(SERVING_PREFIX,))
 
 
 def child_pids(proc: Proc) -> dict[str, int]:
@@ -170,3 +173,78 @@ def test_rvz_up_restarts_a_model_that_dies(up: tuple[Proc, str]) -> None:
     assert child_pids(proc)["model logreg"] != first
     assert "exited with code -9" in proc.stderr()
     assert rvz("score", "--target", address, "--example").returncode == 0
+
+
+LOADING_MODEL = """
+[[models]]
+name = "loading"
+role = "champion"
+entry = "rvz_test_slow_import:echo"
+"""
+
+
+@pytest.mark.parametrize(("sig", "exit_code", "moment"), [
+    (signal.SIGINT, 130, r"started rendezvous \(pid \d+\)"),  # the first child has started
+    (signal.SIGTERM, 143, r"started rendezvous \(pid \d+\)"),
+    (signal.SIGINT, 130, r"serving rvz\.v1\.Scoring on"),  # the frontend listens, the model is still loading
+])
+def test_a_signal_during_start_up_stops_every_child_at_once(root: Path, sig: signal.Signals, exit_code: int,
+                                                            moment: str) -> None:
+    config = root / "rvz.toml"
+    config.write_text(base_config(root, extra=LOADING_MODEL))
+    proc = start_up(root, config)
+    try:
+        proc.wait_stderr(moment)
+        os.kill(proc.pid, sig)
+        signalled = time.monotonic()
+        code = proc.wait(timeout_s=10)
+        took_s = time.monotonic() - signalled
+    finally:
+        proc.stop()
+    assert code == exit_code, proc.stderr()
+    assert took_s < 5, proc.stderr()
+    pids = child_pids(proc)
+    assert {"rendezvous", "frontend", "model loading"} >= set(pids) >= {"rendezvous"}, proc.stderr()
+    assert not any(alive(pid) for pid in pids.values()), proc.stderr()
+    assert f"{sig.name} while starting: stopping every child" in proc.stderr()
+    assert "did not report ready" not in proc.stderr() and "Traceback" not in proc.stderr()
+
+
+ECHO_MODELS = """
+[[models]]
+name = "a"
+role = "champion"
+entry = "rvz_test_models:echo"
+[[models]]
+name = "b"
+role = "challenger"
+entry = "rvz_test_models:echo"
+"""
+
+
+def test_after_a_restart_the_banner_and_start_lines_say_what_is_in_force(root: Path) -> None:
+    config = root / "rvz.toml"
+    config.write_text(base_config(root, extra=ECHO_MODELS))
+    first = start_up(root, config, "up-1")
+    try:
+        banner = first.wait_line(SERVING_PREFIX)
+        assert "default: policy v1, SLA 100 ms, models a (champion), b (challenger);" in banner, banner
+        address = banner.split()[0]
+        with grpc.insecure_channel(address) as channel:
+            admin = admin_pb2_grpc.AdminStub(channel)
+            admin.Promote(admin_pb2.PromoteRequest(use_case="default", model_name="b"), timeout=5)
+            admin.SetPolicy(admin_pb2.SetPolicyRequest(use_case="default", policy=admin_pb2.Policy(
+                deadline_ms=40, schedule=[admin_pb2.Window(until_ms=40, accept=["champion"])])), timeout=5)
+    finally:
+        assert first.stop(signal.SIGINT) == 0
+    second = start_up(root, config, "up-2")  # the same configuration file, the same data directory
+    try:
+        banner = second.wait_line(SERVING_PREFIX)
+        second.wait_stderr(r"SLA in force, from the rendezvous: use case 'default' 40 ms")
+    finally:
+        second.stop()
+    assert ("default: policy v2, SLA 40 ms, models a (challenger; configured: champion), "
+            "b (champion; configured: challenger);") in banner, banner
+    stderr = second.stderr()
+    assert "in force: use case 'default' policy v2 (SLA 40 ms, set through the Admin API)" in stderr
+    assert "roles set through the Admin API: default/a challenger, default/b champion" in stderr

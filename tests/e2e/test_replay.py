@@ -10,20 +10,22 @@ from collections.abc import Callable
 
 import pytest
 
-from harness import TESTS_DIR, Deployment
+from harness import TESTS_DIR
+from in_process import InProcessDeployment
 
 pytestmark = pytest.mark.timeout(120)
-Make = Callable[..., Deployment]
+# The deployment runs in this process: what runs as a process here is `rvz replay` and `rvz report`.
+Make = Callable[..., InProcessDeployment]
 
 
-def rvz(d: Deployment, *args: str, **env_vars: str) -> subprocess.CompletedProcess[str]:
+def rvz(d: InProcessDeployment, *args: str, **env_vars: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(TESTS_DIR), **env_vars}
     return subprocess.run([sys.executable, "-m", "rvz", *args], capture_output=True, text=True, timeout=60,
                           env=env, cwd=d.root)
 
 
-def test_replay_offline_then_report(deployment: Make) -> None:
-    d = deployment().start([("champ", "rvz_test_models:numeric", "champion")])
+def test_replay_offline_then_report(in_process: Make) -> None:
+    d = in_process().start([("champ", "rvz_test_models:numeric", "champion")])
     answered = [d.score({"v": x}).request_id for x in range(20)]
     d.close()
     result = rvz(d, "replay", "--data-dir", str(d.root / "data"), "--entry", "rvz_test_models:numeric",
@@ -41,8 +43,8 @@ def test_replay_offline_then_report(deployment: Make) -> None:
     assert agreement["mean_abs_diff"] == pytest.approx(0.5)
 
 
-def test_replay_beside_a_running_rendezvous_goes_through_the_stream(deployment: Make) -> None:
-    d = deployment().start([("champ", "rvz_test_models:echo", "champion")])
+def test_replay_beside_a_running_rendezvous_goes_through_the_stream(in_process: Make) -> None:
+    d = in_process().start([("champ", "rvz_test_models:echo", "champion")])
     for x in range(10):
         d.score({"x": -x})  # fragile fails on negative x: replayed errors are recorded too
     result = rvz(d, "replay", "--config", str(d.config_path), "--entry", "rvz_test_models:fragile",
@@ -57,8 +59,8 @@ def test_replay_beside_a_running_rendezvous_goes_through_the_stream(deployment: 
     assert d.score({"x": 1}).model_name == "champ"
 
 
-def test_replay_errors(deployment: Make) -> None:
-    d = deployment()
+def test_replay_errors(in_process: Make) -> None:
+    d = in_process()
     missing = rvz(d, "replay", "--data-dir", str(d.root / "nothing"), "--entry", "m:f", "--name", "n")
     assert missing.returncode == 2 and "does not exist" in missing.stderr
     (d.root / "data" / "requests").mkdir(parents=True)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from click.testing import CliRunner
 
-from harness import scripts_importable
+from harness import assert_coherent, scripts_importable
+from in_process import InProcessDeployment
 from rvz.bench.load import LoadPlan, split_plan
 from rvz.bench.stats import Tally, record_ns
 from rvz.cli.bench import bench_command
@@ -62,3 +65,30 @@ def test_wake_up_costs_are_measured_on_this_machine() -> None:
     for name in keys:
         assert 0 < figures[name]["p50"] <= figures[name]["p99"], figures
         assert f"{figures[name]['p50']:g} µs" in line
+
+
+def test_closed_loop_json_against_rvz_and_refusals_by_code(in_process: Callable[..., InProcessDeployment]) -> None:
+    d = in_process().start([("echo", "rvz_test_models:echo", "champion")])
+    args = ["--target", d.address, "--concurrency", "4", "--warmup", "0.2", "--duration", "0.5",
+            "--features", '{"x": 1.5}', "--json", "--no-progress"]
+    out = CliRunner().invoke(bench_command, args, catch_exceptions=False)
+    assert out.exit_code == 0, out.output
+    r = assert_coherent(json.loads(out.output))
+    assert r["mode"] == "closed" and r["concurrency"] == 4
+    assert r["ok"] > 0 and r["errors"] == {}
+    assert r["answers_by_model"] == {"echo/champion": r["ok"]}
+    assert r["server_elapsed_ms"]["count"] == r["ok"]  # rvz reports elapsed_ms in every answer
+
+    # No model serves this use case: every call is refused, and counted under its code (with the first call's
+    # check off: by default the first refusal stops the run).
+    refusals = ["--use-case", "nosuch", "--no-check-first"]
+    out = CliRunner().invoke(bench_command, [*args, *refusals], catch_exceptions=False)
+    assert out.exit_code == 0, out.output
+    r = assert_coherent(json.loads(out.output))
+    assert r["ok"] == 0 and r["sent"] > 0
+    assert r["errors"] == {"NOT_FOUND": r["sent"]}
+    assert "nosuch" in r["error_details"]["NOT_FOUND"]
+    out = CliRunner().invoke(bench_command, [a for a in args if a != "--json"] + refusals)
+    assert out.exit_code == 0, out.output
+    assert " sent, 0 OK, " in out.output
+    assert ", NOT_FOUND " in out.output and "error      NOT_FOUND:" in out.output

@@ -1,22 +1,22 @@
-"""The request path end to end, through real processes started by the CLI."""
+"""The request path end to end, through a real frontend, rendezvous and workers in this process."""
 
 from __future__ import annotations
 
-import signal
 import time
 from collections.abc import Callable
 
 import grpc
 import pytest
 
-from harness import Deployment
+from in_process import InProcessDeployment
+from rvz_test_models import slow_by
 
 pytestmark = pytest.mark.timeout(90)
-Make = Callable[..., Deployment]
+Make = Callable[..., InProcessDeployment]
 
 
-def test_champion_answers_in_its_window(deployment: Make) -> None:
-    d = deployment().start([("champ", "rvz_test_models:echo", "champion"),
+def test_champion_answers_in_its_window(in_process: Make) -> None:
+    d = in_process().start([("champ", "rvz_test_models:echo", "champion"),
                             ("chall", "rvz_test_models:echo", "challenger")])
     for x in range(20):
         response = d.score({"x": x})
@@ -27,9 +27,9 @@ def test_champion_answers_in_its_window(deployment: Make) -> None:
         assert len(response.request_id) == 32
 
 
-def test_slow_champion_falls_back_to_challenger_at_the_window_boundary(deployment: Make) -> None:
-    d = deployment().start([
-        ("champ", "rvz_test_models:slow", "champion", {"RVZ_TEST_DELAY_MS": "60"}),
+def test_slow_champion_falls_back_to_challenger_at_the_window_boundary(in_process: Make) -> None:
+    d = in_process().start([
+        ("champ", slow_by(60), "champion"),
         ("chall", "rvz_test_models:echo", "challenger")])
     elapsed = []
     for x in range(5):
@@ -41,20 +41,9 @@ def test_slow_champion_falls_back_to_challenger_at_the_window_boundary(deploymen
     assert all(30 <= e < 50 for e in elapsed), elapsed
 
 
-def test_killed_champion_still_gets_answers_from_the_fallback(deployment: Make) -> None:
-    d = deployment().start([("champ", "rvz_test_models:echo", "champion"),
-                            ("chall", "rvz_test_models:echo", "challenger")])
-    assert "champion" in {d.score({"x": x}).role for x in range(20)}  # the champion was answering
-    d.proc("model-champ").stop(signal.SIGKILL)
-    for x in range(5):
-        response = d.score({"x": x})
-        assert response.role == "challenger" and response.model_name == "chall"
-        assert 30 <= response.elapsed_ms < 50
-
-
-def test_nothing_acceptable_gives_deadline_exceeded_at_the_deadline(deployment: Make) -> None:
-    d = deployment().start([
-        ("champ", "rvz_test_models:slow", "champion", {"RVZ_TEST_DELAY_MS": "300"})])
+def test_nothing_acceptable_gives_deadline_exceeded_at_the_deadline(in_process: Make) -> None:
+    d = in_process().start([
+        ("champ", slow_by(300), "champion")])
     started = time.monotonic()
     error = d.score_error({"x": 1})
     took_ms = (time.monotonic() - started) * 1000
@@ -63,7 +52,7 @@ def test_nothing_acceptable_gives_deadline_exceeded_at_the_deadline(deployment: 
     assert 100 <= took_ms < 130, took_ms
 
 
-def test_default_output_answers_when_configured(deployment: Make) -> None:
+def test_default_output_answers_when_configured(in_process: Make) -> None:
     policy = """
 [rendezvous]
 deadline_ms = 50
@@ -73,17 +62,17 @@ default_output = {label = "unknown"}
 until_ms = 50
 accept = ["champion"]
 """
-    d = deployment(policy=policy).start([
-        ("champ", "rvz_test_models:slow", "champion", {"RVZ_TEST_DELAY_MS": "200"})])
+    d = in_process(policy=policy).start([
+        ("champ", slow_by(200), "champion")])
     response = d.score({"x": 1})
     assert response.is_default and response.role == "default"
     assert response.output.struct_value.fields["label"].string_value == "unknown"
     assert 50 <= response.elapsed_ms < 70
 
 
-def test_client_deadline_shorter_than_the_sla_is_respected(deployment: Make) -> None:
-    d = deployment().start([
-        ("champ", "rvz_test_models:slow", "champion", {"RVZ_TEST_DELAY_MS": "300"})])
+def test_client_deadline_shorter_than_the_sla_is_respected(in_process: Make) -> None:
+    d = in_process().start([
+        ("champ", slow_by(300), "champion")])
     started = time.monotonic()
     error = d.score_error({"x": 1}, timeout_s=0.04)
     took_ms = (time.monotonic() - started) * 1000
@@ -97,9 +86,9 @@ def test_client_deadline_shorter_than_the_sla_is_respected(deployment: Make) -> 
     assert result.status_code == grpc.StatusCode.DEADLINE_EXCEEDED.value[0]
 
 
-def test_late_scores_are_logged_and_every_answer_is_in_the_request_log(deployment: Make) -> None:
-    d = deployment().start([
-        ("champ", "rvz_test_models:slow", "champion", {"RVZ_TEST_DELAY_MS": "50"}),
+def test_late_scores_are_logged_and_every_answer_is_in_the_request_log(in_process: Make) -> None:
+    d = in_process().start([
+        ("champ", slow_by(50), "champion"),
         ("chall", "rvz_test_models:echo", "challenger")])
     answered = {d.score({"x": x}).request_id for x in range(10)}
     late = {r.score.request_id for r in [d.wait_for_record(
@@ -113,21 +102,21 @@ def test_late_scores_are_logged_and_every_answer_is_in_the_request_log(deploymen
     assert all(results[rid].model_name == "chall" for rid in answered)
 
 
-def test_a_model_that_raises_keeps_its_worker_serving(deployment: Make) -> None:
-    d = deployment().start([("champ", "rvz_test_models:fragile", "champion"),
+def test_a_model_that_raises_keeps_its_worker_serving(in_process: Make) -> None:
+    d = in_process().start([("champ", "rvz_test_models:fragile", "champion"),
                             ("chall", "rvz_test_models:echo", "challenger")])
-    champ = d.proc("model-champ")
+    champ = d.loops["model-champ"]
     failed = d.score({"x": -1})
     assert failed.role == "challenger"  # the champion's error score is never chosen
     error = d.wait_for_record("scores", lambda r: r.score.request_id == failed.request_id
                               and r.score.model_name == "champ")
     assert error.score.error_type == "ValueError" and "negative" in error.score.error
     ok = d.score({"x": 2})
-    assert ok.role == "champion" and champ.popen.poll() is None
+    assert ok.role == "champion" and champ.alive
 
 
-def test_every_model_failing_ends_the_request_at_once(deployment: Make) -> None:
-    d = deployment().start([("champ", "rvz_test_models:fragile", "champion")])
+def test_every_model_failing_ends_the_request_at_once(in_process: Make) -> None:
+    d = in_process().start([("champ", "rvz_test_models:fragile", "champion")])
     started = time.monotonic()
     error = d.score_error({"x": -1})
     assert error.code() == grpc.StatusCode.INTERNAL
@@ -135,22 +124,22 @@ def test_every_model_failing_ends_the_request_at_once(deployment: Make) -> None:
     assert time.monotonic() - started < 0.1  # not at the 100 ms deadline
 
 
-def test_unencodable_output_becomes_an_error_score(deployment: Make) -> None:
-    d = deployment().start([("champ", "rvz_test_models:unencodable", "champion")])
+def test_unencodable_output_becomes_an_error_score(in_process: Make) -> None:
+    d = in_process().start([("champ", "rvz_test_models:unencodable", "champion")])
     error = d.score_error({"x": 1})
     assert error.code() == grpc.StatusCode.INTERNAL and "cannot be encoded" in error.details()
-    assert d.proc("model-champ").popen.poll() is None
+    assert d.loops["model-champ"].alive
 
 
 @pytest.mark.parametrize("entry", ["rvz_test_models:async_echo", "rvz_test_models:Batcher"])
-def test_async_and_batch_models(deployment: Make, entry: str) -> None:
-    d = deployment().start([("champ", entry, "champion")])
+def test_async_and_batch_models(in_process: Make, entry: str) -> None:
+    d = in_process().start([("champ", entry, "champion")])
     response = d.score({"x": 3})
     assert response.output.struct_value.fields["x"].number_value == 3
 
 
-def test_decoy_archives_requests_exactly_as_published(deployment: Make) -> None:
-    d = deployment().start([("champ", "rvz_test_models:echo", "champion"), ("decoy", "", "decoy")])
+def test_decoy_archives_requests_exactly_as_published(in_process: Make) -> None:
+    d = in_process().start([("champ", "rvz_test_models:echo", "champion"), ("decoy", "", "decoy")])
     ids = {d.score({"x": x}).request_id for x in range(5)}
     from rvz.log.reader import iter_records
 

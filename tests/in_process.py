@@ -198,11 +198,16 @@ class InProcessDeployment(Calls):
 
     def start_model(self, name: str, model: Any = "", role: Role = "champion", use_case: str = "default",
                     version: str = "1", wait: bool = True) -> Worker:
-        """A worker for ``model`` (an entry, or a model object; "" for a decoy); with ``wait``, returns once
-        it has received a probe (its subscription is in place)."""
+        """A worker for ``model`` (an entry, a model object, or a loaded Model; "" for a decoy); with ``wait``,
+        returns once it has received a probe (its subscription is in place)."""
         entry = model if isinstance(model, str) else f"<{name} in the test process>"
         spec = ModelConfig(name=name, entry=entry, version=version, role=role, use_case=use_case)
-        loaded = None if role == "decoy" else load_model(model) if isinstance(model, str) else Model(model, entry)
+        if role == "decoy":
+            loaded = None
+        elif isinstance(model, Model):
+            loaded = model
+        else:
+            loaded = load_model(model) if isinstance(model, str) else Model(model, entry)
         ready = threading.Event()
         worker = Worker(WorkerConfig(spec, self.config.streams, self.config.log.dir, self.config.log.fsync), loaded,
                         on_ready=ready.set)

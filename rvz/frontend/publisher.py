@@ -331,6 +331,9 @@ class Dispatcher:
         self._admin_calls[call.call_id] = future
         try:
             self._dealer.send_multipart([streams.ADMIN, call.SerializeToString()], zmq.NOBLOCK)
+            # A send can take the socket's read edge with it (ZeroMQ's fd signals changes, not levels):
+            # read what may have come meanwhile, or the reader would wait for an edge that never comes.
+            self._loop.call_soon(self._on_results)
             return await asyncio.wait_for(future, timeout_s)  # rare calls: a timer task each is fine
         except (zmq.Again, TimeoutError):
             return None
@@ -392,6 +395,7 @@ class Dispatcher:
                 self._probe(now)
                 self.readiness.refresh(now)
                 next_probe = now + probe_every_ns
+                self._on_results()  # a safety net under the reader: a missed edge costs one heartbeat at most
             await asyncio.sleep(HOUSEKEEPING_S)
 
     def _probe(self, now: int) -> None:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import TESTS_DIR, Proc, base_config
+from harness import base_config, spawn
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -57,17 +56,12 @@ def up_stderr(root: Path, *options: str) -> str:
     """`rvz OPTIONS up` with one model until it serves, then stopped; everything its processes logged."""
     config = root / "rvz.toml"
     config.write_text(base_config(root, extra=MODEL))
-    stderr_path = root / "up.stderr"
-    with open(stderr_path, "wb") as stderr:
-        popen = subprocess.Popen([sys.executable, "-m", "rvz", *options, "up", "--config", str(config)],
-                                 stdout=subprocess.PIPE, stderr=stderr, cwd=root,
-                                 env={**os.environ, "PYTHONPATH": str(TESTS_DIR)})
-    proc = Proc("up", popen, stderr_path)
+    proc = spawn("up", [*options, "up", "--config", str(config)], root, announces=("rvz serving on ",))
     try:
-        proc.read_line("rvz serving on ", timeout_s=90)
+        proc.wait_line("rvz serving on ", timeout_s=90)
     finally:
         assert proc.stop() == 0
-    return stderr_path.read_text()
+    return (root / "up.stderr").read_text()
 
 
 def test_log_format_json_applies_to_every_process_rvz_up_starts(root: Path) -> None:

@@ -55,8 +55,8 @@ def roles(d: Deployment, config: Path) -> dict[str, str]:
 def test_commands_find_the_deployment_of_their_config(deployment: Make) -> None:
     d, config = start(deployment)
     canary = d.spawn("model-canary", "model", "run", "--config", str(d.config_path), "--name", "canary")
-    assert canary.read_line(MODEL_READY) == "diabetes/canary"
-    d.wait_models({"forest", "gbm", "canary"})
+    assert canary.wait_line(MODEL_READY) == "diabetes/canary"
+    d.wait_models({"forest", "gbm", "canary"}, "diabetes")
 
     scored = rvz(d, "score", "--config", str(config), "--features", '{"v": 2}')
     assert scored.returncode == 0, scored.stderr
@@ -112,7 +112,7 @@ def test_promote_set_and_reset_act_on_the_default_use_case_of_the_config(deploym
     d.proc("rendezvous").stop()
     d.procs.remove(d.proc("rendezvous"))
     d.start_rendezvous()
-    d.wait_models({"forest", "gbm"})
+    d.wait_models({"forest", "gbm"}, "diabetes")
     assert "policy version 3" in rvz(d, "policy", "show", "--config", str(config)).stdout
     assert roles(d, config) == {"forest": "champion", "gbm": "challenger"}
 

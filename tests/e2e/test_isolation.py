@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from collections import Counter
@@ -47,12 +48,12 @@ def test_a_stopped_rendezvous_ends_each_call_at_its_deadline_with_unavailable(de
     # Measured before: calls in flight waited ~1.1 s (11x the SLA) before UNAVAILABLE.
     d = deployment().start([("champ", "rvz_test_models:echo", "champion")])
     rendezvous = d.proc("rendezvous")
-    rendezvous.popen.send_signal(signal.SIGSTOP)
+    os.kill(rendezvous.pid, signal.SIGSTOP)
     try:
         with ThreadPoolExecutor(8) as pool:
             errors = list(pool.map(lambda x: (time.monotonic(), d.score_error({"x": x}), time.monotonic()), range(8)))
     finally:
-        rendezvous.popen.send_signal(signal.SIGCONT)
+        os.kill(rendezvous.pid, signal.SIGCONT)
     assert {e.code() for _, e, _ in errors} == {grpc.StatusCode.UNAVAILABLE}, [e.details() for _, e, _ in errors]
     assert all("rvz rendezvous" in e.details() for _, e, _ in errors)
     took = sorted(end - start for start, _, end in errors)
@@ -71,7 +72,8 @@ def test_a_hung_challenger_never_costs_the_champions_callers(deployment: Make) -
     d.start_model("other", "rvz_test_models:echo", "champion", use_case="other")
     d.wait_serving("default")
     d.wait_serving("other")
-    d.wait_models({"champ", "hung", "other"})
+    d.wait_models({"champ", "hung"})
+    d.wait_models({"other"}, "other")
     try:
         outcomes = load(d, seconds=4.0, callers=4, features={"x": 1, "pad": "p" * 50_000},
                         use_cases=("", "other"))
@@ -118,7 +120,7 @@ def test_a_model_calling_sys_exit_gets_an_error_score_and_its_worker_goes_on(dep
     assert response.model_name == "chall"  # the fallback answered
     record = d.wait_for_record("scores", lambda r: r.score.model_name == "exits")
     assert record.score.error_type == "SystemExit"
-    assert worker.popen.poll() is None
+    assert worker.poll() is None
     assert d.score({"x": 2}).model_name == "exits"
 
 
@@ -150,7 +152,7 @@ def test_a_full_log_disk_refuses_precisely_crashes_nothing_and_service_resumes_b
         refused = [d.score_error({"x": x}) for x in range(5)]
         assert {e.code() for e in refused} == {grpc.StatusCode.UNAVAILABLE}
         assert all(f"request log: no space left on {disk / 'requests'}" in e.details() for e in refused)
-        assert all(p.popen.poll() is None for p in d.procs)  # nothing crashed
+        assert all(p.poll() is None for p in d.procs)  # nothing crashed
         filler.unlink()
         started = time.monotonic()
         while True:  # bounded: service must resume by itself within a second of space returning
@@ -168,11 +170,11 @@ def test_what_a_stopped_challenger_missed_is_counted_and_shown(deployment: Make)
     d = deployment(streams="high_water_mark = 20").start([("champ", "rvz_test_models:echo", "champion"),
                                                          ("chall", "rvz_test_models:echo", "challenger")])
     challenger = d.proc("model-chall")
-    challenger.popen.send_signal(signal.SIGSTOP)
+    os.kill(challenger.pid, signal.SIGSTOP)
     try:
         outcomes = load(d, seconds=1.5, callers=4, features={"x": 1})
     finally:
-        challenger.popen.send_signal(signal.SIGCONT)
+        os.kill(challenger.pid, signal.SIGCONT)
     assert all(code == grpc.StatusCode.OK for _, code, _ in outcomes)
     d.score({"x": 2})  # a gap shows with the first message after it
     stub = admin_pb2_grpc.AdminStub(d.channel)

@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from rvz.config import Window
+from rvz.config import Config, Window
 
 if TYPE_CHECKING:
-    from rvz.report.data import Filter
+    from rvz.compare.outputs import OutputSpec
+    from rvz.report.data import Filter, LogData
     from rvz.report.stats import UseCaseReport
 
 PIPE_WIDTH = 200  # tables are wide; when not on a terminal, do not squeeze them into 80 columns
@@ -77,55 +78,88 @@ class ReportOptions:
     keep: Filter
     html_path: Path | None = None
     as_json: bool = False
+    # How each use case's outputs are read (declared in the config, or given once on the command line).
+    outputs: dict[str, OutputSpec] | None = None
+
+
+def output_specs(config: Config, given: OutputSpec | None, use_case: str | None) -> dict[str, OutputSpec]:
+    """The [[use_cases]] declarations of ``config``; ``given`` (rvz report --output) wins, for ``use_case``
+    or, when None, for every use case (``"*"``)."""
+    from rvz.compare.outputs import OutputSpec
+
+    specs = {u.name: OutputSpec.declared_by(u, f"[[use_cases]] of {config.source}") for u in config.use_cases}
+    if given is not None:
+        specs[use_case or "*"] = given
+    return specs
 
 
 def run_report(options: ReportOptions) -> None:
     """Read the logs, print the report, write the page; raises ``LogError`` or ``OSError`` if it cannot."""
     from rvz.report.data import load
+    from rvz.report.history import read_history
     from rvz.report.stats import summarize
 
-    data = load(options.data_dir, options.schedule, options.keep)
-    reports = summarize(data, options.schedule)
+    history = read_history(options.data_dir, options.schedule)
+    outputs = dict(options.outputs or {})
+    every = outputs.pop("*", None)  # given on the command line for every use case
+    data = load(options.data_dir, history, options.keep, outputs, every)
+    reports = summarize(data)
     if options.as_json:
-        click.echo(json.dumps(report_json(reports, options), indent=2))
+        click.echo(json.dumps(report_json(reports, options, data), indent=2))
     else:
-        _print_tables(reports, options)
+        _print_tables(reports, options, data)
     if options.html_path is not None:
         from rvz.report.html import render_page
 
-        page = render_page(reports, options.schedule, _header(options), DEFINITIONS)
+        page = render_page(reports, options.schedule, _header(options, data), DEFINITIONS)
         options.html_path.write_text(page, encoding="utf-8")
         click.echo(f"rvz: wrote the HTML report to {options.html_path}", err=True)
 
 
-def report_json(reports: list[UseCaseReport], options: ReportOptions) -> dict[str, Any]:
+def report_json(reports: list[UseCaseReport], options: ReportOptions, data: LogData) -> dict[str, Any]:
     keep = options.keep
     return {
         "data_dir": str(options.data_dir),
         "since": _iso(keep.since_ns), "until": _iso(keep.until_ns), "use_case": keep.use_case,
         "schedule": [{"until_ms": w.until_ms, "accept": list(w.accept)} for w in options.schedule],
+        "truths": data.truths, "unmatched_truths": data.unmatched_truths,
         "use_cases": [{
             "use_case": r.use_case, "requests": r.requests, "outcomes": r.outcomes,
             "first_request": _iso(r.first_ns), "last_request": _iso(r.last_ns), "canary": r.canary,
-            "models": [asdict(m.report) for m in r.models],
+            "outputs": r.outputs, "champion": r.champion, "truths": r.truths,
+            "markers": [{"at": _iso(m.at_ns), "kind": m.kind, "text": m.text} for m in r.markers],
+            "notes": r.notes,
+            "models": [_model_json(m.report) for m in r.models],
         } for r in reports],
     }
+
+
+def _model_json(report: Any) -> dict[str, Any]:
+    document: dict[str, Any] = asdict(report)
+    if report.vs_champion is not None:
+        document["vs_champion"]["sentence"] = report.vs_champion.sentence()
+    return document
 
 
 def _iso(ns: int | None) -> str | None:
     return None if ns is None else datetime.fromtimestamp(ns / 1e9, UTC).isoformat()
 
 
-def _header(options: ReportOptions) -> str:
+def _header(options: ReportOptions, data: LogData | None = None) -> str:
     keep = options.keep
     scope = f"use case {keep.use_case}" if keep.use_case else "all use cases"
     if keep.since_ns is None and keep.until_ns is None:
-        return f"{options.data_dir}, {scope}, all requests"
-    return (f"{options.data_dir}, {scope}, requests received from {_iso(keep.since_ns) or 'the start'} "
-            f"to {_iso(keep.until_ns) or 'the end'}")
+        text = f"{options.data_dir}, {scope}, all requests"
+    else:
+        text = (f"{options.data_dir}, {scope}, requests received from {_iso(keep.since_ns) or 'the start'} "
+                f"to {_iso(keep.until_ns) or 'the end'}")
+    if data is not None and data.unmatched_truths:
+        text += (f"; {data.unmatched_truths:,} truths name requests no request log holds (kept in the feedback "
+                 "log, not compared)")
+    return text
 
 
-def _print_tables(reports: list[UseCaseReport], options: ReportOptions) -> None:
+def _print_tables(reports: list[UseCaseReport], options: ReportOptions, data: LogData) -> None:
     from rich.console import Console
 
     from rvz.report.table import use_case_tables
@@ -133,7 +167,12 @@ def _print_tables(reports: list[UseCaseReport], options: ReportOptions) -> None:
     console = Console(width=None if sys.stdout.isatty() else PIPE_WIDTH)
     if not reports:
         console.print(f"No requests, scores or results in {_header(options)}.")
+    elif data.unmatched_truths:
+        console.print(f"{data.unmatched_truths:,} truths name requests no request log holds: kept, not compared.")
     for report in reports:
         for table in use_case_tables(report):
             console.print(table)
             console.print()
+        for note in report.notes:
+            console.print(f"- {note}", highlight=False)
+        console.print()

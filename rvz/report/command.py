@@ -40,16 +40,34 @@ DEFINITIONS = """\
   were not timed against a live request, so theirs is compute time (finished
   - started). Percentiles are over successful scores whose request is known.
 - On time: successful live scores that arrived before the end of the first
-  schedule window that accepts the model's role or name, out of all its
-  successful live scores (n/a when no window does).
+  schedule window that accepts the role the model had then, or its name, in
+  the policy that decided the request (its version is in the result; the
+  schedules of later versions in DATA_DIR/policies, version 1 from --config);
+  n/a when no window does. Role (scores): how many scores it sent in each role.
+- After answer: scores that arrived once their request was answered (by
+  another model, or timed out): logged for comparison, never an answer.
 - Agreement: live models are compared with the champion's score of the same
   request, replayed models with what the caller was answered at the time. A
   model whose outputs are mostly labels is compared by % same label, one
   whose outputs are mostly numbers by mean absolute difference (MAD) and
   Pearson r.
-- Outputs: a label is a string or bool output, or a dict's "label"; a number
-  is a number output, or a dict's "score", "value" or "prediction" (first
-  found), or else the largest of its "probabilities".
+- Outputs: as [[use_cases]] in the config declares (output, kind,
+  probabilities), or rvz report --output/--output-kind. Undeclared, a label is
+  a string or bool output, or a dict's "label"; a number is a number output,
+  or a dict's "score", "value" or "prediction" (first found), or else the
+  largest of its "probabilities". Outputs that give neither are not compared,
+  and the report names them.
+- Quality: against the truths of `rvz feedback import` (the last truth of a
+  request wins), over the requests the model scored that have one. Labels:
+  accuracy and per-class precision and recall (Wilson 95% intervals), F1 and
+  macro F1, log-loss and one-vs-rest ROC AUC where outputs carry
+  probabilities (bootstrap 95% intervals). Numbers: MAE, RMSE and R²
+  (bootstrap 95% intervals).
+- vs champion: each model against the champion of the latest request, on
+  the requests both scored that have a truth. Labels: McNemar's exact test on
+  the requests one got right and the other wrong, and the accuracy gained
+  (bootstrap interval). Numbers: the absolute error saved per request, by a
+  paired bootstrap. "Beats" when p < 0.05 and the interval is above 0.
 - Distribution: quantiles of the model's numbers; divergence from the
   canary's distribution is the two-sample Kolmogorov-Smirnov statistic (KS)
   for numbers and the Jensen-Shannon distance (JS, base 2: 0 = same label

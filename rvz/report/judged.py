@@ -36,6 +36,9 @@ class Judgement:
     vs_champion: Comparison | None
     truth: F64 = field(default_factory=lambda: np.empty(0))  # a sample, for the plots (numbers)
     predicted: F64 = field(default_factory=lambda: np.empty(0))
+    # Every judged request's time and how the model did on it (100 if right, or its absolute error).
+    at_ns: I64 = field(default_factory=lambda: np.empty(0, np.int64))
+    outcome: F64 = field(default_factory=lambda: np.empty(0))
 
 
 NOT_JUDGED = Judgement(0, None, None)
@@ -86,13 +89,16 @@ def _judge(data: LogData, m: ModelArrays, kind: str, mine: I64, champion: ModelA
         paired = rows[theirs[rows] >= 0]
         if paired.size:
             versus = _compare(data, m, champion, kind, paired, mine, theirs)
+    at_ns = data.received_ns[rows]
     if kind == "label":
         probabilities, names = _probabilities(data, m, mine[rows])
-        return Judgement(rows.size, label_quality(data.truth_label[rows], m.label[mine[rows]], names, probabilities),
-                         versus)
+        truth_labels, labels = data.truth_label[rows], m.label[mine[rows]]
+        return Judgement(rows.size, label_quality(truth_labels, labels, names, probabilities), versus,
+                         at_ns=at_ns, outcome=100.0 * (truth_labels == labels))
     truth, predicted = data.truth_number[rows], m.number[mine[rows]]
     sample = np.random.default_rng(0).permutation(rows.size)[:SCATTER_POINTS]
-    return Judgement(rows.size, number_quality(truth, predicted), versus, truth[sample], predicted[sample])
+    return Judgement(rows.size, number_quality(truth, predicted), versus, truth[sample], predicted[sample],
+                     at_ns, np.abs(predicted - truth))
 
 
 def _truth_known(data: LogData, kind: str) -> np.ndarray:

@@ -37,7 +37,7 @@ def model_rows(report: UseCaseReport) -> list[list[str]]:
 
 
 def models_table(report: UseCaseReport) -> Table:
-    table = Table(title=_title(report), caption=_caption(report), title_justify="left", caption_justify="left")
+    table = Table(title=title(report), caption=caption(report), title_justify="left", caption_justify="left")
     for header in MODEL_HEADERS:
         table.add_column(header, justify="left" if header in ("Model", "Role (scores)") else "right")
     for row in model_rows(report):
@@ -99,18 +99,29 @@ def roles_text(m: ModelReport) -> str:
     return ", ".join(f"{role} {count:,}" for role, count in m.role_scores.items())
 
 
-def distribution_table(report: UseCaseReport) -> Table:
-    reference = f"canary {report.canary}" if report.canary else "no canary"
-    table = Table(title=f"{report.use_case}: score distribution vs {reference}", title_justify="left")
-    table.add_column("Model")
-    for q in QUANTILES:
-        table.add_column(f"q{q}", justify="right")
-    table.add_column("Labels")
-    table.add_column("Divergence", justify="right")
+DISTRIBUTION_HEADERS = ("Model", *(f"q{q}" for q in QUANTILES), "Labels", "Divergence")
+
+
+def distribution_rows(report: UseCaseReport) -> list[list[str]]:
+    rows = []
     for stats in report.models:
         d = stats.report.distribution
         quantiles = [NA] * len(QUANTILES) if d.quantiles is None else [f"{v:.4g}" for v in d.quantiles.values()]
-        table.add_row(model_name(stats.report), *quantiles, _labels(d), divergence_text(d))
+        rows.append([model_name(stats.report), *quantiles, _labels(d), divergence_text(d)])
+    return rows
+
+
+def distribution_title(report: UseCaseReport) -> str:
+    reference = f"canary {report.canary}" if report.canary else "no canary"
+    return f"{report.use_case}: score distribution vs {reference}"
+
+
+def distribution_table(report: UseCaseReport) -> Table:
+    table = Table(title=distribution_title(report), title_justify="left")
+    for header in DISTRIBUTION_HEADERS:
+        table.add_column(header, justify="left" if header in ("Model", "Labels") else "right")
+    for row in distribution_rows(report):
+        table.add_row(*row)
     return table
 
 
@@ -141,7 +152,7 @@ def format_ns(ns: int | None) -> str:
     return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _title(report: UseCaseReport) -> str:
+def title(report: UseCaseReport) -> str:
     o = report.outcomes
     return (f"use case {report.use_case}: {report.requests} requests "
             f"({format_ns(report.first_ns)} to {format_ns(report.last_ns)}); results: "
@@ -149,7 +160,7 @@ def _title(report: UseCaseReport) -> str:
             f"{o.get('timeout', 0)} timed out, {o.get('failed', 0)} failed")
 
 
-def _caption(report: UseCaseReport) -> str:
+def caption(report: UseCaseReport) -> str:
     text = ("Latency: score arrival at the rendezvous minus request arrival (replayed: compute time). "
             "On time: arrived within the first window accepting the model's role at the time, in the policy "
             "that decided the request. After answer: arrived once the request was answered (or timed out): "

@@ -253,7 +253,7 @@ class _Loader:
 
     def read_requests(self, directory: Path) -> None:
         codes: dict[str, int] = {}
-        for payload in _read(directory):
+        for payload in payloads(directory):
             request = envelope_pb2.RequestEnvelope.FromString(payload)
             if request.request_id in self.ids:
                 continue
@@ -270,7 +270,7 @@ class _Loader:
         self._allocate(len(self.received))
 
     def read_results(self, directory: Path) -> None:
-        for payload in _read(directory):
+        for payload in payloads(directory):
             result = envelope_pb2.ResultEnvelope.FromString(payload)
             row = self.ids.get(result.request_id, -1)
             if row < 0 and not self.keep.keeps(result.use_case, result.received_unix_ns):
@@ -319,7 +319,7 @@ class _Loader:
         self.answered_known[row] = True
 
     def read_scores(self, directory: Path) -> None:
-        for payload in _read(directory):
+        for payload in payloads(directory):
             record = envelope_pb2.ScoreRecord.FromString(payload)
             score = record.score
             row = self.ids.get(score.request_id, -1)
@@ -421,7 +421,7 @@ def _holds(hashes: npt.NDArray[np.int64], request_id: str) -> bool:
     return at < hashes.size and int(hashes[at]) == key
 
 
-def _read(directory: Path) -> Iterator[bytes]:
+def payloads(directory: Path) -> Iterator[bytes]:
     """Payloads of a log; an absent log is an empty one (e.g. nothing was ever replayed or answered)."""
     if not directory.is_dir():
         return

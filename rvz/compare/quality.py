@@ -110,8 +110,9 @@ def _amount(value: float, metric: str, signed: bool = False) -> str:
 def _interval(e: Estimate, metric: str) -> str:
     if e.low is None or e.high is None:
         return "n/a"
-    scale = 100 if metric == "accuracy" else 1
-    return f"{scale * e.low:.4g} to {scale * e.high:.4g}"
+    if metric == "accuracy":
+        return f"{100 * e.low:.1f} to {100 * e.high:.1f}"
+    return f"{e.low:.4g} to {e.high:.4g}"
 
 
 def p_text(p: float) -> str:
@@ -262,14 +263,23 @@ def _rank_auc(positive: npt.NDArray[np.bool_], score: F64) -> float:
 
 
 def compare_labels(model: str, champion: str, truth: I64, mine: I64, theirs: I64) -> Comparison:
-    """McNemar's exact test on the requests both labelled, and the accuracy gained with its interval."""
+    """McNemar's exact test on the requests both labelled, and the accuracy gained with an exact
+    interval from the same discordant pairs (Clopper-Pearson on the share the model won, given how many
+    there are), so the interval and the test agree."""
     right, champion_right = truth == mine, truth == theirs
     gained = int(np.count_nonzero(right & ~champion_right))
     lost = int(np.count_nonzero(~right & champion_right))
-    p_value = float(stats.binomtest(gained, gained + lost).pvalue) if gained + lost else 1.0
-    delta, _ = mean_bootstrap(right.astype(np.float64) - champion_right.astype(np.float64))
-    return Comparison(model, champion, "accuracy", truth.size, delta, p_value, "McNemar exact",
-                      _verdict(delta, p_value))
+    discordant, n = gained + lost, truth.size
+    if not discordant:
+        delta = Estimate(0.0, None, None)
+        p_value = 1.0
+    else:
+        test = stats.binomtest(gained, discordant)
+        won = test.proportion_ci(CONFIDENCE, method="exact")
+        share = discordant / n
+        delta = Estimate((gained - lost) / n, share * (2 * float(won.low) - 1), share * (2 * float(won.high) - 1))
+        p_value = float(test.pvalue)
+    return Comparison(model, champion, "accuracy", n, delta, p_value, "McNemar exact", _verdict(delta, p_value))
 
 
 # --- numbers --------------------------------------------------------------------------------------

@@ -66,7 +66,7 @@ DEFINITIONS = """\
 - vs champion: each model against the champion of the latest request, on
   the requests both scored that have a truth. Labels: McNemar's exact test on
   the requests one got right and the other wrong, and the accuracy gained
-  (bootstrap interval). Numbers: the absolute error saved per request, by a
+  (an exact interval from the same pairs). Numbers: the absolute error saved per request, by a
   paired bootstrap. "Beats" when p < 0.05 and the interval is above 0.
 - Distribution: quantiles of the model's numbers; divergence from the
   canary's distribution is the two-sample Kolmogorov-Smirnov statistic (KS)

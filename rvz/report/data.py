@@ -21,9 +21,9 @@ import os
 from array import array
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -32,6 +32,21 @@ from rvz.compare.outputs import OutputSpec, shape_of
 from rvz.feedback.log import iter_feedback
 from rvz.log.reader import iter_records
 from rvz.rendezvous.outcome import Outcome, outcome_of
+from rvz.report.arrays import (
+    ERROR,
+    F64,
+    HAS_WINDOW,
+    I32,
+    I64,
+    LATE,
+    NO_LABEL,
+    ON_TIME,
+    ORPHAN,
+    Labels,
+    ModelArrays,
+    ModelKey,
+    Samples,
+)
 from rvz.report.history import PolicyHistory
 from rvz.wire.ids import id_time_ms
 from rvz.wire.proto import envelope_pb2, scoring_pb2
@@ -39,29 +54,6 @@ from rvz.wire.proto import envelope_pb2, scoring_pb2
 if TYPE_CHECKING:
     from google.protobuf import struct_pb2
 
-# Bits of ModelArrays.flags.
-ERROR = 1
-LATE = 2
-ORPHAN = 4  # flagged orphan by the rendezvous, or its request is not in the requests log
-ON_TIME = 8  # arrived before the end of the first window that accepts the model
-HAS_WINDOW = 16  # some window accepts the model (otherwise on-time is not defined)
-
-# Keys of a dict output read as its number, in this order of preference.
-NO_LABEL = -1
-
-F64 = npt.NDArray[np.float64]
-F32 = npt.NDArray[np.float32]
-I32 = npt.NDArray[np.int32]
-I64 = npt.NDArray[np.int64]
-U8 = npt.NDArray[np.uint8]
-Bools = npt.NDArray[np.bool_]
-
-
-class ModelKey(NamedTuple):
-    use_case: str
-    name: str
-    version: str
-    replayed: bool
 
 
 @dataclass(frozen=True)
@@ -78,82 +70,6 @@ class Filter:
         if self.since_ns is not None and received_ns < self.since_ns:
             return False
         return self.until_ns is None or received_ns < self.until_ns
-
-
-class Labels:
-    """Interned labels: arrays hold small integer codes instead of strings."""
-
-    def __init__(self) -> None:
-        self.codes: dict[str, int] = {}
-        self.names: list[str] = []
-
-    def code(self, label: str | None) -> int:
-        if label is None:
-            return NO_LABEL
-        code = self.codes.get(label)
-        if code is None:
-            code = self.codes[label] = len(self.names)
-            self.names.append(label)
-        return code
-
-
-@dataclass
-class ModelArrays:
-    """Every score of one model, one element per score record (numpy once loaded)."""
-
-    key: ModelKey
-    code: int
-    roles: Counter[str] = field(default_factory=Counter)
-    row: I32 = field(default_factory=lambda: np.empty(0, np.int32))  # request row, -1 if unknown
-    arrival_ms: F32 = field(default_factory=lambda: np.empty(0, np.float32))  # NaN: replayed or unknown
-    compute_ms: F32 = field(default_factory=lambda: np.empty(0, np.float32))
-    flags: U8 = field(default_factory=lambda: np.empty(0, np.uint8))
-    label: I32 = field(default_factory=lambda: np.empty(0, np.int32))
-    number: F64 = field(default_factory=lambda: np.empty(0, np.float64))
-    window_ms: F32 = field(default_factory=lambda: np.empty(0, np.float32))  # NaN: no window accepts it
-    # Class probabilities, sparse: score index, label code, probability.
-    probability_of: I32 = field(default_factory=lambda: np.empty(0, np.int32))
-    probability_label: I32 = field(default_factory=lambda: np.empty(0, np.int32))
-    probability: F64 = field(default_factory=lambda: np.empty(0, np.float64))
-    # Successful outputs that gave neither a label nor a number, and what the first one was.
-    unreadable: int = 0
-    unreadable_shape: str = ""
-
-    @property
-    def role(self) -> str:
-        """The role most of its scores carried (a promoted model has had two)."""
-        return self.roles.most_common(1)[0][0] if self.roles else ""
-
-
-class _Samples:
-    """Growable typed buffers for one model while the scores log streams past."""
-
-    def __init__(self, key: ModelKey, code: int) -> None:
-        self.key, self.code = key, code
-        self.roles: Counter[str] = Counter()
-        self.row = array("i")
-        self.arrival_ms = array("f")
-        self.compute_ms = array("f")
-        self.flags = array("B")
-        self.label = array("i")
-        self.number = array("d")
-        self.window_ms = array("f")
-        self.probability_of = array("i")
-        self.probability_label = array("i")
-        self.probability = array("d")
-        self.unreadable = 0
-        self.unreadable_shape = ""
-
-    def freeze(self) -> ModelArrays:
-        return ModelArrays(
-            self.key, self.code, self.roles,
-            np.frombuffer(self.row, np.int32), np.frombuffer(self.arrival_ms, np.float32),
-            np.frombuffer(self.compute_ms, np.float32), np.frombuffer(self.flags, np.uint8),
-            np.frombuffer(self.label, np.int32), np.frombuffer(self.number, np.float64),
-            np.frombuffer(self.window_ms, np.float32), np.frombuffer(self.probability_of, np.int32),
-            np.frombuffer(self.probability_label, np.int32), np.frombuffer(self.probability, np.float64),
-            self.unreadable, self.unreadable_shape,
-        )
 
 
 @dataclass
@@ -218,7 +134,7 @@ class _Loader:
         self.received = array("q")
         self.use_case_code = array("i")
         self.labels = Labels()
-        self.samples: dict[ModelKey, _Samples] = {}
+        self.samples: dict[ModelKey, Samples] = {}
         self.chosen: Counter[ModelKey] = Counter()
         self.outcomes: dict[str, Counter[Outcome]] = {}
         self._window_cache: dict[tuple[str, int, str, str], float] = {}
@@ -242,10 +158,10 @@ class _Loader:
             spec = self.outputs[use_case] = self.other
         return spec
 
-    def _model(self, key: ModelKey) -> _Samples:
+    def _model(self, key: ModelKey) -> Samples:
         samples = self.samples.get(key)
         if samples is None:
-            samples = self.samples[key] = _Samples(key, len(self.samples))
+            samples = self.samples[key] = Samples(key, len(self.samples))
         return samples
 
     def _use_case(self, row: int) -> str:
@@ -335,7 +251,7 @@ class _Loader:
             received_ns = id_time_ms(score.request_id) * 1_000_000
         return self.keep.keeps(score.use_case, received_ns)
 
-    def _add(self, samples: _Samples, record: envelope_pb2.ScoreRecord, row: int) -> None:
+    def _add(self, samples: Samples, record: envelope_pb2.ScoreRecord, row: int) -> None:
         score = record.score
         failed = bool(score.error or score.error_type)
         flags = ERROR * failed | LATE * record.late | ORPHAN * (record.orphan or row < 0)
@@ -358,7 +274,7 @@ class _Loader:
         if row >= 0 and not failed and not score.replayed:
             self._join(samples.code, score.role, row, label, label_code, number)
 
-    def _read_output(self, samples: _Samples, output: struct_pb2.Value) -> tuple[str | None, float | None]:
+    def _read_output(self, samples: Samples, output: struct_pb2.Value) -> tuple[str | None, float | None]:
         spec = self.spec(samples.key.use_case)
         label, number = spec.read(output)
         if label is None and number is None:

@@ -21,7 +21,8 @@ from rvz.compare.quality import (
     label_quality,
     number_quality,
 )
-from rvz.report.data import ERROR, F64, I64, NO_LABEL, LogData, ModelArrays
+from rvz.report.arrays import ERROR, F64, I64, NO_LABEL, ModelArrays
+from rvz.report.data import LogData
 
 # Points of truth against prediction kept per model for the plots.
 SCATTER_POINTS = 2000

@@ -14,7 +14,7 @@ from scipy.spatial import distance
 
 from rvz.compare.outputs import OutputSpec
 from rvz.compare.quality import Comparison, LabelQuality, NumberQuality
-from rvz.report.data import (
+from rvz.report.arrays import (
     ERROR,
     F32,
     F64,
@@ -27,10 +27,10 @@ from rvz.report.data import (
     ORPHAN,
     U8,
     Bools,
-    LogData,
     ModelArrays,
     ModelKey,
 )
+from rvz.report.data import LogData
 from rvz.report.judged import NOT_JUDGED, Judgement, champion_of, judge
 from rvz.report.timeline import Marker, markers, notes
 

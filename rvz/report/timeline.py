@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from rvz.report.data import Bools, LogData, ModelArrays
+from rvz.report.arrays import Bools, ModelArrays
+from rvz.report.data import LogData
 
 if TYPE_CHECKING:
     from rvz.report.stats import UseCaseReport

@@ -7,6 +7,7 @@ champion is the model that was champion for the use case's latest request.
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -56,11 +57,16 @@ def champion_of(data: LogData, use_case: str, models: list[ModelArrays]) -> Mode
     return next((m for m in models if m.code == code), None)
 
 
+def can_judge() -> bool:
+    """Is scikit-learn (the report extra) installed? Without it no model is judged."""
+    return importlib.util.find_spec("sklearn") is not None
+
+
 def judge(data: LogData, models: list[ModelArrays], kind: Literal["label", "number"] | None,
           champion: ModelArrays | None) -> dict[int, Judgement]:
     """A judgement per model code; a use case without truths, or whose outputs are neither labels nor
-    numbers, has none."""
-    if kind is None:
+    numbers, has none, and so has every use case without scikit-learn."""
+    if kind is None or not can_judge():
         return {}
     predictions = {m.code: _by_row(data, m, kind) for m in models}
     reference = predictions.get(champion.code) if champion is not None else None

@@ -15,6 +15,7 @@ import numpy as np
 
 from rvz.report.arrays import Bools, ModelArrays
 from rvz.report.data import LogData
+from rvz.report.judged import can_judge
 
 if TYPE_CHECKING:
     from rvz.report.stats import UseCaseReport
@@ -65,6 +66,9 @@ def notes(data: LogData, report: UseCaseReport) -> list[str]:
     if not report.truths:
         found.append("No truth is recorded for these requests: record them with `rvz feedback import FILE` "
                      "(request_id,truth) to see which model is right.")
+    elif not can_judge():
+        found.append("Truths are recorded, but judging the models by them needs scikit-learn, which is not "
+                     "installed: pip install 'rvz[report]'.")
     elif report.champion is None:
         found.append("No champion scored these requests: each model is judged alone, none against a champion.")
     return found

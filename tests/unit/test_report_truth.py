@@ -212,3 +212,14 @@ def test_a_policy_the_history_lacks_is_named(tmp_path: Path) -> None:
 
 def test_a_truth_of_a_filtered_out_request_is_not_unmatched(dataset: Dataset) -> None:
     assert report("--data-dir", str(dataset.root), "--use-case", "fraud")["unmatched_truths"] == 1
+
+
+def test_without_scikit_learn_the_report_says_what_to_install(dataset: Dataset,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "sklearn" else real(name, *a))
+    iris = use_case(report("--data-dir", str(dataset.root)), "iris")
+    assert all(m["quality"] is None for m in iris["models"])
+    assert any("needs scikit-learn, which is not installed: pip install 'rvz[report]'" in n for n in iris["notes"])

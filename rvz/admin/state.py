@@ -4,7 +4,9 @@ Owned by the rendezvous (single-threaded, so every change is atomic with respect
 to decisions) and persisted to ``DATA_DIR/admin-state.json`` (written to a temp
 file, fsynced and renamed) so a restarted rendezvous keeps promotions and policies.
 A use case reset to the config's policy is saved as such, not as a copy of it: a
-restart with another config file applies that file's policy.
+restart with another config file applies that file's policy. Every change is also appended to the
+policy history log (``rvz.admin.history``), which `rvz report` reads to judge each request by the
+policy that decided it.
 """
 
 from __future__ import annotations

@@ -165,6 +165,12 @@ class CallFailed(RvzError):
         self.details = details
 
 
+class FeedbackRefused(RvzError):
+    """A truth cannot be recorded as given (a malformed request id, no truth, a bad line of an import file)."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+
 class ReplayFailed(RvzError):
     """`rvz replay` could not get its scores into the scores log (no requests, no rendezvous, another log)."""
 

@@ -1,5 +1,5 @@
 """Logs of a known history for the report tests, written with LogWriter: two use cases (iris, fraud),
-live and replayed models, a timeout, late and orphan scores."""
+live and replayed models, a timeout, late and orphan scores, and truths (the feedback log)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 from click.testing import CliRunner
 
 from rvz.cli.report import report_command
+from rvz.feedback.log import LOG_NAME, RECORD_TYPE
 from rvz.log.writer import LogWriter
 from rvz.wire.codec import to_value
 from rvz.wire.proto import envelope_pb2, scoring_pb2
@@ -121,7 +122,7 @@ def write_iris(logs: Logs, i: int, at: int) -> str:
     return rid
 
 
-def write_fraud(logs: Logs, i: int, at: int) -> None:
+def write_fraud(logs: Logs, i: int, at: int) -> str:
     """Numbers: the canary's distribution equals the champion's; the challenger's is shifted by +0.5."""
     rid = logs.request("fraud", i, at)
     value = i / N_FRAUD
@@ -129,6 +130,7 @@ def write_fraud(logs: Logs, i: int, at: int) -> None:
     logs.score(rid, "fraud", FRAUD_CANARY, value, at, 4)
     logs.score(rid, "fraud", FRAUD_SHIFTED, {"value": value + 0.5}, at, 20)
     logs.result(rid, "fraud", at, FRAUD_GBM, {"score": value})
+    return rid
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,32 @@ class Dataset:
     root: Path
     iris_t0: int
     fraud_t0: int
+
+
+def iris_truth(i: int) -> str:
+    """Right for logreg everywhere; gbm is wrong on i%10 == 0, newbie on i%10 == 0 and i%10 == 3."""
+    return other_label(i) if i % 10 == 0 else label(i)
+
+
+FRAUD_TRUTH_SHIFT = 0.1  # the champion's error; the shifted challenger's is 0.4
+
+
+def write_truths(root: Path, iris_ids: list[str], fraud_ids: list[str]) -> str:
+    """Truths of every request, a first wrong one for iris request 1 (the last one wins), and one for a
+    request no log holds (returned)."""
+    unknown = request_id_at(time.time_ns() - 3600 * S, 4242)
+    with LogWriter(root / LOG_NAME, RECORD_TYPE, fsync=False) as feedback:
+        def truth(request_id: str, value: Any) -> None:
+            feedback.append(envelope_pb2.FeedbackRecord(request_id=request_id, truth=to_value(value),
+                                                        received_unix_ns=time.time_ns()).SerializeToString())
+
+        truth(iris_ids[1], "wrong")
+        for i, rid in enumerate(iris_ids):
+            truth(rid, iris_truth(i))
+        for i, rid in enumerate(fraud_ids):
+            truth(rid, i / N_FRAUD + FRAUD_TRUTH_SHIFT)
+        truth(unknown, "setosa")
+    return unknown
 
 
 def write_logs(root: Path, iris_t0: int, fraud_t0: int) -> None:
@@ -146,13 +174,13 @@ def write_logs(root: Path, iris_t0: int, fraud_t0: int) -> None:
         ids = [write_iris(logs, i, iris_t0 + i * S) for i in range(N_IRIS)]
         orphan_at = iris_t0 + N_IRIS * S + S // 2
         logs.score(request_id_at(orphan_at, 999), "iris", RULES, "setosa", orphan_at, 5, orphan=True)
-        for i in range(N_FRAUD):
-            write_fraud(logs, i, fraud_t0 + i * S)
+        fraud_ids = [write_fraud(logs, i, fraud_t0 + i * S) for i in range(N_FRAUD)]
         # `rvz replay`, later: newbie scores the archived iris requests, differing from the answer on i%10 == 3.
         replay_at = time.time_ns()
         for i, rid in enumerate(ids):
             logs.score(rid, "iris", NEWBIE, {"label": other_label(i) if i % 10 == 3 else label(i)}, replay_at, 7,
                        replayed=True)
+    write_truths(root, ids, fraud_ids)
 
 
 def build_dataset(root: Path) -> Dataset:

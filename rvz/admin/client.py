@@ -1,60 +1,41 @@
-"""Client side of the Admin API: `rvz models`, `rvz policy show|set|reset`, `rvz promote`.
-
-An empty use case is the frontend's frontend.default_use_case (for ``list_models``: every use case).
-"""
+"""What `rvz models` and `rvz policy` print and read, around ``rvz.Client``'s Admin calls: the models
+table, the models as JSON, a policy as TOML and back."""
 
 from __future__ import annotations
 
 import tomllib
+from dataclasses import asdict
 from typing import Any
 
-import grpc
 import tomli_w
-from google.protobuf import json_format
 from rich.console import Console
 from rich.table import Table
 
+from rvz.client.types import ModelStatus, PolicyState
 from rvz.config import parse_policy
-from rvz.errors import CallFailed, ConfigError
-from rvz.wire.codec import value_to_python
-from rvz.wire.proto import admin_pb2, admin_pb2_grpc
+from rvz.errors import ConfigError
+
+NA = "-"
 
 
-def _stub(channel: grpc.Channel) -> admin_pb2_grpc.AdminStub:
-    return admin_pb2_grpc.AdminStub(channel)  # type: ignore[no-untyped-call]
+def models_json(models: list[ModelStatus]) -> list[dict[str, Any]]:
+    """The rows as JSON objects: numbers as numbers, null where there is no figure."""
+    return [asdict(m) for m in models]
 
 
-def _call(target: str, method: str, request: Any, timeout_s: float = 10.0) -> Any:
-    with grpc.insecure_channel(target) as channel:
-        try:
-            return getattr(_stub(channel), method)(request, timeout=timeout_s)
-        except grpc.RpcError as e:
-            raise CallFailed(e.code(), e.details() or "") from None
-
-
-def list_models(target: str, use_case: str) -> admin_pb2.ListModelsResponse:
-    response: admin_pb2.ListModelsResponse = _call(target, "ListModels",
-                                                   admin_pb2.ListModelsRequest(use_case=use_case))
-    return response
-
-
-def models_json(response: admin_pb2.ListModelsResponse) -> list[dict[str, Any]]:
-    return [json_format.MessageToDict(m, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
-            for m in response.models]
-
-
-def print_models(response: admin_pb2.ListModelsResponse, console: Console | None = None) -> None:
-    table = Table(title="rvz models (figures over the last 60 s)")
+def print_models(models: list[ModelStatus], console: Console | None = None) -> None:
+    table = Table(title="rvz models (figures over the last 60 s; a gone worker has none)")
     for column in ("use case", "model", "version", "role", "pid@host", "heartbeat", "scores/s", "errors",
                    "p50 ms", "p99 ms", "on time", "chosen", "missed", "restarts", "drift"):
         table.add_column(column, justify="right" if column not in ("use case", "model", "role") else "left")
-    for m in sorted(response.models, key=lambda m: (m.use_case, m.role != "champion", m.name)):
+    for m in models:
         role = m.role if m.role == m.started_role else f"{m.role} (was {m.started_role})"
         heartbeat = f"{m.last_heartbeat_age_s:.1f}s ago" if m.live else f"gone {m.last_heartbeat_age_s:.0f}s"
-        table.add_row(m.use_case, m.name, m.version, role, f"{m.pid}@{m.host}", heartbeat, f"{m.scores_per_s:.1f}",
-                      f"{100 * m.error_rate:.1f}%", _ms(m.latency_p50_ms), _ms(m.latency_p99_ms),
-                      "-" if m.on_time_pct < 0 else f"{m.on_time_pct:.1f}%", str(m.times_chosen),
-                      str(m.missed_total), str(m.restarts), "-" if m.divergence < 0 else f"{m.divergence:.3f}")
+        table.add_row(m.use_case, m.name, m.version, role, f"{m.pid}@{m.host}", heartbeat,
+                      _number(m.scores_per_s, "{:.1f}"), _number(m.error_rate, "{:.1%}"),
+                      _number(m.latency_p50_ms, "{:.2f}"), _number(m.latency_p99_ms, "{:.2f}"),
+                      _number(m.on_time_pct, "{:.1f}%"), _number(m.times_chosen, "{}"),
+                      str(m.missed_total), str(m.restarts), _number(m.divergence, "{:.3f}"))
     if console is None:
         console = Console()
         if not console.is_terminal:  # piped or captured: do not squeeze the table into 80 columns
@@ -62,60 +43,24 @@ def print_models(response: admin_pb2.ListModelsResponse, console: Console | None
     console.print(table)
 
 
-def _ms(value: float) -> str:
-    return "-" if value < 0 else f"{value:.2f}"
+def _number(value: float | None, form: str) -> str:
+    return NA if value is None else form.format(value)
 
 
-def get_policy(target: str, use_case: str) -> admin_pb2.PolicyState:
-    state: admin_pb2.PolicyState = _call(target, "GetPolicy", admin_pb2.GetPolicyRequest(use_case=use_case))
-    return state
-
-
-def policy_toml(state: admin_pb2.PolicyState) -> str:
+def policy_toml(state: PolicyState) -> str:
     """The policy as the `[rendezvous]` table of a config file, which `rvz policy set` reads back."""
-    p = state.policy
-    table: dict[str, Any] = {"deadline_ms": p.deadline_ms, "on_timeout": p.on_timeout,
-                             "early_score_ms": p.early_score_ms}
-    if p.HasField("default_output"):
-        table["default_output"] = value_to_python(p.default_output)
-    table["schedule"] = [{"until_ms": w.until_ms, "accept": list(w.accept)} for w in p.schedule]
     header = f"# use case {state.use_case!r}, policy version {state.version}\n"
-    return header + tomli_w.dumps({"rendezvous": table})
+    return header + tomli_w.dumps({"rendezvous": state.policy})
 
 
-def set_policy(target: str, use_case: str, toml_text: str, source: str,
-               expected_version: int = 0) -> admin_pb2.PolicyState:
+def policy_from_toml(toml_text: str, source: str) -> dict[str, Any]:
+    """The `[rendezvous]` table of ``toml_text`` (or the whole file), checked as the config file's is;
+    raises ``ConfigError`` naming ``source`` and the key."""
     try:
         data = tomllib.loads(toml_text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{source}: not valid TOML: {e}") from e
-    table = data.get("rendezvous", data)
+    table: dict[str, Any] = data.get("rendezvous", data)
     # The file's own checks first, naming its keys as the file spells them; the rendezvous checks again.
     parse_policy(table, source, "rendezvous." if "rendezvous" in data else "")
-    request = admin_pb2.SetPolicyRequest(use_case=use_case, policy=policy_from_table(table),
-                                         expected_version=expected_version)
-    state: admin_pb2.PolicyState = _call(target, "SetPolicy", request)
-    return state
-
-
-def policy_from_table(table: dict[str, Any]) -> admin_pb2.Policy:
-    """A `[rendezvous]` table as the API's Policy; the rendezvous validates it (with precise messages)."""
-    policy = admin_pb2.Policy()
-    try:
-        json_format.ParseDict({k: v for k, v in table.items() if k != "default_output"}, policy)
-    except json_format.ParseError as e:
-        raise ConfigError(f"policy: {e}") from e
-    if "default_output" in table:
-        json_format.ParseDict(table["default_output"], policy.default_output)
-    return policy
-
-
-def reset_policy(target: str, use_case: str) -> admin_pb2.PolicyState:
-    state: admin_pb2.PolicyState = _call(target, "ResetPolicy", admin_pb2.ResetPolicyRequest(use_case=use_case))
-    return state
-
-
-def promote(target: str, use_case: str, name: str) -> admin_pb2.PromoteResponse:
-    response: admin_pb2.PromoteResponse = _call(target, "Promote",
-                                                admin_pb2.PromoteRequest(use_case=use_case, model_name=name))
-    return response
+    return table

@@ -10,7 +10,7 @@ import grpc
 from rvz.admin.state import AdminState, policy_message
 from rvz.errors import AdminError
 from rvz.frontend.validation import check_use_case
-from rvz.rendezvous.live_stats import NO_FIGURE, StatsBook
+from rvz.rendezvous.live_stats import NO_FIGURE, WINDOW_S, StatsBook
 from rvz.rendezvous.policy import Policy
 from rvz.wire.model_registry import ModelRegistry
 from rvz.wire.proto import admin_pb2, envelope_pb2
@@ -52,18 +52,23 @@ class AdminHandler:
         return response
 
     def _status(self, info: envelope_pb2.ModelInfo, last_seen_ns: int, now: int) -> admin_pb2.ModelStatus:
-        key = (info.use_case, info.name, info.version)
-        figures = self.stats.figures(key, now)
         age_s = (now - last_seen_ns) / 1e9
-        return admin_pb2.ModelStatus(
+        status = admin_pb2.ModelStatus(
             use_case=info.use_case, name=info.name, version=info.version,
             role=self.state.role_of(info.use_case, info.name, info.role), started_role=info.role,
             worker_id=info.worker_id, pid=info.pid, host=info.host, last_heartbeat_age_s=age_s,
-            live=age_s * 1e9 <= self.models.timeout_ns, scores_per_s=figures.scores_per_s,
-            error_rate=figures.error_rate, latency_p50_ms=_finite(figures.latency_p50_ms),
-            latency_p99_ms=_finite(figures.latency_p99_ms), on_time_pct=_finite(figures.on_time_pct),
-            times_chosen=figures.times_chosen, divergence=self.stats.divergence.get(key, NO_FIGURE),
-            window_s=60.0, scores_total=figures.scores_total, missed_total=info.missed, restarts=info.restarts)
+            live=age_s * 1e9 <= self.models.timeout_ns, window_s=WINDOW_S, missed_total=info.missed,
+            restarts=info.restarts)
+        if not status.live:  # the model's figures belong to its live worker, if any: never repeated here
+            _no_figures(status)
+            return status
+        key = (info.use_case, info.name, info.version)
+        figures = self.stats.figures(key, now)
+        status.scores_per_s, status.error_rate = figures.scores_per_s, _finite(figures.error_rate)
+        status.latency_p50_ms, status.latency_p99_ms = _finite(figures.latency_p50_ms), _finite(figures.latency_p99_ms)
+        status.on_time_pct, status.divergence = _finite(figures.on_time_pct), self.stats.divergence.get(key, NO_FIGURE)
+        status.times_chosen, status.scores_total = figures.times_chosen, figures.scores_total
+        return status
 
     def get_policy(self, use_case: str) -> admin_pb2.PolicyState:
         self._check_known(use_case)
@@ -101,6 +106,12 @@ def _check(use_case: str) -> None:
 
 def _state(use_case: str, policy: Policy) -> admin_pb2.PolicyState:
     return admin_pb2.PolicyState(use_case=use_case, version=policy.version, policy=policy_message(policy.config))
+
+
+def _no_figures(status: admin_pb2.ModelStatus) -> None:
+    status.scores_per_s = status.error_rate = status.latency_p50_ms = status.latency_p99_ms = NO_FIGURE
+    status.on_time_pct = status.divergence = NO_FIGURE
+    status.times_chosen = status.scores_total = -1
 
 
 def _finite(value: float) -> float:

@@ -4,7 +4,9 @@ Owned by the rendezvous (single-threaded, so every change is atomic with respect
 to decisions) and persisted to ``DATA_DIR/admin-state.json`` (written to a temp
 file, fsynced and renamed) so a restarted rendezvous keeps promotions and policies.
 A use case reset to the config's policy is saved as such, not as a copy of it: a
-restart with another config file applies that file's policy.
+restart with another config file applies that file's policy. Every change is also appended to the
+policy history log (``rvz.admin.history``), which `rvz report` reads to judge each request by the
+policy that decided it.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
@@ -19,6 +22,7 @@ from typing import Any
 
 import grpc
 
+from rvz.admin.history import record_change
 from rvz.config import RendezvousConfig, parse_policy
 from rvz.errors import AdminError, ConfigError
 from rvz.rendezvous.policy import Policy
@@ -33,7 +37,8 @@ STATE_FILE = "admin-state.json"
 class AdminState:
     def __init__(self, default: RendezvousConfig, data_dir: str | os.PathLike[str]) -> None:
         self.default = Policy.from_config(default)
-        self.path = Path(data_dir) / STATE_FILE
+        self.data_dir = Path(data_dir)
+        self.path = self.data_dir / STATE_FILE
         self.policies: dict[str, Policy] = {}
         # use case -> model name -> role, for models whose role was changed by Promote.
         self.roles: dict[str, dict[str, str]] = {}
@@ -70,6 +75,7 @@ class AdminState:
         self.policies[request.use_case] = policy
         self.from_config.discard(request.use_case)
         self._save()
+        self._record("set_policy", request.use_case)
         logger.info("use case %r: policy version %d in force", request.use_case, policy.version)
         return policy
 
@@ -85,6 +91,7 @@ class AdminState:
         self.from_config.add(use_case)
         self.roles.pop(use_case, None)
         self._save()
+        self._record("reset_policy", use_case)
         logger.info("use case %r: back to the config's policy (version %d) and the models' own roles", use_case,
                     policy.version)
         return policy
@@ -114,11 +121,19 @@ class AdminState:
                 demoted = other
         overrides[name] = "champion"
         self._save()
+        self._record("promote", use_case)
         logger.info("use case %r: %s promoted to champion%s", use_case, name,
                     f" ({demoted} is now a challenger)" if demoted else "")
         return demoted
 
     # --- persistence --------------------------------------------------------------------------
+
+    def _record(self, change: str, use_case: str) -> None:
+        """Append what is in force for ``use_case`` now to the policy history (``rvz.admin.history``)."""
+        policy = self.policy_for(use_case)
+        record_change(self.data_dir, envelope_pb2.PolicyChange(
+            use_case=use_case, changed_unix_ns=time.time_ns(), change=change, version=policy.version,
+            policy=policy_message(policy.config), roles=self.roles.get(use_case, {})))
 
     def _save(self) -> None:
         state = {"policies": {u: {"version": p.version, "from_config": True} if u in self.from_config else

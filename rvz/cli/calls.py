@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import asdict
 from typing import Any
 
 import click
@@ -27,16 +28,15 @@ from rvz.errors import CallFailed
 @click.option("--timeout", "timeout_s", type=float, default=5.0, show_default=True, help="gRPC deadline, seconds.")
 def score(deployment: Deployment, features_json: str | None, example: bool, timeout_s: float) -> None:
     """Score one request and print the response as JSON."""
-    from rvz.client import score as call_score
-
     if bool(features_json) == example:
         fail("give exactly one of --features JSON or --example")
     features = _example() if example else parse_features(features_json or "")
     try:
-        response = call_score(deployment.target, deployment.use_case or "", features, timeout_s)
+        with deployment.client(timeout_s) as client:
+            answer = client.score(features, deployment.use_case or "")
     except CallFailed as e:
         deployment.call_failed(e)
-    click.echo(json.dumps(response))
+    click.echo(json.dumps(asdict(answer)))
 
 
 def _example() -> dict[str, Any]:
@@ -51,8 +51,10 @@ def _example() -> dict[str, Any]:
 @click.option("--timeout", "timeout_s", type=float, default=2.0, show_default=True, help="Seconds to wait.")
 def check(deployment: Deployment, timeout_s: float) -> None:
     """Exit 0 if SERVING, 1 otherwise (for container health checks)."""
-    from rvz.client import check as health_check
-
-    status = health_check(deployment.target, deployment.use_case or "", timeout_s)
+    try:
+        with deployment.client(timeout_s) as client:
+            status = client.health(deployment.use_case or "")
+    except CallFailed as e:
+        status = str(e)
     click.echo(status)
     sys.exit(EXIT_OK if status == "SERVING" else EXIT_FAILURE)

@@ -1,4 +1,5 @@
-"""`rvz log cat`: the records of a log as JSON lines; `rvz log check`: is every segment intact?"""
+"""`rvz log cat`: the records of a log as JSON lines; `rvz log check`: is every segment intact?;
+`rvz log export`: the logs joined into one table per use case (``rvz.report.export``)."""
 
 from __future__ import annotations
 
@@ -7,15 +8,16 @@ from pathlib import Path
 
 import click
 
-from rvz.cli.options import EXIT_FAILURE, Deployment, deployment_options, fail
+from rvz.cli.options import EXIT_FAILURE, Deployment, deployment_options, fail, require_extra
+from rvz.cli.report import existing_data_dir, time_option
 from rvz.telemetry import logging_setup
 
-LOGS = ("requests", "scores", "results")
+LOGS = ("requests", "scores", "results", "feedback", "policies")
 
 
 @click.group()
 def log() -> None:
-    """Read the request, scores and results logs."""
+    """Read the logs: requests, scores, results, feedback, policies."""
 
 
 @log.command("cat")
@@ -76,3 +78,35 @@ def _directory(log_name: str, deployment: Deployment) -> Path:
             return directory
         fail(f"{directory} does not exist: give --data-dir or --config (log.dir of the deployment)")
     fail(f"{log_name} is neither a log directory nor one of {', '.join(LOGS)}")
+
+
+@log.command("export")
+@deployment_options(data_dir=True, use_case="every use case")
+@click.option("--format", "fmt", type=click.Choice(["parquet", "csv"]), default="parquet", show_default=True,
+              help="File format (Parquet keeps the types: timestamps, numbers, booleans).")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="Directory to write USE_CASE.parquet (or .csv) into; created if missing.")
+@click.option("--since", metavar="TIME", callback=time_option, help="Only requests received at or after TIME.")
+@click.option("--until", metavar="TIME", callback=time_option, help="Only requests received before TIME.")
+def log_export(deployment: Deployment, fmt: str, out: Path, since: int | None, until: int | None) -> None:
+    """Write one table per use case joining the logs: each request, every model's output, latency and
+    error, the answer and its rule, and the truth when known (see docs/comparing-models.md). Outputs are
+    read as the [[use_cases]] of --config declare."""
+    require_extra("pyarrow", "report", "rvz log export")
+    from rvz.compare.outputs import OutputSpec
+    from rvz.errors import LogError
+    from rvz.report.data import Filter
+    from rvz.report.export import export
+
+    directory = existing_data_dir(deployment)
+    declared = {u.name: OutputSpec.declared_by(u, f"[[use_cases]] of {deployment.config.source}")
+                for u in deployment.config.use_cases}
+    try:
+        written = export(directory, out, fmt, Filter(since, until, deployment.use_case),  # type: ignore[arg-type]
+                         lambda use_case: declared.get(use_case, OutputSpec()))
+    except (LogError, OSError) as e:
+        fail(f"export failed: {e}", EXIT_FAILURE)
+    if not written:
+        click.echo(f"no request in {directory / 'requests'} in the time and use case asked for: nothing written")
+    for done in written:
+        click.echo(f"{done.path}: use case {done.use_case}, {done.rows} requests, {done.models} models")

@@ -1,8 +1,8 @@
 """The `rvz` command line: one click group; each command builds its config and calls one run_* function.
 
 The commands live by what they do: ``serve`` (the processes of a deployment), ``calls`` (score,
-check), ``admin`` (models, policy, promote), ``logs``, ``report``, ``replay`` and ``bench``; what they
-share (exit codes, ``fail``, the options naming a deployment) is in ``options``.
+check), ``feedback`` (truths), ``admin`` (models, policy, promote), ``logs``, ``report``, ``replay`` and
+``bench``; what they share (exit codes, ``fail``, the options naming a deployment) is in ``options``.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import click
 from rvz.cli.admin import models, policy, promote
 from rvz.cli.bench import bench_command
 from rvz.cli.calls import check, score
+from rvz.cli.feedback import feedback
 from rvz.cli.logs import log
 from rvz.cli.replay import replay_command
 from rvz.cli.report import report_command
@@ -30,7 +31,7 @@ def cli(log_level: str, log_format: str) -> None:
     """rvz: serve a champion, its challengers, a canary and a decoy on the same live traffic."""
 
 
-for command in (up, frontend, rendezvous, model, score, check, models, policy, promote, log, report_command,
+for command in (up, frontend, rendezvous, model, score, check, feedback, models, policy, promote, log, report_command,
                 replay_command, bench_command):
     cli.add_command(command)
 

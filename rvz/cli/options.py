@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -26,6 +26,9 @@ from rvz.config.overrides import Given, SectionKey, apply, env_name, from_enviro
 from rvz.config.settings import LogConfig
 from rvz.errors import CallFailed, ConfigError
 from rvz.telemetry import logging_setup
+
+if TYPE_CHECKING:
+    from rvz.client import Client
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -126,6 +129,12 @@ class Deployment:
     def use_case_name(self) -> str:
         """The use case asked for, else the config's default one (for a command that no server answers)."""
         return self.use_case or self.config.frontend.default_use_case
+
+    def client(self, timeout_s: float | None = 10.0) -> Client:
+        """An ``rvz.Client`` of the target (close it, or use it as a context manager)."""
+        from rvz.client import Client
+
+        return Client(self.target, timeout_s)
 
     def call_failed(self, error: CallFailed) -> NoReturn:
         """Exit 1 with the status of a failed call, and where the target came from when unreachable."""

@@ -52,7 +52,8 @@ def setting_options(cls: type, keys: Sequence[str], *, into: str, envvar_prefix:
 
         for option in reversed(options):
             key = option.spec.key
-            collect = option.decorator(defaults.get(key, option.spec.default), helps.get(key, option.spec.help),
+            default = None if option.spec.required else option.spec.default  # a required setting has none
+            collect = option.decorator(defaults.get(key, default), helps.get(key, option.spec.help),
                                        key in required)(collect)
         return collect  # type: ignore[return-value]
 

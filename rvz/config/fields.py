@@ -160,6 +160,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _LISTEN = re.compile(r"^(\[[0-9a-fA-F:]+\]|[^:\s\[\]]+):(\d{1,5})$")
 _ENDPOINT = re.compile(r"^(tcp|ipc|inproc)://.+")
 _ENTRY = re.compile(r"^[\w.]+:[\w.]+$")
+_FIELD_PATH = re.compile(r"^[^.\s]+(\.[^.\s]+)*$")
 
 
 def name_problem(value: str) -> str | None:
@@ -200,3 +201,10 @@ def directory_problem(value: str) -> str | None:
     if path.exists() and not path.is_dir():
         return f"{value!r} is a file, not a directory: give a directory (rvz creates it if it is missing)"
     return None
+
+
+def field_path_problem(value: str) -> str | None:
+    """Empty (the whole value) or dict keys joined by dots: ``progression``, ``result.score``."""
+    if not value or _FIELD_PATH.match(value):
+        return None
+    return f"must be a dict key, or keys joined by dots (e.g. result.score), got {value!r}"

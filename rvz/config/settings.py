@@ -14,6 +14,7 @@ from rvz.config.fields import (
     directory_problem,
     endpoint_problem,
     entry_problem,
+    field_path_problem,
     listen_problem,
     name_problem,
     optional_listen_problem,
@@ -24,6 +25,8 @@ Role = Literal["champion", "challenger", "canary", "decoy"]
 OnTimeout = Literal["error", "default"]
 # What gRPC core does with calls that wait too long for the frontend to pick them up (see rvz.grpc_overflow).
 GrpcOverflow = Literal["cancel", "refuse"]
+# How a use case's outputs (and truths) are compared: as labels (classes) or as numbers.
+OutputKind = Literal["label", "number"]
 TraceExporter = Literal["none", "otlp", "console"]
 MetricsExporter = Literal["none", "prometheus", "otlp", "console"]
 ROLES: tuple[str, ...] = get_args(Role)
@@ -169,18 +172,36 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class UseCaseConfig:
+    """What a use case's models output, so `rvz report` compares the right thing ([[use_cases]])."""
+
+    name: str = setting(help="Use case name, as its models' use_case.", check=name_problem)
+    kind: OutputKind = setting(help="How outputs and truths are compared: label (accuracy, precision, recall, "
+                               "F1, log-loss, ROC AUC) or number (MAE, RMSE, R²).")
+    output: str = setting("", "The output field holding the label or number: a key of a dict output (a.b for "
+                          "nested dicts); empty: the output itself.", check=field_path_problem, metavar="FIELD")
+    probabilities: str = setting("", "For labels: the output field holding a dict of class -> probability (for "
+                                 "log-loss and ROC AUC); empty: none.", check=field_path_problem, metavar="FIELD")
+
+
+@dataclass(frozen=True)
 class Config:
     frontend: FrontendConfig = field(default_factory=FrontendConfig)
     streams: StreamsConfig = field(default_factory=StreamsConfig)
     log: LogConfig = field(default_factory=LogConfig)
     rendezvous: RendezvousConfig = field(default_factory=RendezvousConfig)
     models: tuple[ModelConfig, ...] = ()
+    use_cases: tuple[UseCaseConfig, ...] = ()
     tracing: TracingConfig = field(default_factory=TracingConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     drift: DriftConfig = field(default_factory=DriftConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     # Where it was read from, named in every error about it.
     source: str = "<defaults>"
+
+    def use_case(self, name: str) -> UseCaseConfig | None:
+        """The [[use_cases]] entry of ``name``, if the config declares one."""
+        return next((u for u in self.use_cases if u.name == name), None)
 
     def with_overrides(self, *, listen: str | None = None, data_dir: str | None = None) -> Config:
         """Apply command-line options, which win over the file; raises ``ConfigError`` for a bad one."""

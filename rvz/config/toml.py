@@ -23,13 +23,14 @@ from rvz.config.settings import (
     LimitsConfig,
     ModelConfig,
     RendezvousConfig,
+    UseCaseConfig,
     Window,
     demo_config,
 )
 from rvz.errors import ConfigError, EncodeError
 from rvz.wire.codec import to_value
 
-_TOP_LEVEL = {*SECTIONS, "models"}
+_TOP_LEVEL = {*SECTIONS, "models", "use_cases"}
 # Room for a stream message's envelope and framing beside the largest request or output it carries.
 MESSAGE_OVERHEAD_BYTES = 64 * 1024
 
@@ -74,7 +75,8 @@ def parse_config(data: Mapping[str, Any], source: str) -> Config:
         table = _table(data, name, source)
         sections[name] = (_rendezvous(table, "rendezvous.", source) if cls is RendezvousConfig
                           else cls(**section_values(cls, table, name + ".", source)))
-    config = Config(**sections, models=_models(data.get("models", []), source), source=source)
+    config = Config(**sections, models=_models(data.get("models", []), source),
+                    use_cases=_use_cases(data.get("use_cases", []), source), source=source)
     _check_accept_names(config, data, source)
     check_limits(config.limits, source, "limits.message_bytes")
     return config
@@ -237,3 +239,22 @@ def _check_unique(models: list[ModelConfig], model: ModelConfig, prefix: str, so
         if other.role == model.role == "champion":
             raise config_error(source, prefix + "role",
                                f"use case {model.use_case!r} already has a champion ({other.name!r})")
+
+
+# --- use cases -----------------------------------------------------------------------------------
+
+
+def _use_cases(data: Any, source: str) -> tuple[UseCaseConfig, ...]:
+    if not isinstance(data, list):
+        raise config_error(source, "use_cases", "must be an array of tables ([[use_cases]])")
+    use_cases: list[UseCaseConfig] = []
+    for i, item in enumerate(data):
+        if not isinstance(item, Mapping):
+            raise config_error(source, f"use_cases[{i}]", "must be a table")
+        use_case = UseCaseConfig(**section_values(UseCaseConfig, item, f"use_cases[{i}].", source))
+        if any(u.name == use_case.name for u in use_cases):
+            raise config_error(source, f"use_cases[{i}].name", f"{use_case.name!r} is declared twice")
+        if use_case.probabilities and use_case.kind != "label":
+            raise config_error(source, f"use_cases[{i}].probabilities", "only a label use case has probabilities")
+        use_cases.append(use_case)
+    return tuple(use_cases)

@@ -24,7 +24,7 @@ from opentelemetry.trace import Span
 from rvz.admin.service import AdminService
 from rvz.config import Config
 from rvz.errors import NoAnswer, Overloaded, RvzError, status_from_value
-from rvz.frontend import grpc_overflow
+from rvz.frontend import feedback, grpc_overflow
 from rvz.frontend.admission import Admission
 from rvz.frontend.grpc_backlog import Shedder
 from rvz.frontend.publisher import Dispatcher
@@ -95,6 +95,7 @@ class Frontend:
                                      segment_bytes=config.log.segment_mb * 1024 * 1024, fsync=config.log.fsync)
         self.dispatcher = Dispatcher(config, self.readiness, self.request_log, self.identity, self.tracer)
         self.health = health.aio.HealthServicer()
+        self.feedback = feedback.FeedbackService(config.log)
         # No maximum_concurrent_rpcs: grpc.aio enforces it by not taking new calls from gRPC core, where
         # they queue until core's backlog protection (grpc.server.max_pending_requests) turns them away.
         # Taking every call and refusing the excess ourselves (see Admission) keeps that queue short and
@@ -147,9 +148,10 @@ class Frontend:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         admin = AdminService(self.dispatcher, self.config.frontend.default_use_case)
         admin_pb2_grpc.add_AdminServicer_to_server(admin, self.server)  # type: ignore[no-untyped-call]
+        self.feedback.add_to(self.server)
         reflection.enable_server_reflection(
             [SERVICE_NAME, ADMIN_SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-             reflection.SERVICE_NAME], self.server)
+             reflection.SERVICE_NAME, feedback.SERVICE_NAME], self.server)
         await self.health.set("", NOT_SERVING)
         self.port = self.server.add_insecure_port(self.config.frontend.listen)
         if self.port == 0:
@@ -175,6 +177,7 @@ class Frontend:
         await self.server.stop(grace)
         await self.dispatcher.stop()
         self.request_log.stop()
+        self.feedback.stop()
 
     async def score(self, data: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
         call = Call(time.time_ns())

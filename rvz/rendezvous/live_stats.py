@@ -118,7 +118,7 @@ class StatsBook:
         p50, p99 = np.percentile(latencies, [50, 99]) if latencies.size else (math.nan, math.nan)
         return Figures(
             scores_per_s=len(recent) / WINDOW_S,
-            error_rate=sum(s.error for s in recent) / len(recent) if recent else 0.0,
+            error_rate=sum(s.error for s in recent) / len(recent) if recent else math.nan,
             latency_p50_ms=float(p50), latency_p99_ms=float(p99),
             on_time_pct=100.0 * sum(judged) / len(judged) if judged else math.nan,
             scores_total=record.scores_total, times_chosen=record.chosen_total)

@@ -6,8 +6,11 @@ element in its model's compact arrays (request row, latencies, flags, label code
 logs are read in the order requests, results, scores, so that every score can be joined to its
 request, and to what was answered for that request, as it streams past.
 
-Output values are reduced to at most a label and a number (see ``extract``), which is all the report
-compares.
+Output values are reduced to at most a label and a number, read as each use case declares
+(``OutputSpec``), and the class probabilities where outputs carry them; an output that gives neither
+is counted as not compared, with its shape. Truths (the feedback log) join their requests by id, the
+last one recorded winning. Each live score is judged on time against the schedule of the policy that
+decided its request (``rvz.report.history``), with the role it had then.
 """
 
 from __future__ import annotations
@@ -18,43 +21,39 @@ import os
 from array import array
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
-from rvz.compare.outputs import extract
-from rvz.config import Window
+from rvz.compare.outputs import OutputSpec, shape_of
+from rvz.feedback.log import iter_feedback
 from rvz.log.reader import iter_records
 from rvz.rendezvous.outcome import Outcome, outcome_of
+from rvz.report.arrays import (
+    ERROR,
+    F64,
+    HAS_WINDOW,
+    I32,
+    I64,
+    LATE,
+    NO_LABEL,
+    ON_TIME,
+    ORPHAN,
+    Labels,
+    ModelArrays,
+    ModelKey,
+    Samples,
+)
+from rvz.report.history import PolicyHistory
 from rvz.wire.ids import id_time_ms
 from rvz.wire.proto import envelope_pb2, scoring_pb2
 
-# Bits of ModelArrays.flags.
-ERROR = 1
-LATE = 2
-ORPHAN = 4  # flagged orphan by the rendezvous, or its request is not in the requests log
-ON_TIME = 8  # arrived before the end of the first window that accepts the model
-HAS_WINDOW = 16  # some window accepts the model (otherwise on-time is not defined)
+if TYPE_CHECKING:
+    from google.protobuf import struct_pb2
 
-# Keys of a dict output read as its number, in this order of preference.
-NO_LABEL = -1
-
-F64 = npt.NDArray[np.float64]
-F32 = npt.NDArray[np.float32]
-I32 = npt.NDArray[np.int32]
-I64 = npt.NDArray[np.int64]
-U8 = npt.NDArray[np.uint8]
-Bools = npt.NDArray[np.bool_]
-
-
-class ModelKey(NamedTuple):
-    use_case: str
-    name: str
-    version: str
-    replayed: bool
 
 
 @dataclass(frozen=True)
@@ -73,73 +72,6 @@ class Filter:
         return self.until_ns is None or received_ns < self.until_ns
 
 
-def window_end_ms(schedule: tuple[Window, ...], role: str, name: str) -> float | None:
-    """End of the first window whose accept list names the role or the model; None if none does."""
-    for window in schedule:
-        if role in window.accept or name in window.accept:
-            return window.until_ms
-    return None
-
-
-class Labels:
-    """Interned labels: arrays hold small integer codes instead of strings."""
-
-    def __init__(self) -> None:
-        self.codes: dict[str, int] = {}
-        self.names: list[str] = []
-
-    def code(self, label: str | None) -> int:
-        if label is None:
-            return NO_LABEL
-        code = self.codes.get(label)
-        if code is None:
-            code = self.codes[label] = len(self.names)
-            self.names.append(label)
-        return code
-
-
-@dataclass
-class ModelArrays:
-    """Every score of one model, one element per score record (numpy once loaded)."""
-
-    key: ModelKey
-    code: int
-    roles: Counter[str] = field(default_factory=Counter)
-    row: I32 = field(default_factory=lambda: np.empty(0, np.int32))  # request row, -1 if unknown
-    arrival_ms: F32 = field(default_factory=lambda: np.empty(0, np.float32))  # NaN: replayed or unknown
-    compute_ms: F32 = field(default_factory=lambda: np.empty(0, np.float32))
-    flags: U8 = field(default_factory=lambda: np.empty(0, np.uint8))
-    label: I32 = field(default_factory=lambda: np.empty(0, np.int32))
-    number: F64 = field(default_factory=lambda: np.empty(0, np.float64))
-
-    @property
-    def role(self) -> str:
-        """The role most of its scores carried (a promoted model has had two)."""
-        return self.roles.most_common(1)[0][0] if self.roles else ""
-
-
-class _Samples:
-    """Growable typed buffers for one model while the scores log streams past."""
-
-    def __init__(self, key: ModelKey, code: int) -> None:
-        self.key, self.code = key, code
-        self.roles: Counter[str] = Counter()
-        self.row = array("i")
-        self.arrival_ms = array("f")
-        self.compute_ms = array("f")
-        self.flags = array("B")
-        self.label = array("i")
-        self.number = array("d")
-
-    def freeze(self) -> ModelArrays:
-        return ModelArrays(
-            self.key, self.code, self.roles,
-            np.frombuffer(self.row, np.int32), np.frombuffer(self.arrival_ms, np.float32),
-            np.frombuffer(self.compute_ms, np.float32), np.frombuffer(self.flags, np.uint8),
-            np.frombuffer(self.label, np.int32), np.frombuffer(self.number, np.float64),
-        )
-
-
 @dataclass
 class LogData:
     """The joined logs. Per-request arrays are indexed by request row."""
@@ -155,10 +87,20 @@ class LogData:
     answered_label: I32
     answered_number: F64
     answered_model: I32
+    # The policy version that decided each request (0: no result logged).
+    policy_version: I32
+    # The truth of each request (the feedback log), read as its use case's outputs are.
+    truth_label: I32
+    truth_number: F64
     models: list[ModelArrays]
     chosen: Counter[ModelKey]
     outcomes: dict[str, Counter[Outcome]]
     labels: list[str]
+    outputs: dict[str, OutputSpec]
+    history: PolicyHistory
+    # Truths whose request id is in no request log (within the time asked for), and truths in all.
+    unmatched_truths: int = 0
+    truths: int = 0
 
     def requests_of(self, use_case: str) -> int:
         if use_case not in self.use_cases:
@@ -166,28 +108,36 @@ class LogData:
         return int(np.count_nonzero(self.use_case_code == self.use_cases.index(use_case)))
 
 
-def load(data_dir: str | os.PathLike[str], schedule: tuple[Window, ...], keep: Filter) -> LogData:
-    """Read DATA_DIR/requests, results and scores (each may be absent) into one LogData."""
-    loader = _Loader(schedule, keep)
+def load(data_dir: str | os.PathLike[str], history: PolicyHistory, keep: Filter,
+         outputs: dict[str, OutputSpec] | None = None, other: OutputSpec | None = None) -> LogData:
+    """Read DATA_DIR/requests, results, feedback and scores (each may be absent) into one LogData; each
+    use case's outputs are read by ``outputs`` (by ``other`` for one not in it: default, the
+    conventional shapes)."""
+    loader = _Loader(history, keep, dict(outputs or {}), other or OutputSpec())
     root = Path(data_dir)
     loader.read_requests(root / "requests")
     loader.read_results(root / "results")
+    loader.read_feedback(root)
     loader.read_scores(root / "scores")
     return loader.data()
 
 
 class _Loader:
-    def __init__(self, schedule: tuple[Window, ...], keep: Filter) -> None:
-        self.schedule, self.keep = schedule, keep
+    def __init__(self, history: PolicyHistory, keep: Filter, outputs: dict[str, OutputSpec],
+                 other: OutputSpec) -> None:
+        self.history, self.keep, self.outputs, self.other = history, keep, outputs, other
+        self.unmatched_truths = self.truths = 0
+        # Hashes of the ids of requests the filter left out (compact: the logs can hold millions).
+        self.skipped = array("q")
         self.ids: dict[str, int] = {}
         self.use_cases: list[str] = []
         self.received = array("q")
         self.use_case_code = array("i")
         self.labels = Labels()
-        self.samples: dict[ModelKey, _Samples] = {}
+        self.samples: dict[ModelKey, Samples] = {}
         self.chosen: Counter[ModelKey] = Counter()
         self.outcomes: dict[str, Counter[Outcome]] = {}
-        self._window_ns: dict[tuple[str, str], int | None] = {}
+        self._window_cache: dict[tuple[str, int, str, str], float] = {}
         self._allocate(0)
 
     def _allocate(self, n: int) -> None:
@@ -198,11 +148,20 @@ class _Loader:
         self.answered_number = np.full(n, np.nan)
         self.answered_model = np.full(n, -1, np.int32)
         self.answered_known = np.zeros(n, np.bool_)
+        self.policy_version = np.zeros(n, np.int32)
+        self.truth_label = np.full(n, NO_LABEL, np.int32)
+        self.truth_number = np.full(n, np.nan)
 
-    def _model(self, key: ModelKey) -> _Samples:
+    def spec(self, use_case: str) -> OutputSpec:
+        spec = self.outputs.get(use_case)
+        if spec is None:
+            spec = self.outputs[use_case] = self.other
+        return spec
+
+    def _model(self, key: ModelKey) -> Samples:
         samples = self.samples.get(key)
         if samples is None:
-            samples = self.samples[key] = _Samples(key, len(self.samples))
+            samples = self.samples[key] = Samples(key, len(self.samples))
         return samples
 
     def _use_case(self, row: int) -> str:
@@ -210,9 +169,12 @@ class _Loader:
 
     def read_requests(self, directory: Path) -> None:
         codes: dict[str, int] = {}
-        for payload in _read(directory):
+        for payload in payloads(directory):
             request = envelope_pb2.RequestEnvelope.FromString(payload)
-            if request.request_id in self.ids or not self.keep.keeps(request.use_case, request.received_unix_ns):
+            if request.request_id in self.ids:
+                continue
+            if not self.keep.keeps(request.use_case, request.received_unix_ns):
+                self.skipped.append(hash(request.request_id))  # a truth of it is not unmatched
                 continue
             code = codes.get(request.use_case)
             if code is None:
@@ -224,7 +186,7 @@ class _Loader:
         self._allocate(len(self.received))
 
     def read_results(self, directory: Path) -> None:
-        for payload in _read(directory):
+        for payload in payloads(directory):
             result = envelope_pb2.ResultEnvelope.FromString(payload)
             row = self.ids.get(result.request_id, -1)
             if row < 0 and not self.keep.keeps(result.use_case, result.received_unix_ns):
@@ -232,18 +194,40 @@ class _Loader:
             use_case = self._use_case(row) if row >= 0 else result.use_case
             outcome = outcome_of(result)
             self.outcomes.setdefault(use_case, Counter())[outcome] += 1
+            if row >= 0:
+                self.policy_version[row] = result.policy_version
             if outcome == Outcome.ANSWERED:
                 key = ModelKey(use_case, result.model_name, result.model_version, False)
                 self.chosen[key] += 1
                 code = self._model(key).code  # listed even if none of its scores is in range
                 if row >= 0:
-                    self._note_answer(row, code, result.response)
+                    self._note_answer(row, code, result.response, use_case)
 
-    def _note_answer(self, row: int, model_code: int, response: bytes) -> None:
+    def _note_answer(self, row: int, model_code: int, response: bytes, use_case: str) -> None:
         self.answered_model[row] = model_code
         if response:  # the answered output itself; otherwise it is joined from the answering model's score
-            label, number = extract(scoring_pb2.ScoreResponse.FromString(response).output)
+            label, number = self.spec(use_case).read(scoring_pb2.ScoreResponse.FromString(response).output)
             self._set_answer(row, label, number)
+
+    def read_feedback(self, data_dir: Path) -> None:
+        skipped = np.sort(np.frombuffer(self.skipped, np.int64))
+        for record in iter_feedback(data_dir):
+            row = self.ids.get(record.request_id, -1)
+            if row < 0:
+                self.unmatched_truths += self._in_range(record.request_id) and not _holds(skipped, record.request_id)
+                continue
+            self.truths += 1
+            label, number = self.spec(self._use_case(row)).read_truth(record.truth)
+            self.truth_label[row] = self.labels.code(label)
+            self.truth_number[row] = math.nan if number is None else number
+
+    def _in_range(self, request_id: str) -> bool:
+        """Might the request be in range? (Its id says when it was received; its use case is unknown.)"""
+        try:
+            received_ns = id_time_ms(request_id) * 1_000_000
+        except ValueError:
+            return True
+        return Filter(self.keep.since_ns, self.keep.until_ns).keeps("", received_ns)
 
     def _set_answer(self, row: int, label: str | None, number: float | None) -> None:
         self.answered_label[row] = self.labels.code(label)
@@ -251,7 +235,7 @@ class _Loader:
         self.answered_known[row] = True
 
     def read_scores(self, directory: Path) -> None:
-        for payload in _read(directory):
+        for payload in payloads(directory):
             record = envelope_pb2.ScoreRecord.FromString(payload)
             score = record.score
             row = self.ids.get(score.request_id, -1)
@@ -267,18 +251,20 @@ class _Loader:
             received_ns = id_time_ms(score.request_id) * 1_000_000
         return self.keep.keeps(score.use_case, received_ns)
 
-    def _add(self, samples: _Samples, record: envelope_pb2.ScoreRecord, row: int) -> None:
+    def _add(self, samples: Samples, record: envelope_pb2.ScoreRecord, row: int) -> None:
         score = record.score
         failed = bool(score.error or score.error_type)
         flags = ERROR * failed | LATE * record.late | ORPHAN * (record.orphan or row < 0)
-        arrival_ms = math.nan
+        arrival_ms = window_ms = math.nan
         if row >= 0 and not score.replayed:
             arrival_ns = record.received_unix_ns - self.received[row]
             arrival_ms = arrival_ns / 1e6
-            flags |= self._timeliness(score, arrival_ns)
-        label, number = (None, None) if failed else extract(score.output)
+            window_ms = self._window_ms(samples.key.use_case, row, score)
+            flags |= self._timeliness(window_ms, arrival_ns)
+        label, number = (None, None) if failed else self._read_output(samples, score.output)
         label_code = self.labels.code(label)
         samples.roles[score.role] += 1
+        samples.window_ms.append(window_ms)
         samples.row.append(row)
         samples.arrival_ms.append(arrival_ms)
         samples.compute_ms.append((score.finished_unix_ns - score.started_unix_ns) / 1e6)
@@ -288,16 +274,36 @@ class _Loader:
         if row >= 0 and not failed and not score.replayed:
             self._join(samples.code, score.role, row, label, label_code, number)
 
-    def _timeliness(self, score: envelope_pb2.ScoreEnvelope, arrival_ns: int) -> int:
-        key = (score.role, score.model_name)
-        if key not in self._window_ns:
-            end_ms = window_end_ms(self.schedule, *key)
-            # Rounded up to whole ns as the rendezvous does, so "on time" here means the same as there.
-            self._window_ns[key] = None if end_ms is None else math.ceil(end_ms * 1e6)
-        end_ns = self._window_ns[key]
-        if end_ns is None:
+    def _read_output(self, samples: Samples, output: struct_pb2.Value) -> tuple[str | None, float | None]:
+        spec = self.spec(samples.key.use_case)
+        label, number = spec.read(output)
+        if label is None and number is None:
+            samples.unreadable += 1
+            samples.unreadable_shape = samples.unreadable_shape or shape_of(output)
+            return label, number
+        if spec.kind != "number":
+            for name, probability in (spec.probabilities_of(output) or {}).items():
+                samples.probability_of.append(len(samples.row))
+                samples.probability_label.append(self.labels.code(name))
+                samples.probability.append(probability)
+        return label, number
+
+    def _window_ms(self, use_case: str, row: int, score: envelope_pb2.ScoreEnvelope) -> float:
+        """End of the first window accepting the score's role (at the time) or model, in the policy that
+        decided its request; NaN when none does."""
+        key = (use_case, int(self.policy_version[row]), score.role, score.model_name)
+        end_ms = self._window_cache.get(key)
+        if end_ms is None:
+            found = self.history.window_end_ms(*key)
+            end_ms = self._window_cache[key] = math.nan if found is None else found
+        return end_ms
+
+    @staticmethod
+    def _timeliness(window_ms: float, arrival_ns: int) -> int:
+        if math.isnan(window_ms):
             return 0
-        return HAS_WINDOW | (ON_TIME if arrival_ns < end_ns else 0)
+        # Rounded up to whole ns as the rendezvous does, so "on time" here means the same as there.
+        return HAS_WINDOW | (ON_TIME if arrival_ns < math.ceil(window_ms * 1e6) else 0)
 
     def _join(self, code: int, role: str, row: int, label: str | None, label_code: int,
               number: float | None) -> None:
@@ -316,13 +322,22 @@ class _Loader:
             champion_label=self.champion_label, champion_number=self.champion_number,
             champion_model=self.champion_model,
             answered_label=self.answered_label, answered_number=self.answered_number,
-            answered_model=self.answered_model,
+            answered_model=self.answered_model, policy_version=self.policy_version,
+            truth_label=self.truth_label, truth_number=self.truth_number,
             models=[samples.freeze() for samples in self.samples.values()],
-            chosen=self.chosen, outcomes=self.outcomes, labels=self.labels.names,
+            chosen=self.chosen, outcomes=self.outcomes, labels=self.labels.names, outputs=self.outputs,
+            history=self.history, unmatched_truths=self.unmatched_truths, truths=self.truths,
         )
 
 
-def _read(directory: Path) -> Iterator[bytes]:
+def _holds(hashes: npt.NDArray[np.int64], request_id: str) -> bool:
+    """Is ``request_id`` (probably: hashes may collide) one of the requests whose ``hashes`` are sorted?"""
+    key = hash(request_id)
+    at = int(np.searchsorted(hashes, key))
+    return at < hashes.size and int(hashes[at]) == key
+
+
+def payloads(directory: Path) -> Iterator[bytes]:
     """Payloads of a log; an absent log is an empty one (e.g. nothing was ever replayed or answered)."""
     if not directory.is_dir():
         return

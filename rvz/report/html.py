@@ -1,68 +1,82 @@
-"""The HTML page of `rvz report`: the rich tables and matplotlib plots, inlined as SVG.
+"""The HTML page of `rvz report`: the verdicts, HTML tables of every figure, and the plots (inline SVG).
 
-The page fetches nothing: the tables are rich's own HTML export with inline styles, and every plot is
-an inline <svg> drawn by matplotlib's Figure API (no pyplot, so no GUI backend and no global state).
-Plots are drawn from quantiles and buckets, never from every sample, so the page stays small for logs of
-millions of records.
+The page fetches nothing (no script, stylesheet, font or image from elsewhere), so it can be mailed,
+archived and opened years later. Its tables hold the same cells as the terminal's (``rvz.report.table``);
+the plots are ``rvz.report.plots``.
 """
 
 from __future__ import annotations
 
 import html
-import io
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from string import Template
-from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from matplotlib import rc_context
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
-from rich.console import Console
-from scipy import stats
 
+from rvz.compare.quality import LabelQuality
 from rvz.config import Window
-from rvz.report.stats import ModelStats, UseCaseReport
-from rvz.report.table import model_name, use_case_tables
-
-if TYPE_CHECKING:
-    from matplotlib.typing import RcKeyType
-
-CDF_POINTS = 400
-QQ_POINTS = 99
-MAX_BUCKETS = 48
-MAX_LABELS = 12
-FIG_SIZE = (6.6, 4.4)
-TABLE_WIDTH = 190
-STYLE: dict[RcKeyType, Any] = {
-    "svg.fonttype": "none",  # text stays text (searchable, selectable, small), drawn in the viewer's font
-    "font.family": "sans-serif",
-    "date.converter": "concise",  # short date ticks on the agreement-over-time axis
-}
+from rvz.report.plots import STYLE, figures
+from rvz.report.stats import UseCaseReport
+from rvz.report.table import (
+    DISTRIBUTION_HEADERS,
+    MODEL_HEADERS,
+    caption,
+    comparison_sentences,
+    distribution_rows,
+    distribution_title,
+    estimate_text,
+    model_name,
+    model_rows,
+    quality_rows,
+    title,
+)
 
 _PAGE = Template("""<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <title>rvz report</title>
 <style>
-body { font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; }
-h1 { margin-bottom: 0.2rem; }
-.meta { color: #555; margin-top: 0; }
-pre.table { font-size: 12px; line-height: 1.25; overflow-x: auto; }
-.figures { display: flex; flex-wrap: wrap; gap: 1rem; }
-figure { margin: 0; border: 1px solid #ddd; padding: 0.5rem; }
-figure svg { max-width: 100%; height: auto; }
-figcaption { font-size: 0.9rem; color: #444; max-width: 36rem; }
-.definitions { white-space: pre-wrap; font-size: 0.85rem; color: #444; }
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0; color: #1d2330; background: #fff; }
+main { max-width: 1360px; margin: 0 auto; padding: 1.5rem 1.25rem 3rem; }
+h1 { margin: 0 0 0.25rem; font-size: 1.6rem; }
+h2 { margin: 2.2rem 0 0.4rem; font-size: 1.3rem; border-bottom: 2px solid #d6dbe4; padding-bottom: 0.2rem; }
+h3 { margin: 1.4rem 0 0.4rem; font-size: 1.05rem; }
+.meta, .summary { color: #4a5263; margin: 0.2rem 0; }
+.verdicts { background: #f3f6fb; border-left: 4px solid #3b6fd4; padding: 0.6rem 1rem; margin: 0.8rem 0; }
+.verdicts li { margin: 0.25rem 0; }
+.better { color: #17703a; } .worse { color: #b3261e; }
+.scroll { overflow-x: auto; }
+table { border-collapse: collapse; font-size: 0.85rem; margin: 0.3rem 0 0.6rem; }
+caption { caption-side: bottom; text-align: left; color: #4a5263; font-size: 0.8rem; padding-top: 0.3rem; }
+th, td { border-bottom: 1px solid #e3e7ee; padding: 0.3rem 0.55rem; text-align: right; vertical-align: top; }
+th { background: #f3f5f9; font-weight: 600; }
+td { white-space: nowrap; }
+th:first-child, td:first-child, td.text, th.text { text-align: left; }
+td.text { white-space: normal; min-width: 8rem; }
+td:first-child { font-weight: 500; }
+tbody tr:hover { background: #fafbfd; }
+details { margin: 0.3rem 0 0.8rem; } summary { cursor: pointer; color: #3b6fd4; }
+.notes li { margin: 0.2rem 0; color: #4a5263; }
+.figures { display: grid; grid-template-columns: repeat(2, minmax(0, 1fr)); gap: 1rem; }
+@media (max-width: 900px) { .figures { grid-template-columns: minmax(0, 1fr); } }
+figure { margin: 0; border: 1px solid #e3e7ee; border-radius: 6px; padding: 0.6rem; background: #fff; }
+figure.wide { grid-column: 1 / -1; }
+figure svg { width: 100%; height: auto; }
+figcaption { font-size: 0.8rem; color: #4a5263; margin-top: 0.3rem; }
+.definitions { font-size: 0.85rem; color: #4a5263; max-width: 60rem; } .definitions li { margin: 0.3rem 0; }
 </style>
 </head>
 <body>
+<main>
 <h1>rvz report</h1>
 <p class="meta">$header. Generated $generated.</p>
 $sections
 <h2>How the figures are computed</h2>
-<p class="definitions">$definitions</p>
+<ul class="definitions">$definitions</ul>
+</main>
 </body>
 </html>
 """)
@@ -74,143 +88,91 @@ def render_page(reports: list[UseCaseReport], schedule: tuple[Window, ...], head
     return _PAGE.substitute(
         header=html.escape(header), sections=sections,
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
-        definitions=html.escape(definitions),
+        definitions="".join(f"<li>{_e(item)}</li>" for item in _items(definitions)),
     )
 
 
+def _items(text: str) -> list[str]:
+    """The "- " items of a text wrapped for the terminal, each on one line."""
+    return [" ".join(item.split()) for item in text.removeprefix("- ").split("\n- ")]
+
+
 def _section(report: UseCaseReport, schedule: tuple[Window, ...]) -> str:
-    figures = [_latency_cdf(report, schedule), _qq(report), *_agreement_over_time(report), _label_bars(report)]
-    drawn = "\n".join(f for f in figures if f)
-    return (f"<section>\n<h2>Use case {html.escape(report.use_case)}</h2>\n{_tables(report)}\n"
-            f'<div class="figures">\n{drawn}\n</div>\n</section>')
+    drawn = figures(report, schedule)
+    parts = [f"<section>\n<h2>Use case {_e(report.use_case)}</h2>", f'<p class="summary">{_e(title(report))}</p>',
+             _verdicts(report), _quality(report),
+             _table(MODEL_HEADERS, model_rows(report), "Models", caption(report), text_columns=(1, 8, 10)),
+             _table(DISTRIBUTION_HEADERS, distribution_rows(report), _cap(distribution_title(report)))]
+    notes = [*report.notes, *drawn.notes]
+    parts.append('<ul class="notes">' + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul>")
+    figure_html = [_figure(svg, text, wide=i == 0 and "Confusion" in text) for i, (svg, text) in
+                   enumerate(drawn.drawn)]
+    parts.append('<div class="figures">\n' + "\n".join(figure_html) + "\n</div>\n</section>")
+    return "\n".join(part for part in parts if part)
 
 
-def _tables(report: UseCaseReport) -> str:
-    console = Console(record=True, file=io.StringIO(), width=TABLE_WIDTH, force_terminal=True,
-                      color_system="truecolor")
-    for table in use_case_tables(report):
-        console.print(table)
-    return console.export_html(inline_styles=True, code_format='<pre class="table"><code>{code}</code></pre>')
+def _verdicts(report: UseCaseReport) -> str:
+    sentences = comparison_sentences(report)
+    if not sentences:
+        return ""
+    items = []
+    for stats in report.models:
+        versus = stats.report.vs_champion
+        if versus is not None:
+            css = {"better": "better", "worse": "worse"}.get(versus.verdict, "")
+            items.append(f'<li class="{css}">{_e(versus.sentence())}</li>')
+    return (f'<div class="verdicts"><strong>Which model is better, against the truth of {report.truths:,} '
+            f"requests:</strong><ul>{''.join(items)}</ul></div>")
 
 
-def _figure(fig: Figure, caption: str) -> str:
-    buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", metadata={"Date": None})
-    svg = buffer.getvalue()
-    svg = svg[svg.index("<svg"):]  # drop the XML prolog and doctype, which are not allowed inside HTML
-    return f"<figure>\n{svg}\n<figcaption>{html.escape(caption)}</figcaption>\n</figure>"
+def _quality(report: UseCaseReport) -> str:
+    headers, rows = quality_rows(report)
+    if not rows:
+        return ""
+    table = _table(headers, rows, f"Quality against the truth ({report.truths:,} requests with a truth)",
+                   "Intervals are 95%. vs champion: the paired test on the requests both scored (see above).")
+    return table + _classes(report)
 
 
-def _axes(title: str) -> tuple[Figure, Axes]:
-    fig = Figure(figsize=FIG_SIZE, layout="constrained")
-    ax = fig.subplots()
-    ax.set_title(title, fontsize="medium")
-    ax.grid(alpha=0.3)
-    return fig, ax
+def _classes(report: UseCaseReport) -> str:
+    labelled = [s.report for s in report.models if isinstance(s.report.quality, LabelQuality)]
+    if not labelled:
+        return ""
+    rows = []
+    for m in labelled:
+        assert isinstance(m.quality, LabelQuality)
+        for c in m.quality.classes:
+            rows.append([model_name(m), c.label, f"{c.support:,}", estimate_text(c.precision),
+                         estimate_text(c.recall), estimate_text(c.f1)])
+    table = _table(("Model", "Class", "Truths", "Precision (95% CI)", "Recall (95% CI)", "F1 (95% CI)"), rows, "",
+                   "Support: requests whose truth is the class. Precision and recall: Wilson intervals; F1: "
+                   "bootstrap.", text_columns=(1,))
+    return f"<details><summary>Per-class precision, recall and F1</summary>{table}</details>"
 
 
-def _legend(ax: Axes) -> None:
-    # Below the axes: inside, it hides lines or bars whatever corner it picks; beside, long names squeeze the plot.
-    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=2, frameon=False)
+def _table(headers: Sequence[str], rows: list[list[str]], heading: str, note: str = "",
+           text_columns: Sequence[int] = ()) -> str:
+    head = "".join(f'<th{_text_class(i, text_columns)} scope="col">{_e(h)}</th>' for i, h in enumerate(headers))
+    body = "\n".join("<tr>" + "".join(f"<td{_text_class(i, text_columns)}>{_e(cell)}</td>"
+                                      for i, cell in enumerate(row)) + "</tr>" for row in rows)
+    caption_html = f"<caption>{_e(note)}</caption>" if note else ""
+    title_html = f"<h3>{_e(heading)}</h3>" if heading else ""
+    return (f'{title_html}<div class="scroll"><table>{caption_html}<thead><tr>{head}</tr></thead>'
+            f"<tbody>\n{body}\n</tbody></table></div>")
 
 
-def _color(report: UseCaseReport, m: ModelStats) -> str:
-    return f"C{report.models.index(m) % 10}"  # one colour per model across all plots of a use case
+def _text_class(index: int, text_columns: Sequence[int]) -> str:
+    return ' class="text"' if index in text_columns else ""
 
 
-def _latency_cdf(report: UseCaseReport, schedule: tuple[Window, ...]) -> str | None:
-    drawn = [m for m in report.models if m.series.latency_ms.size]
-    if not drawn:
-        return None
-    fig, ax = _axes(f"{report.use_case}: latency CDF")
-    p = np.linspace(0.0, 1.0, CDF_POINTS)
-    for m in drawn:
-        replayed = m.report.replayed
-        ax.plot(np.quantile(m.series.latency_ms, p), 100 * p, color=_color(report, m), linestyle="--" if replayed
-                else "-", label=model_name(m.report) + (", compute time" if replayed else ""))
-    for i, window in enumerate(schedule):
-        ax.axvline(window.until_ms, color="grey", linestyle=":", linewidth=1,
-                   label="schedule window ends" if i == 0 else None)
-    lowest = min(float(m.series.latency_ms[0]) for m in drawn)
-    highest = max(float(m.series.latency_ms[-1]) for m in drawn)
-    if lowest > 0 and highest / lowest > 20:
-        ax.set_xscale("log")
-    ax.set_xlabel("latency (ms)")
-    ax.set_ylabel("% of scores at or below")
-    _legend(ax)
-    return _figure(fig, "Share of each model's scores that reached the rendezvous within a given time after the "
-                        "request (replayed models: compute time). Dotted lines: ends of the schedule windows.")
+def _figure(svg: str, text: str, wide: bool) -> str:
+    css = ' class="wide"' if wide else ""
+    return f"<figure{css}>\n{svg}\n<figcaption>{_e(text)}</figcaption>\n</figure>"
 
 
-def _qq(report: UseCaseReport) -> str | None:
-    canary = next((m for m in report.models if not m.report.replayed and
-                   f"{m.report.name}:{m.report.version}" == report.canary), None)
-    if canary is None or not canary.series.numbers.size:
-        return None
-    drawn = [m for m in report.models if m is not canary and m.series.numbers.size]
-    if not drawn:
-        return None
-    fig, ax = _axes(f"{report.use_case}: score Q-Q vs canary {report.canary}")
-    p = np.linspace(0.01, 0.99, QQ_POINTS)
-    x = np.quantile(canary.series.numbers, p)
-    ends = [float(x[0]), float(x[-1])]
-    for m in drawn:
-        y = np.quantile(m.series.numbers, p)
-        ends += [float(y[0]), float(y[-1])]
-        ax.plot(x, y, marker=".", markersize=4, linewidth=0.8, color=_color(report, m), label=model_name(m.report))
-    ax.plot([min(ends), max(ends)], [min(ends), max(ends)], color="grey", linestyle="--", linewidth=1,
-            label="same distribution")
-    ax.set_xlabel(f"canary {report.canary} quantile")
-    ax.set_ylabel("model quantile")
-    _legend(ax)
-    return _figure(fig, "Quantiles 1% to 99% of each model's scores against the canary's: on the diagonal, the "
-                        "same distribution. For classifiers the score is the top class probability.")
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
-def _agreement_over_time(report: UseCaseReport) -> list[str]:
-    if report.first_ns is None or report.last_ns is None:
-        return []
-    figures = []
-    for kind, ylabel in (("label", "% same label"), ("number", "mean |difference|")):
-        drawn = [m for m in report.models if m.report.agreement and m.report.agreement.kind == kind]
-        if not drawn:
-            continue
-        pairs = max(m.series.agreement.size for m in drawn)
-        buckets = int(np.clip(np.sqrt(pairs), 1, MAX_BUCKETS))
-        edges = np.linspace(report.first_ns, report.last_ns + 1, buckets + 1)
-        centres = ((edges[:-1] + edges[1:]) / 2).astype("datetime64[ns]")
-        fig, ax = _axes(f"{report.use_case}: agreement over time (by request time, UTC; {buckets} buckets)")
-        for m in drawn:
-            means = stats.binned_statistic(m.series.agreement_ns, m.series.agreement, "mean", bins=edges).statistic
-            reference = "what was answered" if m.report.replayed else "champion"
-            ax.plot(centres, means, marker="o", markersize=3, color=_color(report, m),
-                    label=f"{model_name(m.report)} vs {reference}")
-        ax.set_ylabel(ylabel)
-        _legend(ax)
-        figures.append(_figure(fig, f"Agreement with the champion's score of the same request ({ylabel}, per time "
-                                    "bucket); replayed models against what the caller was answered."))
-    return figures
-
-
-def _label_bars(report: UseCaseReport) -> str | None:
-    drawn = [m for m in report.models if m.report.distribution.label_pct]
-    if not drawn:
-        return None
-    totals: dict[str, float] = {}
-    for m in drawn:
-        for label, share in (m.report.distribution.label_pct or {}).items():
-            totals[label] = totals.get(label, 0.0) + share
-    labels = sorted(totals, key=lambda label: -totals[label])[:MAX_LABELS]
-    fig, ax = _axes(f"{report.use_case}: label frequencies")
-    height = 0.8 / len(drawn)
-    for i, m in enumerate(drawn):
-        pct = m.report.distribution.label_pct or {}
-        canary = f"{m.report.name}:{m.report.version}" == report.canary and not m.report.replayed
-        ax.barh(np.arange(len(labels)) + i * height, [pct.get(label, 0.0) for label in labels], height=height,
-                color=_color(report, m), hatch="//" if canary else None,
-                label=model_name(m.report) + (" (canary)" if canary else ""))
-    ax.set_yticks(np.arange(len(labels)) + 0.4 - height / 2, labels)
-    ax.invert_yaxis()
-    ax.set_xlabel("% of the model's labels")
-    _legend(ax)
-    return _figure(fig, "How often each model gives each label; the canary (hatched) is the reference.")
+def _e(text: str) -> str:
+    return html.escape(text, quote=False)

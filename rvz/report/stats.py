@@ -5,16 +5,18 @@ What each figure means is written once, for users, in ``rvz.report.DEFINITIONS``
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
 from scipy import stats
 from scipy.spatial import distance
 
-from rvz.config import Window
-from rvz.report.data import (
+from rvz.compare.outputs import OutputSpec
+from rvz.compare.quality import Comparison, LabelQuality, NumberQuality
+from rvz.report.arrays import (
     ERROR,
+    F32,
     F64,
     HAS_WINDOW,
     I32,
@@ -25,11 +27,12 @@ from rvz.report.data import (
     ORPHAN,
     U8,
     Bools,
-    LogData,
     ModelArrays,
     ModelKey,
-    window_end_ms,
 )
+from rvz.report.data import LogData
+from rvz.report.judged import NOT_JUDGED, Judgement, champion_of, judge
+from rvz.report.timeline import Marker, markers, notes
 
 OutputKind = Literal["label", "number", "none"]
 QUANTILES = (1, 5, 25, 50, 75, 95, 99)
@@ -64,11 +67,21 @@ class Distribution:
 
 
 @dataclass(frozen=True)
+class WindowShare:
+    """The live scores judged against one window end (roles and policies change), and how many were on time."""
+
+    window_ms: float
+    scores: int
+    on_time_pct: float
+
+
+@dataclass(frozen=True)
 class ModelReport:
     name: str
     version: str
     role: str
     roles: list[str]
+    role_scores: dict[str, int]  # role at the time -> scores
     replayed: bool
     requests_seen: int
     scores: int
@@ -79,12 +92,18 @@ class ModelReport:
     latency_basis: Literal["arrival", "compute"]
     latency_ms: Percentiles | None
     compute_ms: Percentiles | None
-    window_ms: float | None
+    window_ms: float | None  # the window most of its scores were judged by
     on_time_pct: float | None
+    on_time_windows: list[WindowShare]
     times_chosen: int | None
     output_kind: OutputKind
+    not_compared: int  # successful outputs that gave neither a label nor a number
+    not_compared_shape: str | None
     agreement: Agreement | None
     distribution: Distribution
+    truths: int  # requests it scored that have a truth
+    quality: LabelQuality | NumberQuality | None
+    vs_champion: Comparison | None
 
 
 @dataclass(frozen=True)
@@ -101,6 +120,7 @@ class Series:
 class ModelStats:
     report: ModelReport
     series: Series
+    judgement: Judgement = NOT_JUDGED
 
 
 @dataclass(frozen=True)
@@ -112,28 +132,60 @@ class UseCaseReport:
     last_ns: int | None
     canary: str | None
     models: list[ModelStats] = field(default_factory=list)
+    outputs: str = ""  # how outputs were read (declared, or the conventional shapes)
+    champion: str | None = None  # the champion of the latest request, which the others are compared with
+    truths: int = 0  # requests with a truth
+    markers: list[Marker] = field(default_factory=list)  # policy changes and promotions, by request time
+    notes: list[str] = field(default_factory=list)  # what could not be compared or said, and why
 
 
-def summarize(data: LogData, schedule: tuple[Window, ...]) -> list[UseCaseReport]:
+def summarize(data: LogData) -> list[UseCaseReport]:
     """One report per use case, in name order."""
     names = set(data.use_cases) | set(data.outcomes) | {m.key.use_case for m in data.models}
-    return [_use_case(data, schedule, name) for name in sorted(names)]
+    return [_use_case(data, name) for name in sorted(names)]
 
 
-def _use_case(data: LogData, schedule: tuple[Window, ...], use_case: str) -> UseCaseReport:
+def _use_case(data: LogData, use_case: str) -> UseCaseReport:
     models = sorted((m for m in data.models if m.key.use_case == use_case), key=_order)
     canary = _canary(models)
-    times = data.received_ns[data.use_case_code == data.use_cases.index(use_case)] \
-        if use_case in data.use_cases else data.received_ns[:0]
-    return UseCaseReport(
+    rows = data.use_case_code == data.use_cases.index(use_case) if use_case in data.use_cases else \
+        np.zeros(data.received_ns.size, np.bool_)
+    times = data.received_ns[rows]
+    stats = [_model(data, m, canary) for m in models]
+    kind = _use_case_kind(data, use_case, stats)
+    champion = champion_of(data, use_case, models)
+    judged = judge(data, models, kind, champion)
+    stats = [_judged(s, judged.get(m.code, NOT_JUDGED)) for s, m in zip(stats, models, strict=True)]
+    report = UseCaseReport(
         use_case=use_case,
         requests=int(times.size),
         outcomes=dict(sorted((o.label, n) for o, n in data.outcomes.get(use_case, {}).items())),
         first_ns=int(times.min()) if times.size else None,
         last_ns=int(times.max()) if times.size else None,
         canary=_label(canary.key) if canary else None,
-        models=[_model(data, schedule, m, canary) for m in models],
+        models=stats, outputs=data.outputs.get(use_case, OutputSpec()).describe(),
+        champion=_label(champion.key) if champion else None,
+        truths=int(np.count_nonzero(rows & ((data.truth_label != NO_LABEL) | np.isfinite(data.truth_number)))),
+        markers=markers(data, use_case, rows, models),
     )
+    report.notes.extend(notes(data, report))
+    return report
+
+
+def _use_case_kind(data: LogData, use_case: str, stats: list[ModelStats]) -> Literal["label", "number"] | None:
+    """The declared kind, else the kind of most models' outputs (None: neither labels nor numbers)."""
+    spec = data.outputs.get(use_case)
+    if spec is not None and spec.kind is not None:
+        return spec.kind
+    kinds = [s.report.output_kind for s in stats if s.report.output_kind != "none"]
+    if not kinds:
+        return None
+    return "label" if kinds.count("label") >= kinds.count("number") else "number"
+
+
+def _judged(stats: ModelStats, judgement: Judgement) -> ModelStats:
+    report = replace(stats.report, truths=judgement.n, quality=judgement.quality, vs_champion=judgement.vs_champion)
+    return ModelStats(report, stats.series, judgement)
 
 
 def _order(m: ModelArrays) -> tuple[bool, int, str, str]:
@@ -150,7 +202,7 @@ def _canary(models: list[ModelArrays]) -> ModelArrays | None:
     return max(canaries, key=lambda m: m.roles["canary"], default=None)
 
 
-def _model(data: LogData, schedule: tuple[Window, ...], m: ModelArrays, canary: ModelArrays | None) -> ModelStats:
+def _model(data: LogData, m: ModelArrays, canary: ModelArrays | None) -> ModelStats:
     ok = (m.flags & ERROR) == 0
     known = ok & (m.row >= 0)
     latency = (m.compute_ms if m.key.replayed else m.arrival_ms)[known].astype(np.float64)
@@ -158,17 +210,20 @@ def _model(data: LogData, schedule: tuple[Window, ...], m: ModelArrays, canary: 
     agreement, agreement_ns, agreement_values = _agreement(data, m, known, kind)
     errors = int(np.count_nonzero(~ok))
     report = ModelReport(
-        name=m.key.name, version=m.key.version, role=m.role, roles=sorted(m.roles), replayed=m.key.replayed,
+        name=m.key.name, version=m.key.version, role=m.role, roles=sorted(m.roles),
+        role_scores=dict(m.roles.most_common()), replayed=m.key.replayed,
         requests_seen=int(np.unique(m.row[m.row >= 0]).size), scores=int(m.row.size), errors=errors,
         error_rate=errors / m.row.size if m.row.size else None,
         late=int(np.count_nonzero(m.flags & LATE)), orphans=int(np.count_nonzero(m.flags & ORPHAN)),
         latency_basis="compute" if m.key.replayed else "arrival",
         latency_ms=_percentiles(latency), compute_ms=_percentiles(m.compute_ms[ok].astype(np.float64)),
-        window_ms=None if m.key.replayed else window_end_ms(schedule, m.role, m.key.name),
+        window_ms=None if m.key.replayed else _main_window(m.window_ms[known]),
         on_time_pct=None if m.key.replayed else _on_time(m.flags[known]),
+        on_time_windows=[] if m.key.replayed else _on_time_windows(m.window_ms[known], m.flags[known]),
         times_chosen=None if m.key.replayed else data.chosen.get(m.key, 0),
-        output_kind=kind, agreement=agreement,
-        distribution=_distribution(data, m, ok, kind, canary),
+        output_kind=kind, not_compared=m.unreadable, not_compared_shape=m.unreadable_shape or None,
+        agreement=agreement, distribution=_distribution(data, m, ok, kind, canary),
+        truths=0, quality=None, vs_champion=None,
     )
     numbers = m.number[ok]
     return ModelStats(report, Series(np.sort(latency[np.isfinite(latency)]), numbers[np.isfinite(numbers)],
@@ -181,6 +236,24 @@ def _percentiles(values: F64) -> Percentiles | None:
         return None
     p50, p95, p99 = np.percentile(values, [50, 95, 99])
     return Percentiles(float(p50), float(p95), float(p99))
+
+
+def _main_window(windows: F32) -> float | None:
+    windows = windows[np.isfinite(windows)]
+    if not windows.size:
+        return None
+    values, counts = np.unique(windows, return_counts=True)
+    return float(values[np.argmax(counts)])
+
+
+def _on_time_windows(windows: F32, flags: U8) -> list[WindowShare]:
+    judged = np.isfinite(windows)
+    shares = []
+    for window in np.unique(windows[judged]):
+        at = judged & (windows == window)
+        shares.append(WindowShare(float(window), int(np.count_nonzero(at)),
+                                  100.0 * np.count_nonzero(flags[at] & ON_TIME) / np.count_nonzero(at)))
+    return shares
 
 
 def _on_time(flags: U8) -> float | None:

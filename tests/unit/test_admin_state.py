@@ -101,3 +101,17 @@ def test_a_use_case_no_model_announced_is_not_found(tmp_path: Path, call: envelo
     assert reply.status_code == grpc.StatusCode.NOT_FOUND.value[0]
     assert reply.status_message.startswith("no model has announced use case 'diabetes' to the rendezvous "
                                            "(use cases: 'fraud')")
+
+
+def test_every_change_is_kept_in_the_policy_history(tmp_path: Path) -> None:
+    from rvz.report.history import read_history
+
+    state = changed_state(tmp_path)
+    state.reset("fraud")
+    history = read_history(tmp_path, CONFIG_POLICY.schedule)
+    assert [(c.use_case, c.change, c.version) for c in history.changes] == [
+        ("fraud", "set_policy", 2), ("fraud", "promote", 2), ("iris", "promote", 1), ("fraud", "reset_policy", 3)]
+    assert history.changes[1].roles == {"old": "challenger", "new": "champion"} and history.changes[3].roles == {}
+    assert history.schedule("fraud", 2) == (Window(40.0, ("challenger",)),)
+    assert history.schedule("fraud", 3) == CONFIG_POLICY.schedule
+    assert history.changes[0].at_ns <= history.changes[-1].at_ns

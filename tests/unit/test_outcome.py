@@ -10,6 +10,7 @@ import pytest
 from rvz.log.writer import LogWriter
 from rvz.rendezvous.outcome import Outcome, derived_outcome, outcome_of
 from rvz.report.data import Filter, load
+from rvz.report.history import PolicyHistory
 from rvz.wire.proto import envelope_pb2
 
 pytestmark = pytest.mark.timeout(30)
@@ -72,6 +73,6 @@ def test_the_report_counts_old_and_new_results_alike(tmp_path: Path) -> None:
             new = old_result(status_code, rule, f"new-{i}")
             new.outcome = outcome.value
             log.append(new.SerializeToString())
-    data = load(tmp_path, (), Filter())
+    data = load(tmp_path, PolicyHistory(()), Filter())
     assert data.outcomes == {"iris": {Outcome.ANSWERED: 4, Outcome.DEFAULT: 2, Outcome.TIMED_OUT: 2,
                                       Outcome.ALL_FAILED: 2}}

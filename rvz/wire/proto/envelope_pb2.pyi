@@ -249,3 +249,36 @@ class FeatureSpec(_message.Message):
     name: str
     type: str
     def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ...) -> None: ...
+
+class FeedbackRecord(_message.Message):
+    __slots__ = ("request_id", "truth", "received_unix_ns")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    TRUTH_FIELD_NUMBER: _ClassVar[int]
+    RECEIVED_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    truth: _struct_pb2.Value
+    received_unix_ns: int
+    def __init__(self, request_id: _Optional[str] = ..., truth: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., received_unix_ns: _Optional[int] = ...) -> None: ...
+
+class PolicyChange(_message.Message):
+    __slots__ = ("use_case", "changed_unix_ns", "change", "version", "policy", "roles")
+    class RolesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    USE_CASE_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
+    CHANGE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    ROLES_FIELD_NUMBER: _ClassVar[int]
+    use_case: str
+    changed_unix_ns: int
+    change: str
+    version: int
+    policy: _admin_pb2.Policy
+    roles: _containers.ScalarMap[str, str]
+    def __init__(self, use_case: _Optional[str] = ..., changed_unix_ns: _Optional[int] = ..., change: _Optional[str] = ..., version: _Optional[int] = ..., policy: _Optional[_Union[_admin_pb2.Policy, _Mapping]] = ..., roles: _Optional[_Mapping[str, str]] = ...) -> None: ...

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14rvz/v1/scoring.proto\x12\x06rvz.v1\x1a\x1cgoogle/protobuf/struct.proto\"K\n\x0cScoreRequest\x12\x10\n\x08use_case\x18\x01 \x01(\t\x12)\n\x08\x66\x65\x61tures\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\"\xcc\x01\n\rScoreResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12&\n\x06output\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x12\n\nmodel_name\x18\x03 \x01(\t\x12\x15\n\rmodel_version\x18\x04 \x01(\t\x12\x0c\n\x04role\x18\x05 \x01(\t\x12\x12\n\nis_default\x18\x06 \x01(\x08\x12\x0c\n\x04rule\x18\x07 \x01(\t\x12\x12\n\nelapsed_ms\x18\x08 \x01(\x01\x12\x10\n\x08use_case\x18\t \x01(\t2?\n\x07Scoring\x12\x34\n\x05Score\x12\x14.rvz.v1.ScoreRequest\x1a\x15.rvz.v1.ScoreResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14rvz/v1/scoring.proto\x12\x06rvz.v1\x1a\x1cgoogle/protobuf/struct.proto\"K\n\x0cScoreRequest\x12\x10\n\x08use_case\x18\x01 \x01(\t\x12)\n\x08\x66\x65\x61tures\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\"\xcc\x01\n\rScoreResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12&\n\x06output\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x12\n\nmodel_name\x18\x03 \x01(\t\x12\x15\n\rmodel_version\x18\x04 \x01(\t\x12\x0c\n\x04role\x18\x05 \x01(\t\x12\x12\n\nis_default\x18\x06 \x01(\x08\x12\x0c\n\x04rule\x18\x07 \x01(\t\x12\x12\n\nelapsed_ms\x18\x08 \x01(\x01\x12\x10\n\x08use_case\x18\t \x01(\t\"B\n\x05Truth\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12%\n\x05truth\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value\"+\n\nTruthBatch\x12\x1d\n\x06truths\x18\x01 \x03(\x0b\x32\r.rvz.v1.Truth\"$\n\x10\x46\x65\x65\x64\x62\x61\x63kResponse\x12\x10\n\x08recorded\x18\x01 \x01(\x03\x32?\n\x07Scoring\x12\x34\n\x05Score\x12\x14.rvz.v1.ScoreRequest\x1a\x15.rvz.v1.ScoreResponse2y\n\x08\x46\x65\x65\x64\x62\x61\x63k\x12\x31\n\x06Record\x12\r.rvz.v1.Truth\x1a\x18.rvz.v1.FeedbackResponse\x12:\n\nRecordMany\x12\x12.rvz.v1.TruthBatch\x1a\x18.rvz.v1.FeedbackResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,6 +36,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SCOREREQUEST']._serialized_end=137
   _globals['_SCORERESPONSE']._serialized_start=140
   _globals['_SCORERESPONSE']._serialized_end=344
-  _globals['_SCORING']._serialized_start=346
-  _globals['_SCORING']._serialized_end=409
+  _globals['_TRUTH']._serialized_start=346
+  _globals['_TRUTH']._serialized_end=412
+  _globals['_TRUTHBATCH']._serialized_start=414
+  _globals['_TRUTHBATCH']._serialized_end=457
+  _globals['_FEEDBACKRESPONSE']._serialized_start=459
+  _globals['_FEEDBACKRESPONSE']._serialized_end=495
+  _globals['_SCORING']._serialized_start=497
+  _globals['_SCORING']._serialized_end=560
+  _globals['_FEEDBACK']._serialized_start=562
+  _globals['_FEEDBACK']._serialized_end=683
 # @@protoc_insertion_point(module_scope)

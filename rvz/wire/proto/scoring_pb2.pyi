@@ -1,7 +1,8 @@
 from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -35,3 +36,23 @@ class ScoreResponse(_message.Message):
     elapsed_ms: float
     use_case: str
     def __init__(self, request_id: _Optional[str] = ..., output: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., role: _Optional[str] = ..., is_default: _Optional[bool] = ..., rule: _Optional[str] = ..., elapsed_ms: _Optional[float] = ..., use_case: _Optional[str] = ...) -> None: ...
+
+class Truth(_message.Message):
+    __slots__ = ("request_id", "truth")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    TRUTH_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    truth: _struct_pb2.Value
+    def __init__(self, request_id: _Optional[str] = ..., truth: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ...) -> None: ...
+
+class TruthBatch(_message.Message):
+    __slots__ = ("truths",)
+    TRUTHS_FIELD_NUMBER: _ClassVar[int]
+    truths: _containers.RepeatedCompositeFieldContainer[Truth]
+    def __init__(self, truths: _Optional[_Iterable[_Union[Truth, _Mapping]]] = ...) -> None: ...
+
+class FeedbackResponse(_message.Message):
+    __slots__ = ("recorded",)
+    RECORDED_FIELD_NUMBER: _ClassVar[int]
+    recorded: int
+    def __init__(self, recorded: _Optional[int] = ...) -> None: ...

@@ -101,3 +101,135 @@ class Scoring:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class FeedbackStub:
+    """Feedback records the true outcome of requests, hours or days after they
+    were scored, so `rvz report` can say which model was right. Served by the
+    frontend (same port as Scoring); kept in the feedback log of its log.dir.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Record = channel.unary_unary(
+                '/rvz.v1.Feedback/Record',
+                request_serializer=rvz_dot_v1_dot_scoring__pb2.Truth.SerializeToString,
+                response_deserializer=rvz_dot_v1_dot_scoring__pb2.FeedbackResponse.FromString,
+                _registered_method=True)
+        self.RecordMany = channel.unary_unary(
+                '/rvz.v1.Feedback/RecordMany',
+                request_serializer=rvz_dot_v1_dot_scoring__pb2.TruthBatch.SerializeToString,
+                response_deserializer=rvz_dot_v1_dot_scoring__pb2.FeedbackResponse.FromString,
+                _registered_method=True)
+
+
+class FeedbackServicer:
+    """Feedback records the true outcome of requests, hours or days after they
+    were scored, so `rvz report` can say which model was right. Served by the
+    frontend (same port as Scoring); kept in the feedback log of its log.dir.
+    """
+
+    def Record(self, request, context):
+        """Record the truth of one request. The last truth recorded for a request
+        id wins. A request id that is not an rvz id (32 hex digits, a time not in
+        the future) is refused with INVALID_ARGUMENT; a well-formed id is kept
+        even when no request log holds it yet (`rvz report` counts it as
+        unmatched), since the frontend cannot look through every archived log.
+        Answered once the truth is on disk.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordMany(self, request, context):
+        """Record many truths at once (`rvz feedback import`): each is checked as by
+        Record, and the whole batch is refused if one is malformed, naming it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_FeedbackServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Record': grpc.unary_unary_rpc_method_handler(
+                    servicer.Record,
+                    request_deserializer=rvz_dot_v1_dot_scoring__pb2.Truth.FromString,
+                    response_serializer=rvz_dot_v1_dot_scoring__pb2.FeedbackResponse.SerializeToString,
+            ),
+            'RecordMany': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordMany,
+                    request_deserializer=rvz_dot_v1_dot_scoring__pb2.TruthBatch.FromString,
+                    response_serializer=rvz_dot_v1_dot_scoring__pb2.FeedbackResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'rvz.v1.Feedback', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('rvz.v1.Feedback', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Feedback:
+    """Feedback records the true outcome of requests, hours or days after they
+    were scored, so `rvz report` can say which model was right. Served by the
+    frontend (same port as Scoring); kept in the feedback log of its log.dir.
+    """
+
+    @staticmethod
+    def Record(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rvz.v1.Feedback/Record',
+            rvz_dot_v1_dot_scoring__pb2.Truth.SerializeToString,
+            rvz_dot_v1_dot_scoring__pb2.FeedbackResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordMany(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rvz.v1.Feedback/RecordMany',
+            rvz_dot_v1_dot_scoring__pb2.TruthBatch.SerializeToString,
+            rvz_dot_v1_dot_scoring__pb2.FeedbackResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -91,6 +91,7 @@ def test_models_json_has_numbers_nulls_a_stable_order_and_gone_workers_once(depl
     for x in range(5):
         d.score({"x": x})
     d.proc("model-zed").stop(signal.SIGKILL)
+    d.procs.remove(d.proc("model-zed"))  # killed on purpose: not a part that died
     d.start_model("zed", "rvz_test_models:echo", role="challenger", wait=True)
     deadline = time.monotonic() + 30
     while True:

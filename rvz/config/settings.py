@@ -164,6 +164,9 @@ class ModelConfig:
     # queueing without bound.
     late_limit_ms: float = setting(1000.0, "Do not score requests already this far past their deadline (a model "
                                    "that fell behind catches up).", **NOT_NEGATIVE)
+    watchdog_ms: float = setting(0.0, "Under `rvz up`, restart the worker when it makes no progress this long "
+                                 "(a hung model, a stopped process); 0: five times rendezvous.deadline_ms, at "
+                                 "least 1 s. A slow model needs more than its slowest batch.", **NOT_NEGATIVE)
     # It stays with the process: a challenger promoted to champion keeps it until restarted.
     nice: int = setting(0, "CPU priority of the worker (higher is lower): e.g. 10 for a challenger, canary or "
                         "decoy, so the champion and the rendezvous get the CPU first on a busy machine.",

@@ -12,10 +12,12 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 from rvz.admin.state import AdminState
 from rvz.config import Config, ModelConfig
 from rvz.frontend.server import Frontend
+from rvz.process.heartbeat import HEARTBEAT_ENV, RESTARTS_ENV, Heartbeat
 from rvz.process.scheduling import lower_priority, precise_timers
 from rvz.rendezvous.loop import Rendezvous
 from rvz.telemetry.setup import Telemetry, offset_listen
@@ -29,6 +31,8 @@ logger = logging.getLogger(__name__)
 LISTENING_PREFIX = "rvz frontend listening on "
 # Printed on stdout by a worker once its subscription is proven (it received a probe).
 MODEL_READY = "rvz model ready: "
+# Printed on stdout by the rendezvous once its logs are open and its endpoints bound.
+RENDEZVOUS_READY = "rvz rendezvous ready"
 _PR_SET_PDEATHSIG = 1
 
 
@@ -72,6 +76,7 @@ def run_rendezvous(config: Config, metrics_listen: str = "") -> None:
     listen = metrics_listen or offset_listen(config.metrics.listen, 1)
     telemetry = telemetry_setup("rendezvous", config.tracing, config.metrics, listen)
     rendezvous = Rendezvous(config, telemetry)
+    rendezvous.on_ready = lambda: print(RENDEZVOUS_READY, flush=True)
     logger.info("in force: %s", in_force(rendezvous.admin_state))
     freeze_heap()
     if not precise_timers():  # its loop runs on this thread
@@ -88,10 +93,12 @@ def run_model(config: Config, model: ModelConfig, metrics_listen: str = "") -> N
         lower_priority(model.nice)  # first: threads started later (ZeroMQ's, a model's) inherit it
     loaded = None if model.role == "decoy" else load_model(model.entry)
     telemetry = telemetry_setup(f"model-{model.name}", config.tracing, config.metrics, metrics_listen)
+    beat_path = os.environ.get(HEARTBEAT_ENV)
     worker = Worker(WorkerConfig(model, config.streams, config.log.dir, config.log.fsync,
                                  config.limits.output_bytes, config.limits.message_bytes), loaded,
                     on_ready=lambda: print(f"{MODEL_READY}{model.use_case}/{model.name}", flush=True),
-                    telemetry=telemetry)
+                    telemetry=telemetry, heartbeat=Heartbeat(Path(beat_path)) if beat_path else None,
+                    restarts=int(os.environ.get(RESTARTS_ENV, "0") or 0))
     freeze_heap()
     try:
         with _exit_on_signal(worker.should_exit):

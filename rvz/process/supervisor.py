@@ -18,6 +18,7 @@ Exit status of ``run_up``:
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import signal
@@ -25,6 +26,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 from types import FrameType
 
 import grpc
@@ -35,7 +37,8 @@ from rvz.errors import ChildExited, Interrupted, StartupFailed
 from rvz.process import serving
 from rvz.process.banner import serving_banner
 from rvz.process.child import TICK_S, ChildProcess, ChildSpec
-from rvz.process.entry import LISTENING_PREFIX, MODEL_READY
+from rvz.process.entry import LISTENING_PREFIX, MODEL_READY, RENDEZVOUS_READY
+from rvz.process.heartbeat import HEARTBEAT_ENV, RESTARTS_ENV, last_beat_ns
 from rvz.telemetry.setup import offset_listen
 
 logger = logging.getLogger(__name__)
@@ -45,15 +48,21 @@ BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 30.0
 # A child that ran this long before dying starts over with the shortest backoff.
 STABLE_AFTER_S = 30.0
+# Where a deployment keeps what its processes share while it runs: its lock, the models' heartbeats.
+RUN_DIR = "run"
+WATCHDOG_MIN_MS = 1000.0
 
 
 @dataclass(eq=False)
 class Supervised:
-    """A child of `rvz up` and its restart record."""
+    """A child of `rvz up` and its restart record; a model's also has its heartbeat and watchdog time."""
 
     process: ChildProcess
     failures: int = 0
     restart_at: float | None = None
+    restarts: int = 0
+    heartbeat: Path | None = None
+    watchdog_ns: int = 0
 
     @property
     def name(self) -> str:
@@ -67,16 +76,25 @@ class Supervisor:
         self.config = config
         self.should_exit = threading.Event()
         self.stop_signal: int | None = None
+        self.watchdog_kills = 0
         self._env = {**os.environ, "RVZ_CONFIG_JSON": config_to_json(config), "RVZ_PARENT_PID": str(os.getpid())}
-        self.rendezvous = self._child("rendezvous", ["rendezvous"])
+        self._run_dir = Path(config.log.dir) / RUN_DIR
+        self._lock_fd = -1
+        self.rendezvous = self._child("rendezvous", ["rendezvous"], RENDEZVOUS_READY)
         self.frontend = self._child("frontend", ["frontend"], LISTENING_PREFIX)
-        self.models = [self._child(f"model {m.name}", [*model_command(m), *_metrics_args(config, i + 2)], MODEL_READY)
-                       for i, m in enumerate(config.models)]
+        self.models = [self._model_child(m, i) for i, m in enumerate(config.models)]
 
     def _child(self, name: str, command: list[str], announces: str = "") -> Supervised:
         spec = ChildSpec(name, (sys.executable, "-m", "rvz", *command), env=self._env,
                          announces=(announces,) if announces else (), own_session=True)
         return Supervised(ChildProcess(spec))
+
+    def _model_child(self, model: ModelConfig, index: int) -> Supervised:
+        child = self._child(f"model {model.name}", [*model_command(model), *_metrics_args(self.config, index + 2)],
+                            MODEL_READY)
+        child.heartbeat = self._run_dir / f"{model.use_case}.{model.name}.heartbeat"
+        child.watchdog_ns = int(watchdog_ms(model, self.config) * 1e6)
+        return child
 
     @property
     def children(self) -> list[Supervised]:
@@ -116,10 +134,19 @@ class Supervisor:
         return error.exit_code
 
     def _start(self) -> str:
-        """Start the children in order and wait until every model serves; return the banner."""
-        for child in (self.rendezvous, self.frontend, *self.models):
-            self._spawn(child)
+        """Start the children in order and wait until every model serves; return the banner.
+
+        Models start only once the rendezvous and the frontend hold their endpoints and logs: a second
+        deployment on the same ports or data directory fails before any of its models could connect
+        to the first one's streams and score its traffic.
+        """
+        self._lock_deployment()
+        self._spawn(self.rendezvous)
+        self._spawn(self.frontend)
+        self.rendezvous.process.wait_line(RENDEZVOUS_READY, stop=self.should_exit, check=self._check_startup)
         address = self.frontend.process.wait_line(LISTENING_PREFIX, stop=self.should_exit, check=self._check_startup)
+        for child in self.models:
+            self._spawn(child)
         # A restarted frontend must come back on the same port, even when the configured one was 0.
         spec = self.frontend.process.spec
         self.frontend.process.spec = replace(spec, argv=(*spec.argv, "--listen", address))
@@ -133,9 +160,28 @@ class Supervisor:
                                                  stop=self.should_exit)
         return serving_banner(address, self.config, listed, policies)
 
+    def _lock_deployment(self) -> None:
+        """Hold DATA_DIR/run/LOCK for the deployment's life: one `rvz up` per data directory."""
+        self._run_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self._run_dir / "LOCK", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise StartupFailed(f"{self.config.log.dir} is the data directory of a running deployment (rvz up, pid "
+                                f"{holder}); stop it, or give this one another log.dir and other [streams]") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._lock_fd = fd
+
     def _spawn(self, child: Supervised) -> None:
         if self.should_exit.is_set():
             raise Interrupted(f"asked to stop before starting {child.name}")
+        if child.heartbeat is not None:
+            child.heartbeat.unlink(missing_ok=True)  # a new run beats anew; the watchdog waits for its first beat
+            env = {**self._env, HEARTBEAT_ENV: str(child.heartbeat), RESTARTS_ENV: str(child.restarts)}
+            child.process.spec = replace(child.process.spec, env=env)
         pid = child.process.start()
         child.restart_at = None
         logger.info("started %s (pid %d)", child.name, pid)
@@ -154,11 +200,12 @@ class Supervisor:
         self._tend()
 
     def _tend(self) -> None:
-        """Restart children that died, with exponential backoff."""
+        """Restart children that died (with exponential backoff), and models their watchdog finds stuck."""
         now = time.monotonic()
         for child in self.children:
             code = child.process.poll()
             if code is None:
+                self._watch(child)
                 continue
             if child.restart_at is None:
                 ran = now - child.process.started_at
@@ -168,12 +215,34 @@ class Supervisor:
                 logger.warning("%s (pid %d) exited with code %d after %.1f s; restarting in %.1f s",
                                child.name, child.process.pid, code, ran, delay)
             elif now >= child.restart_at:
+                child.restarts += 1
                 self._spawn(child)
+
+    def _watch(self, child: Supervised) -> None:
+        """Kill a running model whose last beat is older than its watchdog time; _tend then restarts it."""
+        if child.heartbeat is None:
+            return
+        beat = last_beat_ns(child.heartbeat)
+        stuck_ns = time.monotonic_ns() - beat if beat is not None else 0
+        if stuck_ns > child.watchdog_ns:
+            logger.error("%s (pid %d) made no progress for %.0f ms (watchdog %.0f ms): killing it to restart it",
+                         child.name, child.process.pid, stuck_ns / 1e6, child.watchdog_ns / 1e6)
+            self.watchdog_kills += 1
+            child.process.kill()
 
     def stop(self) -> None:
         """Stop each child in order (SIGTERM, then SIGKILL after its grace period). Idempotent."""
         for child in self.children:
             child.process.stop()
+        if self._lock_fd >= 0:
+            os.ftruncate(self._lock_fd, 0)
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+
+
+def watchdog_ms(model: ModelConfig, config: Config) -> float:
+    """A model's watchdog time: its own, or by default five deadlines (at least WATCHDOG_MIN_MS)."""
+    return model.watchdog_ms or max(WATCHDOG_MIN_MS, 5 * config.rendezvous.deadline_ms)
 
 
 def model_command(model: ModelConfig) -> list[str]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import zmq
 from opentelemetry.metrics import Meter
@@ -55,6 +55,8 @@ class Rendezvous:
         self.telemetry = telemetry or Telemetry("rvz-rendezvous")
         self.tracer = self.telemetry.tracer
         self.should_exit = threading.Event()
+        # Called once by ``run`` when its logs are open and its endpoints bound.
+        self.on_ready: Callable[[], None] | None = None
         self.counters = Counters()
         # Requests the rendezvous never received (its queue on the requests stream was full).
         self.gaps = streams.Gaps()
@@ -98,6 +100,8 @@ class Rendezvous:
         pull = streams.score_puller(ctx, s.scores, s.high_water_mark, largest)
         router = Router(streams.result_router(ctx, s.results, s.high_water_mark, largest), self.counters)
         logger.info("rendezvous listening: requests %s, scores %s, results %s", s.requests, s.scores, s.results)
+        if self.on_ready is not None:
+            self.on_ready()
         try:
             self._loop(sub, pull, router)
         finally:

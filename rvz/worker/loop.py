@@ -27,6 +27,7 @@ from opentelemetry.metrics import Histogram, Meter
 from rvz.config import ModelConfig, StreamsConfig
 from rvz.errors import EncodeError, InvalidRequest, OutputTooLarge
 from rvz.log.writer import LogWriter
+from rvz.process.heartbeat import Heartbeat
 from rvz.telemetry import metrics, tracing
 from rvz.telemetry.setup import Telemetry
 from rvz.telemetry.throttle import ThrottledLog, passed_milestone
@@ -73,7 +74,8 @@ class Worker:
     """Scores every request of one use case with one model."""
 
     def __init__(self, config: WorkerConfig, model: Model | None,
-                 on_ready: Callable[[], None] | None = None, telemetry: Telemetry | None = None) -> None:
+                 on_ready: Callable[[], None] | None = None, telemetry: Telemetry | None = None,
+                 heartbeat: Heartbeat | None = None, restarts: int = 0) -> None:
         self.config = config
         self.model = model
         self.telemetry = telemetry or Telemetry(f"rvz-model-{config.model.name}")
@@ -89,7 +91,10 @@ class Worker:
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{config.model.name}"
         self._topic = streams.topic_for(config.model.use_case)
         self._late_limit_ns = int(config.model.late_limit_ms * 1e6)
+        # Written at every pass of the loop for a supervisor's watchdog (rvz.process.heartbeat).
+        self.heartbeat = heartbeat
         self._info = self._model_info()
+        self._info.restarts = restarts
         self.contract = Contract(model.features) if model is not None else None
         self._failures = ThrottledLog(logger)
         self._missing = ThrottledLog(logger)
@@ -152,7 +157,9 @@ class Worker:
         poller.register(sub, zmq.POLLIN)
         batch_max = self.config.model.batch_max if self.model is None or self.model.batches else 1
         backlog: deque[bytes] = deque()
+        beat = self.heartbeat.beat if self.heartbeat is not None else _no_beat
         while not self.should_exit.is_set():
+            beat()
             if not poller.poll(POLL_MS):
                 continue
             # Take everything queued before scoring: one wake-up, many requests.
@@ -164,6 +171,7 @@ class Worker:
                 if not scores:
                     first_ns = time.perf_counter_ns()
                 scores += self._handle(payloads)
+                beat()
                 # Scores travel several to a message; a fast model's first score waits at most
                 # SCORE_FLUSH_NS for the others, a slow model's goes out alone.
                 if scores and time.perf_counter_ns() - first_ns >= SCORE_FLUSH_NS:
@@ -300,6 +308,10 @@ class Worker:
             use_case=m.use_case, name=m.name, version=m.version, role=m.role, worker_id=self.worker_id,
             pid=os.getpid(), host=socket.gethostname(),
             features=[envelope_pb2.FeatureSpec(name=k, type=v) for k, v in features.items()])
+
+
+def _no_beat() -> None:
+    """No supervisor reads this worker's progress."""
 
 
 def decode_request(payload: bytes, contract: Contract | None = None) -> Received:

@@ -44,7 +44,8 @@ from rvz.telemetry.setup import offset_listen
 logger = logging.getLogger(__name__)
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-BACKOFF_FIRST_S = 0.5
+# The first restart after a crash is at once (a part of the pipeline is down meanwhile); then 0.2, 0.4, ...
+BACKOFF_FIRST_S = 0.1
 BACKOFF_MAX_S = 30.0
 # A child that ran this long before dying starts over with the shortest backoff.
 STABLE_AFTER_S = 30.0
@@ -203,6 +204,8 @@ class Supervisor:
         """Restart children that died (with exponential backoff), and models their watchdog finds stuck."""
         now = time.monotonic()
         for child in self.children:
+            if not child.process.started_at:
+                continue  # a model not started yet (models start once the rendezvous and frontend are up)
             code = child.process.poll()
             if code is None:
                 self._watch(child)

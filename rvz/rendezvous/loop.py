@@ -200,7 +200,9 @@ class Rendezvous:
             elif kind == streams.ANNOUNCE:
                 announce = self._decode(envelope_pb2.Control, payloads[0], "announce")
                 if announce is not None:
-                    send(announce.frontend_id, streams.CONTROL, self.control.announced(announce, payloads[0]))
+                    forward = self.control.announced(announce, payloads[0])
+                    if announce.frontend_id:  # a worker's first announce, at start, answers no probe
+                        send(announce.frontend_id, streams.CONTROL, forward)
             else:
                 self.counters.malformed += 1
 

@@ -22,6 +22,7 @@ a full queue is an error they count, never a silent drop.
 from __future__ import annotations
 
 import logging
+import socket
 import struct
 from collections.abc import Callable, Container, Iterator, Mapping
 from typing import TypeVar
@@ -54,6 +55,9 @@ ADMIN = b"m"
 # Queued scores are flushed for this long when a worker stops: nothing scored is thrown away.
 FLUSH_MS = 2000
 _SEQUENCE = struct.Struct("<Q")
+# A peer that went away is tried again every 10 ms, backing off to this: a restarted rendezvous is found
+# within a tenth of a second of binding again (its restart must take under 2 s end to end).
+RECONNECT_MAX_MS = 100
 # Largest message a receiving socket takes unless told (limits.message_bytes): ZeroMQ drops the connection of
 # a peer that sends more, instead of buffering it. A subscription is a topic: a use case name and a byte.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
@@ -146,6 +150,10 @@ class Gaps:
 
 
 def _bind(sock: zmq.Socket[bytes], endpoint: str, stream: str) -> None:
+    if endpoint.startswith("ipc://") and _ipc_in_use(endpoint.removeprefix("ipc://")):
+        sock.close(linger=0)
+        raise StreamError(f"cannot bind the {stream} stream at {endpoint}: another process is listening on it "
+                          "(is another rvz deployment using it? change [streams] in the config)")
     try:
         sock.bind(endpoint)
     except zmq.ZMQError as e:
@@ -154,11 +162,23 @@ def _bind(sock: zmq.Socket[bytes], endpoint: str, stream: str) -> None:
                           "(is another rvz deployment using it? change [streams] in the config)") from e
 
 
+def _ipc_in_use(path: str) -> bool:
+    """Whether a process listens on the unix socket ``path``: ZeroMQ's bind would silently take it over."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+        return True
+    except OSError:  # nothing there, or a stale file a crash left: binding may replace it
+        return False
+    finally:
+        probe.close()
+
+
 def _connect(sock: zmq.Socket[bytes], endpoint: str, stream: str) -> None:
     # Retry a refused connection after 10 ms, not ZeroMQ's default 100 ms: a worker started just before the
-    # rendezvous would otherwise hold its first scores back for a tenth of a second. Back off to 1 s.
+    # rendezvous would otherwise hold its first scores back for a tenth of a second. Back off to RECONNECT_MAX_MS.
     sock.setsockopt(zmq.RECONNECT_IVL, 10)
-    sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
+    sock.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_MAX_MS)
     try:
         sock.connect(endpoint)
     except zmq.ZMQError as e:

@@ -136,6 +136,10 @@ class Worker:
             self._archive.start()
         logger.info("model %s v%s (%s) serving use case %r", cfg.model.name, cfg.model.version,
                     cfg.model.role, cfg.model.use_case)
+        if self.model is not None:
+            # Listed by the rendezvous at once (restarts and all), even if its model then hangs on the
+            # first request before any probe is answered.
+            self._announce(push)
         try:
             self._loop(sub, push)
         finally:
@@ -287,6 +291,14 @@ class Worker:
             if passed_milestone(before, self.dropped):
                 logger.error("scores stream full (rendezvous down or slow): %d scores dropped so far", self.dropped)
 
+    def _announce(self, push: zmq.Socket[bytes], frontend_id: bytes = b"") -> None:
+        """Tell the rendezvous this model is live (and, through it, the probing frontend, if any)."""
+        self._info.missed = self.gaps.missed
+        announce = envelope_pb2.Control(kind=envelope_pb2.Control.ANNOUNCE, frontend_id=frontend_id,
+                                        sent_unix_ns=time.time_ns(), model=self._info)
+        with contextlib.suppress(zmq.Again):  # the next probe asks again
+            push.send_multipart([streams.ANNOUNCE, announce.SerializeToString()], zmq.NOBLOCK)
+
     def _answer_probe(self, payload: bytes, push: zmq.Socket[bytes]) -> None:
         probe = streams.decode(envelope_pb2.Control, payload, "control message")
         if probe is None:
@@ -295,11 +307,7 @@ class Worker:
             self.on_ready()
             self.on_ready = None
         self.gaps.note_probe(probe.frontend_id, probe.next_sequence, (self._topic,))
-        self._info.missed = self.gaps.missed
-        announce = envelope_pb2.Control(kind=envelope_pb2.Control.ANNOUNCE, frontend_id=probe.frontend_id,
-                                        sent_unix_ns=time.time_ns(), model=self._info)
-        with contextlib.suppress(zmq.Again):  # the next probe asks again
-            push.send_multipart([streams.ANNOUNCE, announce.SerializeToString()], zmq.NOBLOCK)
+        self._announce(push, probe.frontend_id)
 
     def _model_info(self) -> envelope_pb2.ModelInfo:
         m = self.config.model

@@ -107,15 +107,20 @@ def receive(sock: zmq.Socket[bytes], kind: bytes) -> list[bytes]:
 
 
 def handshake(pub: zmq.Socket[bytes], sock: zmq.Socket[bytes], kind: bytes) -> None:
-    """Probe until the other end answers: a SUB misses what is published before it has joined."""
+    """Probe until the other end answers a probe: a SUB misses what is published before it has joined (a
+    worker's first announce, sent at start unasked, says nothing of its subscription)."""
     deadline = time.monotonic() + WAIT_S
     while time.monotonic() < deadline:
         pub.send_multipart([streams.CONTROL_TOPIC, probe()])
         if sock.poll(50):
-            first, *_ = sock.recv_multipart()
-            if first == kind:
+            first, *frames = sock.recv_multipart()
+            if first == kind and (kind != streams.ANNOUNCE or _answers_our_probe(frames)):
                 return
     raise AssertionError("the other end never answered a probe")
+
+
+def _answers_our_probe(frames: list[bytes]) -> bool:
+    return bool(frames) and envelope_pb2.Control.FromString(frames[0]).frontend_id == FRONTEND_ID
 
 
 @contextlib.contextmanager

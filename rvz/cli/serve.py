@@ -151,6 +151,8 @@ def model_run(config: Config, metrics_listen: str, model_given: dict[str, Given]
         run_model(config, spec, metrics_listen)
     except ModelLoadError as e:
         fail(f"cannot load model {spec.name!r}: {e}")
+    except ConfigError as e:
+        fail(f"model {spec.name!r} cannot run: {e}")
     except (RvzError, LogError) as e:
         fail(f"model {spec.name!r} cannot run: {e}", EXIT_FAILURE)
 
@@ -167,5 +169,7 @@ def _run(component: str, run: Callable[[], None]) -> None:
     """Run a process; an error it reports on purpose becomes one line and exit code 1, not a traceback."""
     try:
         run()
+    except ConfigError as e:  # exit 2: `rvz up` stops rather than restarting it
+        fail(f"{component} cannot run: {e}")
     except (RvzError, LogError) as e:
         fail(f"{component} cannot run: {e}", EXIT_FAILURE)

@@ -17,6 +17,8 @@ from rvz.config import Config, ModelConfig
 from rvz.frontend.server import Frontend
 from rvz.process.scheduling import lower_priority, precise_timers
 from rvz.rendezvous.loop import Rendezvous
+from rvz.security.deployment import keyring_for
+from rvz.security.process import ProcessKeys
 from rvz.telemetry.setup import Telemetry, offset_listen
 from rvz.telemetry.setup import setup as telemetry_setup
 from rvz.worker.loop import Worker, WorkerConfig
@@ -54,8 +56,12 @@ async def _serve_frontend(config: Config, telemetry: Telemetry) -> None:
     freeze_heap()
     host = config.frontend.listen.rsplit(":", 1)[0]
     print(f"{LISTENING_PREFIX}{host}:{port}", flush=True)
-    logger.info("serving rvz.v1.Scoring on %s:%d (SLA %g ms; gRPC backlog %d, overflow %s)", host, port,
-                config.rendezvous.deadline_ms, config.frontend.grpc_backlog, config.frontend.grpc_overflow)
+    logger.info("serving rvz.v1.Scoring on %s:%d over %s (SLA %g ms; gRPC backlog %d, overflow %s)", host, port,
+                "TLS" if frontend.credentials else "plaintext", config.rendezvous.deadline_ms,
+                config.frontend.grpc_backlog, config.frontend.grpc_overflow)
+    if frontend.admin_server is not None:
+        admin_host = config.security.admin_listen.rsplit(":", 1)[0]
+        logger.info("serving rvz.v1.Admin on %s:%d", admin_host, frontend.admin_port)
     await should_exit.wait()
     logger.info("stopping: draining calls in flight")
     await frontend.stop(grace=max(1.0, config.rendezvous.deadline_ms / 1000 * 2))
@@ -78,11 +84,12 @@ def run_rendezvous(config: Config, metrics_listen: str = "") -> None:
 def run_model(config: Config, model: ModelConfig, metrics_listen: str = "") -> None:
     if model.nice:
         lower_priority(model.nice)  # first: threads started later (ZeroMQ's, a model's) inherit it
+    keys = ProcessKeys(keyring_for(config, "model", model))  # before loading: a key problem is found at once
     loaded = None if model.role == "decoy" else load_model(model.entry)
     telemetry = telemetry_setup(f"model-{model.name}", config.tracing, config.metrics, metrics_listen)
     worker = Worker(WorkerConfig(model, config.streams, config.log.dir, config.log.fsync), loaded,
                     on_ready=lambda: print(f"{MODEL_READY}{model.use_case}/{model.name}", flush=True),
-                    telemetry=telemetry)
+                    telemetry=telemetry, keys=keys)
     freeze_heap()
     try:
         with _exit_on_signal(worker.should_exit):

@@ -28,6 +28,8 @@ class Counters:
     fallbacks: int = 0
     undeliverable: int = 0
     malformed: int = 0
+    # Messages an authenticated peer was not allowed to send (another model's score, a frontend's routing id).
+    refused: int = 0
     # Decisions by outcome value (see outcome.LABELS; index 0 is never counted).
     decisions: list[int] = field(default_factory=lambda: [0] * len(LABELS))
     # Keyed by SCORE_KEYS and ANSWER_KEYS (the outcome as its label) for the metrics.
@@ -55,7 +57,7 @@ class Counters:
         outcomes = ", ".join(f"{o.label} {self.decisions[o]}" for o in Outcome)
         return (f"{self.requests} requests, {self.scores} scores ({self.late} late, {self.orphans} orphans), "
                 f"decisions: {outcomes} ({self.fallbacks} fallbacks); {self.undeliverable} undeliverable, "
-                f"{self.malformed} malformed")
+                f"{self.malformed} malformed, {self.refused} refused")
 
 
 def observe(meter: Meter, c: Counters) -> None:
@@ -78,5 +80,7 @@ def observe(meter: Meter, c: Counters) -> None:
         ("rvz.rendezvous.undeliverable", "Answers (and Admin replies) a frontend could not take: it was gone "
          "or not reading", lambda: c.undeliverable),
         ("rvz.rendezvous.malformed", "Messages that could not be decoded", lambda: c.malformed),
+        ("rvz.rendezvous.refused", "Messages refused because their key may not send them (a score or announce "
+         "for another model, an Admin call through another frontend's routing id)", lambda: c.refused),
     ]:
         metrics.count(meter, name, description, read)

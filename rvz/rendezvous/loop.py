@@ -31,8 +31,12 @@ from rvz.rendezvous.roles import promote_score
 from rvz.rendezvous.router import Router, Send
 from rvz.rendezvous.sink import DecisionSink
 from rvz.rendezvous.timing import ScoreTiming
+from rvz.security.deployment import keyring_for
+from rvz.security.peers import Peer, Peers
+from rvz.security.process import ProcessKeys
 from rvz.telemetry import metrics
 from rvz.telemetry.setup import Telemetry
+from rvz.telemetry.throttle import ThrottledLog
 from rvz.wire import streams
 from rvz.wire.model_registry import ModelRegistry
 from rvz.wire.proto import envelope_pb2
@@ -43,6 +47,9 @@ MAX_POLL_MS = 100
 # Messages taken from a socket per loop pass. Log records and answers are written and sent at the end of
 # a pass, so this also bounds how long an answer waits for the rest of its pass.
 DRAIN_BATCH = 64
+# A peer's frame stamped with the User-Id of its key (the ZAP reply), when the streams are authenticated.
+USER_ID = "User-Id"
+_refused = ThrottledLog(logger)
 
 
 class Rendezvous:
@@ -54,6 +61,9 @@ class Rendezvous:
         self.telemetry = telemetry or Telemetry("rvz-rendezvous")
         self.tracer = self.telemetry.tracer
         self.should_exit = threading.Event()
+        # Raises ConfigError (before anything starts) when the keys cannot be had.
+        self.keys = ProcessKeys(keyring_for(config, "rendezvous"))
+        self.peers = Peers()
         self.counters = Counters()
         # Requests the rendezvous never received (its queue on the requests stream was full).
         self.gaps = streams.Gaps()
@@ -86,16 +96,21 @@ class Rendezvous:
         s = self.config.streams
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self.sink.start()
-        sub = streams.subscriber(ctx, s.requests, s.high_water_mark, [b""])
-        pull = streams.score_puller(ctx, s.scores, s.high_water_mark)
-        router = Router(streams.result_router(ctx, s.results, s.high_water_mark), self.counters)
-        logger.info("rendezvous listening: requests %s, scores %s, results %s", s.requests, s.scores, s.results)
+        keys = self.keys
+        keys.start(ctx)
+        sub = streams.subscriber(ctx, s.requests, s.high_water_mark, [b""], keys.client("frontend"))
+        pull = streams.score_puller(ctx, s.scores, s.high_water_mark, keys.server("scores"))
+        router = Router(streams.result_router(ctx, s.results, s.high_water_mark, keys.server("results")),
+                        self.counters)
+        logger.info("rendezvous listening: requests %s, scores %s, results %s (%s)", s.requests, s.scores,
+                    s.results, "CURVE" if keys.active else "plaintext")
         try:
             self._loop(sub, pull, router)
         finally:
             self.sink.flush(router.send)
             for sock in (sub, pull, router.sock):
                 sock.close()
+            keys.stop()
             ctx.term()
             self.sink.stop()
             logger.info("rendezvous stopped: %s", self.counters.summary())
@@ -148,6 +163,29 @@ class Rendezvous:
             else:
                 self.counters.malformed += 1
 
+    def _peer_messages(self, sock: zmq.Socket[bytes], frames: int,
+                       stamped: int) -> Iterator[tuple[Peer | None, list[bytes]]]:
+        """As ``_messages``, with the key that sent each (its frame ``stamped``'s User-Id; None when the
+        streams are not authenticated). Read once per message, whatever the number of payloads in it."""
+        if not self.keys.active:
+            for message in self._messages(sock, frames):
+                yield None, message
+            return
+        for _ in range(DRAIN_BATCH):
+            try:
+                parts = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            if len(parts) >= frames:
+                yield self.peers.of(str(parts[stamped].get(USER_ID))), [part.bytes for part in parts]
+            else:
+                self.counters.malformed += 1
+
+    def _refuse(self, peer: Peer, what: str) -> None:
+        self.counters.refused += 1
+        _refused.warning(f"{peer.user_id}:{what}", "refused %s from %s: its key may not send it (%d refused so "
+                         "far)", what, peer.describe(), self.counters.refused)
+
     def _drain_requests(self, sub: zmq.Socket[bytes], send: Send) -> None:
         """Messages of [topic, request, request, ...]: frontends publish a loop pass's requests together."""
         for topic, *payloads in self._messages(sub, 2):
@@ -173,20 +211,28 @@ class Rendezvous:
 
     def _drain_scores(self, pull: zmq.Socket[bytes], send: Send) -> None:
         """Messages of [SCORE, score, score, ...] (workers send several at once) or [ANNOUNCE, control]."""
-        for kind, *payloads in self._messages(pull, 2):
+        for peer, (kind, *payloads) in self._peer_messages(pull, 2, 0):
             if kind == streams.SCORE:
                 for payload in payloads:
-                    self._on_score(payload)
+                    self._on_score(payload, peer)
             elif kind == streams.ANNOUNCE:
                 announce = self._decode(envelope_pb2.Control, payloads[0], "announce")
-                if announce is not None:
-                    send(announce.frontend_id, streams.CONTROL, self.control.announced(announce, payloads[0]))
+                if announce is None:
+                    continue
+                if peer is not None and not peer.may_announce(announce.model):
+                    self._refuse(peer, f"an announce of model {announce.model.name!r} of use case "
+                                 f"{announce.model.use_case!r}")
+                    continue
+                send(announce.frontend_id, streams.CONTROL, self.control.announced(announce, payloads[0]))
             else:
                 self.counters.malformed += 1
 
-    def _on_score(self, payload: bytes) -> None:
+    def _on_score(self, payload: bytes, peer: Peer | None) -> None:
         score = self._decode(envelope_pb2.ScoreEnvelope, payload, "score envelope")
         if score is None:
+            return
+        if peer is not None and not peer.may_score(score):
+            self._refuse(peer, f"a score of model {score.model_name!r} of use case {score.use_case!r}")
             return
         self.counters.scores += 1
         now = time.time_ns()
@@ -199,7 +245,10 @@ class Rendezvous:
 
     def _drain_admin(self, router: zmq.Socket[bytes], send: Send) -> None:
         """Admin calls forwarded by frontends: [frontend id, ADMIN, AdminCall]."""
-        for address, kind, payload, *_ in self._messages(router, 3):
+        for peer, (address, kind, payload, *_) in self._peer_messages(router, 3, 1):
+            if peer is not None and peer.user_id.encode() != address:
+                self._refuse(peer, f"an Admin call through routing id {address!r}")
+                continue
             call = self._decode(envelope_pb2.AdminCall, payload, "admin call")
             if call is not None and kind == streams.ADMIN:
                 send(address, streams.ADMIN, self.control.admin_reply(call))

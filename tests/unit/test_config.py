@@ -270,7 +270,7 @@ ERRORS = [
     ("models not an array", '[models]\nname = "x"', "models: must be an array of tables ([[models]])"),
     ("models item", "models = [1]", "models[0]: must be a table"),
     ("unknown top-level key", "[metric]\nport = 9090",
-     "metric: unknown key (known: drift, frontend, log, metrics, models, rendezvous, streams, tracing)"),
+     "metric: unknown key (known: drift, frontend, log, metrics, models, rendezvous, security, streams, tls, tracing)"),
     ("unknown metrics key", "[metrics]\nport = 9090",
      "metrics.port: unknown key (known: exporter, listen)"),
     ("bad trace exporter", '[tracing]\nexporter = "jaeger"',

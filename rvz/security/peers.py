@@ -1,0 +1,59 @@
+"""What an authenticated peer may send the rendezvous, checked per message from its ZAP User-Id (the
+``User-Id`` property of a received frame): a model key scores and announces only as its own model of its
+own use case, the replay key sends only replayed scores, and a frontend's messages come only through
+the routing id bound to its key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rvz.wire.proto import envelope_pb2
+
+# User-Ids seen at most: a deployment has a handful of keys; this only bounds a misbehaving authenticator.
+_MAX_CACHED = 4096
+
+
+@dataclass(frozen=True)
+class Peer:
+    """The key behind a message, as its User-Id says (see ``rvz.security.keys.KeyInfo.user_id``)."""
+
+    user_id: str
+    role: str
+    use_case: str = ""
+    name: str = ""
+
+    def may_score(self, score: envelope_pb2.ScoreEnvelope) -> bool:
+        if self.role == "model":
+            return score.model_name == self.name and score.use_case == self.use_case
+        return self.role == "replay" and score.replayed
+
+    def may_announce(self, model: envelope_pb2.ModelInfo) -> bool:
+        return self.role == "model" and model.name == self.name and model.use_case == self.use_case
+
+    def describe(self) -> str:
+        return f"model {self.name!r} of use case {self.use_case!r}" if self.role == "model" else self.user_id
+
+
+class Peers:
+    """User-Id -> Peer, parsed once per key. Call from one thread."""
+
+    def __init__(self) -> None:
+        self._known: dict[str, Peer] = {}
+
+    def of(self, user_id: str) -> Peer:
+        peer = self._known.get(user_id)
+        if peer is None:
+            if len(self._known) >= _MAX_CACHED:
+                self._known.clear()
+            peer = self._known[user_id] = parse(user_id)
+        return peer
+
+
+def parse(user_id: str) -> Peer:
+    role, _, rest = user_id.partition("/")
+    if role == "model":
+        use_case, _, name = rest.partition("/")
+        return Peer(user_id, role, use_case, name)
+    if user_id.startswith("fe-"):
+        return Peer(user_id, "frontend")
+    return Peer(user_id, role)

@@ -9,13 +9,14 @@ from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from rvz.errors import CallFailed
+from rvz.security.tls import Connection
 from rvz.wire.proto import scoring_pb2, scoring_pb2_grpc
 
 
-def score(target: str, use_case: str, features: dict[str, Any], timeout_s: float | None) -> dict[str, Any]:
+def score(connection: Connection, use_case: str, features: dict[str, Any], timeout_s: float | None) -> dict[str, Any]:
     request = scoring_pb2.ScoreRequest(use_case=use_case)
     request.features.update(features)
-    with grpc.insecure_channel(target) as channel:
+    with connection.channel() as channel:
         try:
             response = scoring_pb2_grpc.ScoringStub(channel).Score(request, timeout=timeout_s)  # type: ignore[no-untyped-call]
         except grpc.RpcError as e:
@@ -25,9 +26,9 @@ def score(target: str, use_case: str, features: dict[str, Any], timeout_s: float
     return result
 
 
-def check(target: str, service: str, timeout_s: float) -> str:
+def check(connection: Connection, service: str, timeout_s: float) -> str:
     """The health status name of ``service`` ("" = the whole server)."""
-    with grpc.insecure_channel(target) as channel:
+    with connection.channel() as channel:
         try:
             reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=service),
                                                               timeout=timeout_s)

@@ -16,6 +16,8 @@ from rich.table import Table
 
 from rvz.config import parse_policy
 from rvz.errors import CallFailed, ConfigError
+from rvz.security.audit import describe
+from rvz.security.tls import Connection
 from rvz.wire.codec import value_to_python
 from rvz.wire.proto import admin_pb2, admin_pb2_grpc
 
@@ -24,16 +26,16 @@ def _stub(channel: grpc.Channel) -> admin_pb2_grpc.AdminStub:
     return admin_pb2_grpc.AdminStub(channel)  # type: ignore[no-untyped-call]
 
 
-def _call(target: str, method: str, request: Any, timeout_s: float = 10.0) -> Any:
-    with grpc.insecure_channel(target) as channel:
+def _call(connection: Connection, method: str, request: Any, timeout_s: float = 10.0) -> Any:
+    with connection.channel() as channel:
         try:
-            return getattr(_stub(channel), method)(request, timeout=timeout_s)
+            return getattr(_stub(channel), method)(request, timeout=timeout_s, metadata=connection.metadata())
         except grpc.RpcError as e:
             raise CallFailed(e.code(), e.details() or "") from None
 
 
-def list_models(target: str, use_case: str) -> admin_pb2.ListModelsResponse:
-    response: admin_pb2.ListModelsResponse = _call(target, "ListModels",
+def list_models(connection: Connection, use_case: str) -> admin_pb2.ListModelsResponse:
+    response: admin_pb2.ListModelsResponse = _call(connection, "ListModels",
                                                    admin_pb2.ListModelsRequest(use_case=use_case))
     return response
 
@@ -60,14 +62,16 @@ def print_models(response: admin_pb2.ListModelsResponse, console: Console | None
         if not console.is_terminal:  # piped or captured: do not squeeze the table into 80 columns
             console = Console(width=200)
     console.print(table)
+    for use_case, change in sorted(response.last_changes.items()):
+        console.print(f"last change of use case {use_case!r}: {describe(change)}", highlight=False)
 
 
 def _ms(value: float) -> str:
     return "-" if value < 0 else f"{value:.2f}"
 
 
-def get_policy(target: str, use_case: str) -> admin_pb2.PolicyState:
-    state: admin_pb2.PolicyState = _call(target, "GetPolicy", admin_pb2.GetPolicyRequest(use_case=use_case))
+def get_policy(connection: Connection, use_case: str) -> admin_pb2.PolicyState:
+    state: admin_pb2.PolicyState = _call(connection, "GetPolicy", admin_pb2.GetPolicyRequest(use_case=use_case))
     return state
 
 
@@ -80,10 +84,12 @@ def policy_toml(state: admin_pb2.PolicyState) -> str:
         table["default_output"] = value_to_python(p.default_output)
     table["schedule"] = [{"until_ms": w.until_ms, "accept": list(w.accept)} for w in p.schedule]
     header = f"# use case {state.use_case!r}, policy version {state.version}\n"
+    if state.HasField("last_change"):
+        header += f"# last change: {describe(state.last_change)}\n"
     return header + tomli_w.dumps({"rendezvous": table})
 
 
-def set_policy(target: str, use_case: str, toml_text: str, source: str,
+def set_policy(connection: Connection, use_case: str, toml_text: str, source: str,
                expected_version: int = 0) -> admin_pb2.PolicyState:
     try:
         data = tomllib.loads(toml_text)
@@ -93,7 +99,7 @@ def set_policy(target: str, use_case: str, toml_text: str, source: str,
     parse_policy(table, source)  # the file's own checks first, naming its keys; the rendezvous checks again
     request = admin_pb2.SetPolicyRequest(use_case=use_case, policy=policy_from_table(table),
                                          expected_version=expected_version)
-    state: admin_pb2.PolicyState = _call(target, "SetPolicy", request)
+    state: admin_pb2.PolicyState = _call(connection, "SetPolicy", request)
     return state
 
 
@@ -109,12 +115,12 @@ def policy_from_table(table: dict[str, Any]) -> admin_pb2.Policy:
     return policy
 
 
-def reset_policy(target: str, use_case: str) -> admin_pb2.PolicyState:
-    state: admin_pb2.PolicyState = _call(target, "ResetPolicy", admin_pb2.ResetPolicyRequest(use_case=use_case))
+def reset_policy(connection: Connection, use_case: str) -> admin_pb2.PolicyState:
+    state: admin_pb2.PolicyState = _call(connection, "ResetPolicy", admin_pb2.ResetPolicyRequest(use_case=use_case))
     return state
 
 
-def promote(target: str, use_case: str, name: str) -> admin_pb2.PromoteResponse:
-    response: admin_pb2.PromoteResponse = _call(target, "Promote",
+def promote(connection: Connection, use_case: str, name: str) -> admin_pb2.PromoteResponse:
+    response: admin_pb2.PromoteResponse = _call(connection, "Promote",
                                                 admin_pb2.PromoteRequest(use_case=use_case, model_name=name))
     return response

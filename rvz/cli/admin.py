@@ -21,7 +21,7 @@ def models(deployment: Deployment, as_json: bool) -> None:
     from rvz.admin.client import list_models, models_json, print_models
 
     try:
-        response = list_models(deployment.target, deployment.use_case or "")
+        response = list_models(deployment.connection, deployment.use_case or "")
         if as_json:
             click.echo(json.dumps(models_json(response), indent=2))
         elif response.models:
@@ -38,7 +38,7 @@ def _why_no_models(deployment: Deployment) -> str:
     where = f"the rendezvous behind {deployment.target}"
     if not deployment.use_case:
         return f"No model has announced itself to {where}: start some (`rvz up`, `rvz model run`)."
-    others = sorted({m.use_case for m in list_models(deployment.target, "").models})
+    others = sorted({m.use_case for m in list_models(deployment.connection, "").models})
     return (f"No model of use case {deployment.use_case!r} has announced itself to {where} "
             f"(use cases with models: {', '.join(map(repr, others)) or 'none'}).")
 
@@ -55,7 +55,7 @@ def policy_show(deployment: Deployment) -> None:
     from rvz.admin.client import get_policy, policy_toml
 
     try:
-        click.echo(policy_toml(get_policy(deployment.target, deployment.use_case or "")), nl=False)
+        click.echo(policy_toml(get_policy(deployment.connection, deployment.use_case or "")), nl=False)
     except CallFailed as e:
         deployment.call_failed(e)
 
@@ -72,7 +72,7 @@ def policy_set(file: Any, deployment: Deployment, expected_version: int) -> None
     from rvz.admin.client import set_policy
 
     try:
-        state = set_policy(deployment.target, deployment.use_case or "", file.read(), file.name, expected_version)
+        state = set_policy(deployment.connection, deployment.use_case or "", file.read(), file.name, expected_version)
     except ConfigError as e:
         fail(f"policy refused, the one in force stays: {e}", EXIT_FAILURE)
     except CallFailed as e:
@@ -88,7 +88,7 @@ def policy_reset(deployment: Deployment) -> None:
     from rvz.admin.client import reset_policy
 
     try:
-        state = reset_policy(deployment.target, deployment.use_case or "")
+        state = reset_policy(deployment.connection, deployment.use_case or "")
     except CallFailed as e:
         deployment.call_failed(e)
     click.echo(f"use case {state.use_case!r}: the config's policy is in force (version {state.version}), and "
@@ -103,7 +103,7 @@ def promote(name: str, deployment: Deployment) -> None:
     from rvz.admin.client import promote as call_promote
 
     try:
-        response = call_promote(deployment.target, deployment.use_case or "", name)
+        response = call_promote(deployment.connection, deployment.use_case or "", name)
     except CallFailed as e:
         deployment.call_failed(e)
     demoted = f"; {response.demoted} is now a challenger" if response.demoted else ""

@@ -33,7 +33,7 @@ def score(deployment: Deployment, features_json: str | None, example: bool, time
         fail("give exactly one of --features JSON or --example")
     features = _example() if example else parse_features(features_json or "")
     try:
-        response = call_score(deployment.target, deployment.use_case or "", features, timeout_s)
+        response = call_score(deployment.connection, deployment.use_case or "", features, timeout_s)
     except CallFailed as e:
         deployment.call_failed(e)
     click.echo(json.dumps(response))
@@ -53,6 +53,6 @@ def check(deployment: Deployment, timeout_s: float) -> None:
     """Exit 0 if SERVING, 1 otherwise (for container health checks)."""
     from rvz.client import check as health_check
 
-    status = health_check(deployment.target, deployment.use_case or "", timeout_s)
+    status = health_check(deployment.connection, deployment.use_case or "", timeout_s)
     click.echo(status)
     sys.exit(EXIT_OK if status == "SERVING" else EXIT_FAILURE)

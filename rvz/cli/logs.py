@@ -10,7 +10,7 @@ import click
 from rvz.cli.options import EXIT_FAILURE, Deployment, deployment_options, fail
 from rvz.telemetry import logging_setup
 
-LOGS = ("requests", "scores", "results")
+LOGS = ("requests", "scores", "results", "audit")
 
 
 @click.group()
@@ -23,7 +23,7 @@ def log() -> None:
 @deployment_options(data_dir=True)
 @click.option("--strict", is_flag=True, help="Fail on a corrupt record instead of skipping the rest of its segment.")
 def log_cat(log_name: str, deployment: Deployment, strict: bool) -> None:
-    """Print every record of LOG as JSON lines: requests, scores or results (of the deployment's log.dir),
+    """Print every record of LOG as JSON lines: requests, scores, results or audit (of the deployment's log.dir),
     or the path of a log directory (e.g. rvz-data/requests)."""
     from rvz.errors import LogError
     from rvz.log.reader import json_lines

@@ -25,6 +25,7 @@ from rvz.cli.options import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from rvz.config import Config, ModelConfig, config_to_json
 from rvz.errors import StartupFailed
 from rvz.process.entry import LISTENING_PREFIX, MODEL_READY
+from rvz.security.deployment import ensure_keys, own_connection
 from rvz.telemetry.setup import offset_listen
 from rvz.wire.proto import admin_pb2, admin_pb2_grpc
 
@@ -88,6 +89,7 @@ class Supervisor:
         return EXIT_OK
 
     def _start(self) -> None:
+        ensure_keys(self.config)  # the first `rvz up` makes the deployment's keys: the demo stays one command
         self._spawn(self.rendezvous)
         self._spawn(self.frontend, stdout=subprocess.PIPE)
         for child in self.models:
@@ -127,7 +129,7 @@ class Supervisor:
     def _wait_serving(self) -> None:
         """Poll the health service until the frontend says SERVING (rendezvous and a model are ready)."""
         deadline = time.monotonic() + START_TIMEOUT_S
-        with grpc.insecure_channel(self.address) as channel:
+        with own_connection(self.config, self.address).channel() as channel:
             stub = health_pb2_grpc.HealthStub(channel)
             while time.monotonic() < deadline:
                 if self.should_exit.is_set():
@@ -146,12 +148,14 @@ class Supervisor:
         """Until the rendezvous lists every configured model: their scores, not only probes, get through."""
         expected = {(m.use_case, m.name) for m in self.config.models}
         deadline = time.monotonic() + START_TIMEOUT_S
-        with grpc.insecure_channel(self.address) as channel:
+        connection = own_connection(self.config, self.address)
+        with connection.channel() as channel:
             stub = admin_pb2_grpc.AdminStub(channel)  # type: ignore[no-untyped-call]
             while time.monotonic() < deadline and not self.should_exit.is_set():
                 self._check_startup()
                 try:
-                    listed = stub.ListModels(admin_pb2.ListModelsRequest(), timeout=1.0).models
+                    listed = stub.ListModels(admin_pb2.ListModelsRequest(), timeout=1.0,
+                                             metadata=connection.metadata()).models
                     if expected <= {(m.use_case, m.name) for m in listed if m.live}:
                         return
                 except grpc.RpcError:

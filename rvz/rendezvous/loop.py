@@ -31,6 +31,7 @@ from rvz.rendezvous.roles import promote_score
 from rvz.rendezvous.router import Router, Send
 from rvz.rendezvous.sink import DecisionSink
 from rvz.rendezvous.timing import ScoreTiming
+from rvz.security.audit import AuditLog
 from rvz.security.deployment import keyring_for
 from rvz.security.peers import Peer, Peers
 from rvz.security.process import ProcessKeys
@@ -77,8 +78,9 @@ class Rendezvous:
         self.sink = DecisionSink(config.log, self.counters, self.stats, timing, self.tracer)
         self.matcher = Matcher(self.sink, self.admin_state.policy_for, config.rendezvous.early_score_ms,
                                self.models.live_count)
+        self.audit = AuditLog(config.log)
         self.control = ControlPlane(self.admin_state, self.models,
-                                    AdminHandler(self.admin_state, self.models, self.stats))
+                                    AdminHandler(self.admin_state, self.models, self.stats, self.audit))
         if meter is not None:
             self._observe(meter)
 
@@ -96,6 +98,7 @@ class Rendezvous:
         s = self.config.streams
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self.sink.start()
+        self.audit.start()
         keys = self.keys
         keys.start(ctx)
         sub = streams.subscriber(ctx, s.requests, s.high_water_mark, [b""], keys.client("frontend"))
@@ -113,6 +116,7 @@ class Rendezvous:
             keys.stop()
             ctx.term()
             self.sink.stop()
+            self.audit.stop()
             logger.info("rendezvous stopped: %s", self.counters.summary())
 
     def _loop(self, sub: zmq.Socket[bytes], pull: zmq.Socket[bytes], router: Router) -> None:

@@ -17,6 +17,7 @@ import grpc
 from rvz.config import Config
 from rvz.errors import AdminError, ConfigError
 from rvz.security.deployment import token_file
+from rvz.security.keys import read_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -25,28 +26,6 @@ SCHEME = "Bearer "
 CERT_PREFIX = "cert:"
 _HINT = ("give --admin-token-file (the deployment's KEYS_DIR/admin.token, made by `rvz keys create` and `rvz up`) "
          "or a client certificate named in security.admin_cert_names")
-
-
-def read_tokens(path: Path) -> dict[str, str]:
-    """NAME:SECRET lines (a line without a colon is the token named "token"); # starts a comment."""
-    tokens: dict[str, str] = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            name, _, secret = line.rpartition(":")
-            tokens[name or "token"] = secret
-    return tokens
-
-
-def first_token(path: Path) -> str:
-    """The credential a client sends from a token file: its first NAME:SECRET line; raises ``ConfigError``."""
-    try:
-        for line in path.read_text().splitlines():
-            if line.strip() and not line.lstrip().startswith("#"):
-                return line.strip()
-    except OSError as e:
-        raise ConfigError(f"--admin-token-file: cannot read {path}: {e.strerror}") from e
-    raise ConfigError(f"--admin-token-file: {path} holds no token")
 
 
 class AdminAuth:

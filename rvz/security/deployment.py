@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 from pathlib import Path
 
 from rvz.config import Config, ModelConfig
@@ -16,9 +17,11 @@ from rvz.security.keys import (
     ModelKeyFile,
     ensure_key,
     ensure_token,
+    first_token,
     local_keyring,
     locked,
 )
+from rvz.security.tls import Connection, own_client
 
 logger = logging.getLogger(__name__)
 _LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
@@ -106,3 +109,10 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False  # a name or an interface (*, eth0): may be reachable from elsewhere
+
+
+def own_connection(config: Config, target: str) -> Connection:
+    """How the deployment's own tools on this host (`rvz up`) call its frontend: the config's TLS and the
+    Admin token file, if readable."""
+    path = token_file(config)
+    return Connection(target, own_client(config.tls), first_token(path) if os.access(path, os.R_OK) else "")

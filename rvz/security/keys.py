@@ -196,6 +196,28 @@ def ensure_token(path: Path, name: str = "admin") -> bool:
     return True
 
 
+def read_tokens(path: Path) -> dict[str, str]:
+    """NAME:SECRET lines (a line without a colon is the token named "token"); # starts a comment."""
+    tokens: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            name, _, secret = line.rpartition(":")
+            tokens[name or "token"] = secret
+    return tokens
+
+
+def first_token(path: Path) -> str:
+    """The credential a client sends from a token file: its first NAME:SECRET line; raises ``ConfigError``."""
+    try:
+        for line in path.read_text().splitlines():
+            if line.strip() and not line.lstrip().startswith("#"):
+                return line.strip()
+    except OSError as e:
+        raise ConfigError(f"--admin-token-file: cannot read {path}: {e.strerror}") from e
+    raise ConfigError(f"--admin-token-file: {path} holds no token")
+
+
 # --- a model on another host ---------------------------------------------------------------------
 
 

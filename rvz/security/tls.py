@@ -80,3 +80,19 @@ def aio_channel(target: str, tls: ClientTls | None, options: Sequence[tuple[str,
     if tls is None:
         return grpc.aio.insecure_channel(target, options=options)
     return grpc.aio.secure_channel(target, tls.credentials(), options=options)
+
+
+@dataclass(frozen=True)
+class Connection:
+    """How a command reaches a frontend: its address, TLS (None: plaintext) and the Admin credential it
+    sends (``NAME:SECRET``; empty: none)."""
+
+    target: str
+    tls: ClientTls | None = None
+    token: str = ""
+
+    def channel(self, options: Sequence[tuple[str, Any]] = ()) -> grpc.Channel:
+        return channel(self.target, self.tls, options)
+
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        return (("authorization", f"Bearer {self.token}"),) if self.token else ()

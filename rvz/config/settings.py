@@ -14,6 +14,7 @@ from rvz.config.fields import (
     endpoint_problem,
     entry_problem,
     listen_problem,
+    metrics_listen_problem,
     name_problem,
     optional_listen_problem,
     setting,
@@ -85,9 +86,10 @@ class TracingConfig:
 
 @dataclass(frozen=True)
 class MetricsConfig:
-    listen: str = setting("", "HOST:PORT of the frontend's Prometheus /metrics; the rendezvous uses port + 1 and "
-                          "`rvz up`'s models port + 2, + 3, ... Setting it implies exporter = prometheus.",
-                          check=optional_listen_problem, metavar="HOST:PORT")
+    listen: str = setting("", "HOST:PORT of the frontend's Prometheus /metrics (:PORT: on loopback only); the "
+                          "rendezvous uses port + 1 and `rvz up`'s models port + 2, + 3, ... Setting it implies "
+                          "exporter = prometheus. A host other than loopback serves the metrics to anyone who can "
+                          "reach it.", check=metrics_listen_problem, metavar="HOST:PORT")
     exporter: MetricsExporter = setting("none", "Where metrics go (OTEL_METRICS_EXPORTER wins).")
 
 

@@ -62,7 +62,8 @@ def test_admin_changes_need_the_token_and_are_audited(deployment: Make) -> None:
     assert {d.score({"x": i}).model_name for i in range(20)} == {"champ"}  # nothing changed
     assert promote(d.channel, "chall", bearer(token_of(d))).champion == "chall"
     assert {d.score({"x": i}).model_name for i in range(20)} == {"chall"}
-    audit = [json.loads(line) for line in rvz(d, "log", "cat", "audit", "--config", str(d.config_path)).stdout.splitlines()]
+    printed = rvz(d, "log", "cat", "audit", "--config", str(d.config_path)).stdout
+    audit = [json.loads(line) for line in printed.splitlines()]
     assert [(r["who"], r["action"], json.loads(r["old"]), json.loads(r["new"])) for r in audit] == \
         [("admin", "promote", {"champion": "champ"}, {"champion": "chall"})]
     shown = rvz(d, "models", "--config", str(d.config_path), "--target", d.address)

@@ -180,7 +180,7 @@ def test_tls_settings_are_checked(tmp_path: Path) -> None:
     assert server_credentials(TlsConfig()) is None
     with pytest.raises(ConfigError, match="go together"):
         server_credentials(TlsConfig(cert="c.pem"))
-    with pytest.raises(ConfigError, match="needs tls.client_ca"):
+    with pytest.raises(ConfigError, match=r"needs tls\.client_ca"):
         server_credentials(TlsConfig(cert="c.pem", key="k.pem", require_client_auth=True))
     with pytest.raises(ConfigError, match="cannot read"):
         server_credentials(TlsConfig(cert=str(tmp_path / "none.pem"), key=str(tmp_path / "none.key")))

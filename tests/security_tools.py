@@ -9,7 +9,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import grpc
 import zmq
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -18,7 +20,7 @@ from cryptography.x509.oid import NameOID
 from zmq.auth import load_certificate
 
 from rvz.wire import streams
-from rvz.wire.proto import envelope_pb2
+from rvz.wire.proto import admin_pb2_grpc, envelope_pb2
 
 FORGED = "forged"
 
@@ -176,3 +178,21 @@ def _pem(certificate: x509.Certificate) -> bytes:
 def _key(key: ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())
+
+
+# --- the operator's Admin credential ---------------------------------------------------------------
+
+
+class _Bearer(grpc.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    def __init__(self, token: str) -> None:
+        self.metadata = (("authorization", f"Bearer {token}"),)
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        details = details._replace(metadata=(*(details.metadata or ()), *self.metadata))
+        return continuation(details, request)
+
+
+def operator_admin(channel: grpc.Channel, data_dir: Path) -> admin_pb2_grpc.AdminStub:
+    """An Admin stub that sends the deployment's token (DATA_DIR/keys/admin.token), as its operator would."""
+    token = (data_dir / "keys" / "admin.token").read_text().strip()
+    return admin_pb2_grpc.AdminStub(grpc.intercept_channel(channel, _Bearer(token)))

@@ -177,11 +177,11 @@ class Rendezvous:
             return
         for _ in range(DRAIN_BATCH):
             try:
-                parts = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+                user_id, message = _recv_stamped(sock, stamped)
             except zmq.Again:
                 return
-            if len(parts) >= frames:
-                yield self.peers.of(str(parts[stamped].get(USER_ID))), [part.bytes for part in parts]
+            if len(message) >= frames:
+                yield self.peers.of(user_id), message
             else:
                 self.counters.malformed += 1
 
@@ -262,3 +262,21 @@ class Rendezvous:
         if message is None:
             self.counters.malformed += 1
         return message
+
+
+def _recv_stamped(sock: zmq.Socket[bytes], stamped: int) -> tuple[str, list[bytes]]:
+    """One message, and the User-Id of its frame ``stamped``; raises ``zmq.Again`` when none is queued.
+
+    Only the first frame of a scores message is read as a Frame (for its metadata): the others are read
+    as bytes, as ``recv_multipart`` would, since a Frame per payload costs more than the copy it saves.
+    Admin calls (``stamped`` = 1, after the routing id) are rare: read them as Frames.
+    """
+    if stamped:
+        frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+        return str(frames[stamped].get(USER_ID)), [frame.bytes for frame in frames]
+    first = sock.recv(zmq.NOBLOCK, copy=False)
+    parts = [first.bytes]
+    recv, option = sock.recv, sock.getsockopt
+    while option(zmq.RCVMORE):
+        parts.append(recv())
+    return str(first.get(USER_ID)), parts

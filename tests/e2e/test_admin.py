@@ -16,13 +16,14 @@ import pytest
 
 from harness import Deployment
 from rvz.wire.proto import admin_pb2, admin_pb2_grpc
+from security_tools import operator_admin
 
 pytestmark = pytest.mark.timeout(120)
 Make = Callable[..., Deployment]
 
 
 def admin(d: Deployment) -> admin_pb2_grpc.AdminStub:
-    return admin_pb2_grpc.AdminStub(d.channel)
+    return operator_admin(d.channel, d.root / "data")
 
 
 def models_by_name(d: Deployment) -> dict[str, admin_pb2.ModelStatus]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rvz.security.keys import KeyInfo
 from rvz.wire.proto import envelope_pb2
 
 # User-Ids seen at most: a deployment has a handful of keys; this only bounds a misbehaving authenticator.
@@ -18,20 +19,20 @@ class Peer:
     """The key behind a message, as its User-Id says (see ``rvz.security.keys.KeyInfo.user_id``)."""
 
     user_id: str
-    role: str
-    use_case: str = ""
-    name: str = ""
+    key: KeyInfo
 
     def may_score(self, score: envelope_pb2.ScoreEnvelope) -> bool:
-        if self.role == "model":
-            return score.model_name == self.name and score.use_case == self.use_case
-        return self.role == "replay" and score.replayed
+        key = self.key
+        if key.role == "model":
+            return score.model_name == key.name and score.use_case == key.use_case
+        return key.role == "replay" and score.replayed
 
     def may_announce(self, model: envelope_pb2.ModelInfo) -> bool:
-        return self.role == "model" and model.name == self.name and model.use_case == self.use_case
+        key = self.key
+        return key.role == "model" and model.name == key.name and model.use_case == key.use_case
 
     def describe(self) -> str:
-        return f"model {self.name!r} of use case {self.use_case!r}" if self.role == "model" else self.user_id
+        return self.key.describe() if self.key.role == "model" else self.user_id
 
 
 class Peers:
@@ -50,10 +51,11 @@ class Peers:
 
 
 def parse(user_id: str) -> Peer:
+    """A User-Id that is none of the roles' (never made by our authenticator) may send nothing."""
     role, _, rest = user_id.partition("/")
     if role == "model":
         use_case, _, name = rest.partition("/")
-        return Peer(user_id, role, use_case, name)
+        return Peer(user_id, KeyInfo(b"", "model", use_case, name))
     if user_id.startswith("fe-"):
-        return Peer(user_id, "frontend")
-    return Peer(user_id, role)
+        return Peer(user_id, KeyInfo(b"", "frontend"))
+    return Peer(user_id, KeyInfo(b"", "replay" if role == "replay" else "rendezvous"))

@@ -100,7 +100,8 @@ def test_a_peer_may_only_send_as_its_own_key() -> None:
     replay = parse("replay")
     assert replay.may_score(score("x", replayed=True)) and not replay.may_score(score("x"))
     assert not replay.may_announce(envelope_pb2.ModelInfo(name="x", use_case="default"))
-    assert parse("fe-0123").role == "frontend"
+    assert parse("fe-0123").key.role == "frontend"
+    assert not parse("").may_score(score("x", replayed=True))
 
 
 def test_admin_credentials(tmp_path: Path) -> None:

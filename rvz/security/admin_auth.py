@@ -17,7 +17,7 @@ import grpc
 from rvz.config import Config
 from rvz.errors import AdminError, ConfigError
 from rvz.security.deployment import token_file
-from rvz.security.keys import read_tokens
+from rvz.security.keys import ensure_token, read_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +46,8 @@ class AdminAuth:
         path = token_file(config)
         if s.admin_token_file and not path.is_file():
             raise ConfigError(f"security.admin_token_file: {path} does not exist (make one: `rvz keys token`)")
+        if not s.admin_token_file:
+            ensure_token(path)  # also without CURVE: changes always need a credential
         names = [n.strip() for n in s.admin_cert_names.split(",") if n.strip()]
         auth = cls(path, names, s.admin_reads_open)
         auth.tokens()  # a token file that cannot be read is refused at start

@@ -192,7 +192,10 @@ def ensure_token(path: Path, name: str = "admin") -> bool:
     if path.exists():
         return False
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    _write_new(path, f"{name}:{secrets.token_urlsafe(32)}\n", 0o600)
+    try:
+        _write_new(path, f"{name}:{secrets.token_urlsafe(32)}\n", 0o600)
+    except FileExistsError:  # another process made it first
+        return False
     return True
 
 

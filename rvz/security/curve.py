@@ -27,6 +27,10 @@ class CurveServer:
         sock.setsockopt(zmq.CURVE_SERVER, 1)
         sock.setsockopt(zmq.CURVE_SECRETKEY, self.keyring.secret)
         sock.setsockopt(zmq.ZAP_DOMAIN, self.stream.encode())
+        if self.stream == "results":
+            # A routing id is derived from a frontend's key (and checked against it): a frontend that
+            # reconnects takes its id back at once, even while its old connection is not cleaned up yet.
+            sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from rvz.process import serving
 from rvz.process.child import START_TIMEOUT_S, ChildProcess, ChildSpec
 from rvz.process.entry import LISTENING_PREFIX, MODEL_READY
 from rvz.wire.proto import admin_pb2, admin_pb2_grpc, envelope_pb2, scoring_pb2, scoring_pb2_grpc
+from security_tools import operator_admin
 
 TESTS_DIR = Path(__file__).resolve().parent
 SCRIPTS_DIR = TESTS_DIR.parent / "scripts"
@@ -225,7 +226,8 @@ class Deployment(Calls):
 
 
 def admin(d: Calls) -> admin_pb2_grpc.AdminStub:
-    return admin_pb2_grpc.AdminStub(d.channel)
+    """An Admin stub that sends the deployment's token (DATA_DIR/keys/admin.token), as its operator would."""
+    return operator_admin(d.channel, d.root / "data")
 
 
 def models_by_name(d: Calls) -> dict[str, admin_pb2.ModelStatus]:

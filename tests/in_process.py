@@ -32,6 +32,8 @@ from rvz.frontend.server import Frontend
 from rvz.process.child import START_TIMEOUT_S, STOP_GRACE_S
 from rvz.process.entry import frontend_grace_s
 from rvz.rendezvous.loop import Rendezvous
+from rvz.security.deployment import keyring_for
+from rvz.security.process import ProcessKeys
 from rvz.worker.loop import Worker, WorkerConfig
 from rvz.worker.model import Model, load_model
 
@@ -210,7 +212,7 @@ class InProcessDeployment(Calls):
             loaded = load_model(model) if isinstance(model, str) else Model(model, entry)
         ready = threading.Event()
         worker = Worker(WorkerConfig(spec, self.config.streams, self.config.log.dir, self.config.log.fsync), loaded,
-                        on_ready=ready.set)
+                        on_ready=ready.set, keys=ProcessKeys(keyring_for(self.config, "model", spec)))
         self._start_loop(f"model-{name}", worker)
         if wait and not ready.wait(START_TIMEOUT_S):
             raise AssertionError(f"model {name} never received a probe")

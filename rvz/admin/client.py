@@ -41,6 +41,8 @@ def print_models(models: list[ModelStatus], console: Console | None = None) -> N
         if not console.is_terminal:  # piped or captured: do not squeeze the table into 80 columns
             console = Console(width=200)
     console.print(table)
+    for use_case, change in getattr(models, "last_changes", {}).items():
+        console.print(f"last change of use case {use_case!r}: {change}", highlight=False)
 
 
 def _number(value: float | None, form: str) -> str:
@@ -50,6 +52,8 @@ def _number(value: float | None, form: str) -> str:
 def policy_toml(state: PolicyState) -> str:
     """The policy as the `[rendezvous]` table of a config file, which `rvz policy set` reads back."""
     header = f"# use case {state.use_case!r}, policy version {state.version}\n"
+    if state.last_change:
+        header += f"# last change: {state.last_change}\n"
     return header + tomli_w.dumps({"rendezvous": state.policy})
 
 

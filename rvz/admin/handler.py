@@ -4,23 +4,29 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Any
 
 import grpc
 
-from rvz.admin.state import AdminState, policy_message
+from rvz.admin.state import AdminState, config_table, policy_message
 from rvz.errors import AdminError
 from rvz.frontend.validation import check_use_case
 from rvz.rendezvous.live_stats import NO_FIGURE, WINDOW_S, StatsBook
 from rvz.rendezvous.policy import Policy
+from rvz.security.audit import AuditLog
 from rvz.wire.model_registry import ModelRegistry
 from rvz.wire.proto import admin_pb2, envelope_pb2
 
 
 class AdminHandler:
-    def __init__(self, state: AdminState, models: ModelRegistry, stats: StatsBook) -> None:
+    """Carries out Admin calls; every change is recorded in ``audit`` with the caller the frontend names."""
+
+    def __init__(self, state: AdminState, models: ModelRegistry, stats: StatsBook,
+                 audit: AuditLog | None = None) -> None:
         self.state = state
         self.models = models
         self.stats = stats
+        self.audit = audit
 
     def handle(self, call: envelope_pb2.AdminCall) -> envelope_pb2.AdminReply:
         reply = envelope_pb2.AdminReply(call_id=call.call_id)
@@ -31,11 +37,11 @@ class AdminHandler:
             elif kind == "get_policy":
                 reply.policy.CopyFrom(self.get_policy(call.get_policy.use_case))
             elif kind == "set_policy":
-                reply.policy.CopyFrom(self.set_policy(call.set_policy))
+                reply.policy.CopyFrom(self.set_policy(call.set_policy, call.caller))
             elif kind == "promote":
-                reply.promoted.CopyFrom(self.promote(call.promote))
+                reply.promoted.CopyFrom(self.promote(call.promote, call.caller))
             elif kind == "reset_policy":
-                reply.policy.CopyFrom(self.reset_policy(call.reset_policy.use_case))
+                reply.policy.CopyFrom(self.reset_policy(call.reset_policy.use_case, call.caller))
             else:
                 raise AdminError(grpc.StatusCode.UNIMPLEMENTED, f"unknown admin call {kind!r}")
         except AdminError as e:
@@ -49,6 +55,8 @@ class AdminHandler:
         for name in use_cases:
             for sighting in self.models.sightings(name):
                 response.models.append(self._status(sighting.info, sighting.last_seen_ns, now))
+            if self.audit is not None and name in self.audit.last:
+                response.last_changes[name].CopyFrom(self.audit.last[name])
         return response
 
     def _status(self, info: envelope_pb2.ModelInfo, last_seen_ns: int, now: int) -> admin_pb2.ModelStatus:
@@ -72,15 +80,34 @@ class AdminHandler:
 
     def get_policy(self, use_case: str) -> admin_pb2.PolicyState:
         self._check_known(use_case)
-        return _state(use_case, self.state.policy_for(use_case))
+        return self._state(use_case, self.state.policy_for(use_case))
 
-    def set_policy(self, request: admin_pb2.SetPolicyRequest) -> admin_pb2.PolicyState:
+    def set_policy(self, request: admin_pb2.SetPolicyRequest, who: str = "") -> admin_pb2.PolicyState:
         self._check_known(request.use_case)
-        return _state(request.use_case, self.state.set_policy(request))
+        before = self.state.policy_for(request.use_case)
+        after = self.state.set_policy(request)
+        self._record(who, "set_policy", request.use_case, _policy_json(before), _policy_json(after), after.version)
+        return self._state(request.use_case, after)
 
-    def reset_policy(self, use_case: str) -> admin_pb2.PolicyState:
+    def reset_policy(self, use_case: str, who: str = "") -> admin_pb2.PolicyState:
         self._check_known(use_case)
-        return _state(use_case, self.state.reset(use_case))
+        before = self.state.policy_for(use_case)
+        after = self.state.reset(use_case)
+        if after is not before:  # idempotent: a use case already as configured changes nothing
+            self._record(who, "reset_policy", use_case, _policy_json(before), _policy_json(after), after.version)
+        return self._state(use_case, after)
+
+    def _record(self, who: str, action: str, use_case: str, old: dict[str, Any], new: dict[str, Any],
+                version: int) -> None:
+        if self.audit is not None:
+            self.audit.record(who, action, use_case, old, new, version)
+
+    def _state(self, use_case: str, policy: Policy) -> admin_pb2.PolicyState:
+        state = admin_pb2.PolicyState(use_case=use_case, version=policy.version,
+                                      policy=policy_message(policy.config))
+        if self.audit is not None and use_case in self.audit.last:
+            state.last_change.CopyFrom(self.audit.last[use_case])
+        return state
 
     def _check_known(self, use_case: str) -> None:
         """A use case no model has announced, and the Admin API never changed, is a mistake: NOT_FOUND."""
@@ -91,9 +118,11 @@ class AdminHandler:
             raise AdminError(grpc.StatusCode.NOT_FOUND, f"no model has announced use case {use_case!r} to the "
                              f"rendezvous (use cases: {known}); give --use-case, or start its models first")
 
-    def promote(self, request: admin_pb2.PromoteRequest) -> admin_pb2.PromoteResponse:
+    def promote(self, request: admin_pb2.PromoteRequest, who: str = "") -> admin_pb2.PromoteResponse:
         _check(request.use_case)
         demoted = self.state.promote(request.use_case, request.model_name, self.models.live(request.use_case))
+        self._record(who, "promote", request.use_case, {"champion": demoted}, {"champion": request.model_name},
+                     self.state.policy_for(request.use_case).version)
         return admin_pb2.PromoteResponse(use_case=request.use_case, champion=request.model_name, demoted=demoted)
 
 
@@ -104,8 +133,8 @@ def _check(use_case: str) -> None:
         raise AdminError(grpc.StatusCode.INVALID_ARGUMENT, str(e)) from e
 
 
-def _state(use_case: str, policy: Policy) -> admin_pb2.PolicyState:
-    return admin_pb2.PolicyState(use_case=use_case, version=policy.version, policy=policy_message(policy.config))
+def _policy_json(policy: Policy) -> dict[str, Any]:
+    return {"version": policy.version, "policy": config_table(policy.config)}
 
 
 def _no_figures(status: admin_pb2.ModelStatus) -> None:

@@ -15,7 +15,10 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rvz.security.tls import ClientTls
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 # A row of the demo's iris use case, so `rvz bench` works against `rvz up` as it is.
@@ -80,12 +83,12 @@ def encode_request(use_case: str, features: dict[str, Any]) -> bytes:
 def run_bench(target: str = DEFAULT_TARGET, *, concurrency: int = 16, rate: float | None = None,
               warmup_s: float = 1.0, duration_s: float = 5.0, use_case: str = "",
               features: dict[str, Any] | None = None, timeout_s: float = 5.0, processes: int = 1,
-              progress: bool = False, check_first: bool = True) -> BenchResult:
+              progress: bool = False, check_first: bool = True, tls: ClientTls | None = None) -> BenchResult:
     """Load ``target`` and return what was measured; raises ``BenchError`` if it cannot run.
 
     ``rate`` (requests/s) selects the open loop; otherwise ``concurrency`` calls are kept in flight.
     ``check_first``: send one call before the load and raise ``FirstCallFailed`` if it fails (turn it
-    off to measure refusals).
+    off to measure refusals). ``tls``: how to reach a TLS frontend (None: plaintext).
     """
     from rvz.bench.load import LoadPlan, first_call, run_here, run_spawned, split_plan
     from rvz.bench.stats import summarize_us
@@ -96,7 +99,7 @@ def run_bench(target: str = DEFAULT_TARGET, *, concurrency: int = 16, rate: floa
     if rate is not None and rate <= 0:
         raise BenchError("rate must be > 0 requests/s")
     request = encode_request(use_case, DEFAULT_FEATURES if features is None else features)
-    base = LoadPlan(target, request, timeout_s, warmup_s, duration_s)
+    base = LoadPlan(target, request, timeout_s, warmup_s, duration_s, tls=tls)
     if check_first:
         first_call(base)
     plans = split_plan(base, concurrency, rate, processes)

@@ -20,13 +20,15 @@ import queue
 import time
 import traceback
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import grpc
 
 from rvz.bench.stats import Tally, record_ns
 from rvz.errors import BenchError, FirstCallFailed
+from rvz.security.tls import ClientTls, aio_channel
+from rvz.security.tls import channel as open_channel
 
 METHOD = "/rvz.v1.Scoring/Score"
 # Connecting may take longer than one call's deadline, but an absent server should not take long to report.
@@ -58,17 +60,17 @@ class LoadPlan:
     # Open loop: this process's calls per second, and where its timetable starts so processes interleave.
     rate: float = 0.0
     first_offset_s: float = 0.0
+    # TLS to the target (None: plaintext).
+    tls: ClientTls | None = None
 
 
 def split_plan(base: LoadPlan, concurrency: int, rate: float | None, processes: int) -> list[LoadPlan]:
     """Share the load among processes: callers as evenly as possible, or one timetable in K interleaved parts."""
     if rate is not None:
-        return [LoadPlan(base.target, base.request, base.timeout_s, base.warmup_s, base.duration_s,
-                         rate=rate / processes, first_offset_s=k / rate) for k in range(processes)]
+        return [replace(base, rate=rate / processes, first_offset_s=k / rate) for k in range(processes)]
     processes = min(processes, concurrency)
     shares = [concurrency // processes + (k < concurrency % processes) for k in range(processes)]
-    return [LoadPlan(base.target, base.request, base.timeout_s, base.warmup_s, base.duration_s, callers=n)
-            for n in shares]
+    return [replace(base, callers=n) for n in shares]
 
 
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
@@ -96,7 +98,7 @@ class Generator:
         self._score: Any = None
 
     async def connect(self) -> None:
-        self._channel = grpc.aio.insecure_channel(self.plan.target, options=CHANNEL_OPTIONS)
+        self._channel = aio_channel(self.plan.target, self.plan.tls, CHANNEL_OPTIONS)
         timeout_s = max(MIN_CONNECT_TIMEOUT_S, self.plan.timeout_s)
         try:
             await asyncio.wait_for(self._channel.channel_ready(), timeout_s)
@@ -185,7 +187,7 @@ def first_call(plan: LoadPlan) -> None:
     (every call of the run would: they are all the same request), ``BenchError`` if the target is unreachable.
     """
     timeout_s = max(MIN_CONNECT_TIMEOUT_S, plan.timeout_s)
-    with grpc.insecure_channel(plan.target, options=CHANNEL_OPTIONS) as channel:
+    with open_channel(plan.target, plan.tls, CHANNEL_OPTIONS) as channel:
         try:
             grpc.channel_ready_future(channel).result(timeout=timeout_s)
         except grpc.FutureTimeoutError:

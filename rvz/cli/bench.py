@@ -45,7 +45,7 @@ def bench_command(deployment: Deployment, concurrency: int, rate: float | None, 
         result = run_bench(deployment.target, concurrency=concurrency, rate=rate, warmup_s=warmup_s,
                            duration_s=duration_s, use_case=deployment.use_case or "", features=features,
                            timeout_s=timeout_s, processes=processes, check_first=check_first,
-                           progress=sys.stderr.isatty() if progress is None else progress)
+                           progress=sys.stderr.isatty() if progress is None else progress, tls=deployment.tls)
     except FirstCallFailed as e:
         fail(f"{e} (give --features and --use-case of the deployment's models, or --no-check-first to measure "
              "refusals)", EXIT_FAILURE)

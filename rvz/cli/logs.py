@@ -12,7 +12,7 @@ from rvz.cli.options import EXIT_FAILURE, Deployment, deployment_options, fail, 
 from rvz.cli.report import existing_data_dir, time_option
 from rvz.telemetry import logging_setup
 
-LOGS = ("requests", "scores", "results", "feedback", "policies")
+LOGS = ("requests", "scores", "results", "feedback", "policies", "audit")
 
 
 @click.group()
@@ -25,8 +25,9 @@ def log() -> None:
 @deployment_options(data_dir=True)
 @click.option("--strict", is_flag=True, help="Fail at the first damaged record instead of reading around it.")
 def log_cat(log_name: str, deployment: Deployment, strict: bool) -> None:
-    """Print every record of LOG as JSON lines: requests, scores or results (of the deployment's log.dir),
-    or the path of a log directory (e.g. rvz-data/requests). Damaged bytes are skipped and said on stderr."""
+    """Print every record of LOG as JSON lines: requests, scores, results, feedback, policies or audit (of the
+    deployment's log.dir), or the path of a log directory (e.g. rvz-data/requests). Damaged bytes are skipped and
+    said on stderr."""
     from rvz.errors import LogError
     from rvz.log.format import Damage
     from rvz.log.reader import json_lines

@@ -13,6 +13,7 @@ from rvz.cli.admin import models, policy, promote
 from rvz.cli.bench import bench_command
 from rvz.cli.calls import check, score
 from rvz.cli.feedback import feedback
+from rvz.cli.keys import keys
 from rvz.cli.logs import log
 from rvz.cli.replay import replay_command
 from rvz.cli.report import report_command
@@ -32,7 +33,7 @@ def cli(log_level: str, log_format: str) -> None:
 
 
 for command in (up, frontend, rendezvous, model, score, check, feedback, models, policy, promote, log, report_command,
-                replay_command, bench_command):
+                replay_command, bench_command, keys):
     cli.add_command(command)
 
 

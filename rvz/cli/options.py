@@ -25,6 +25,9 @@ from rvz.config.cli import setting_options
 from rvz.config.overrides import Given, SectionKey, apply, env_name, from_environment
 from rvz.config.settings import LogConfig
 from rvz.errors import CallFailed, ConfigError
+from rvz.security.deployment import token_file
+from rvz.security.keys import first_token
+from rvz.security.tls import ClientTls, Connection, own_client
 from rvz.telemetry import logging_setup
 
 if TYPE_CHECKING:
@@ -120,6 +123,13 @@ class Deployment:
     use_case: str | None
     # Where the target came from, for messages: "--target", "frontend.listen of rvz.toml".
     target_source: str = ""
+    # TLS to the frontend (None: plaintext) and the Admin credential sent (NAME:SECRET, "" for none).
+    tls: ClientTls | None = None
+    token: str = ""
+
+    @property
+    def connection(self) -> Connection:
+        return Connection(self.target, self.tls, self.token)
 
     @property
     def data_dir(self) -> Path:
@@ -134,7 +144,7 @@ class Deployment:
         """An ``rvz.Client`` of the target (close it, or use it as a context manager)."""
         from rvz.client import Client
 
-        return Client(self.target, timeout_s)
+        return Client(self.target, timeout_s, tls=self.tls, token=self.token)
 
     def call_failed(self, error: CallFailed) -> NoReturn:
         """Exit 1 with the status of a failed call, and where the target came from when unreachable."""
@@ -152,8 +162,9 @@ def deployment_options(*, target: bool = False, use_case: str = "", data_dir: bo
         def resolve(config_path: str | None, **kwargs: Any) -> Any:
             config = build_config(config_path, section_given("log", kwargs.pop("log_given", {})))
             address, source = _target(config, kwargs.pop("target")) if target else ("", "")
+            tls, token = _client_security(config, kwargs) if target else (None, "")
             asked = kwargs.pop("use_case") if use_case else None
-            return command(deployment=Deployment(config, address, asked or None, source), **kwargs)
+            return command(deployment=Deployment(config, address, asked or None, source, tls, token), **kwargs)
 
         wrapped: Any = resolve
         if data_dir:
@@ -161,11 +172,42 @@ def deployment_options(*, target: bool = False, use_case: str = "", data_dir: bo
         if use_case:
             wrapped = click.option("--use-case", default=None, show_default=use_case, help="Use case.")(wrapped)
         if target:
+            wrapped = client_security_options(wrapped)
             wrapped = click.option("--target", default=None, metavar="HOST:PORT",
                                    show_default="frontend.listen of --config", help="The frontend to call.")(wrapped)
         return config_option(wrapped)  # type: ignore[no-any-return]
 
     return decorate
+
+
+def client_security_options(func: F) -> F:
+    """--tls-ca, --tls-cert, --tls-key and --admin-token-file: how a command reaches a TLS frontend and
+    proves who it is to the Admin API (each defaults to what the deployment's config says)."""
+    path = click.Path(dir_okay=False)
+    for flag, show, text in reversed([
+            ("--tls-ca", "tls.ca (else tls.cert) of --config", "PEM CA to verify the frontend's certificate with "
+             "(TLS); with no TLS option and no [tls] in the config, plaintext."),
+            ("--tls-cert", "tls.cert under tls.require_client_auth", "PEM client certificate (mTLS)."),
+            ("--tls-key", "tls.key under tls.require_client_auth", "PEM private key of --tls-cert."),
+            ("--admin-token-file", "security.admin_token_file of --config, if readable",
+             "File of the Admin API's bearer token (its first NAME:SECRET line is sent).")]):
+        func = click.option(flag, type=path, default=None, metavar="FILE", show_default=show, help=text)(func)
+    return func
+
+
+def _client_security(config: Config, given: dict[str, Any]) -> tuple[ClientTls | None, str]:
+    """The TLS and Admin credential of a command: its options, else the deployment's config. Exits 2 on an
+    unreadable token file given as an option."""
+    ca, cert, key = given.pop("tls_ca"), given.pop("tls_cert"), given.pop("tls_key")
+    tls = ClientTls(ca or "", cert or "", key or "") if ca or cert or key else own_client(config.tls)
+    token_path = given.pop("admin_token_file")
+    try:
+        if token_path:
+            return tls, first_token(Path(token_path))
+        default = token_file(config)
+        return tls, first_token(default) if os.access(default, os.R_OK) else ""
+    except ConfigError as e:
+        fail(str(e))
 
 
 def _target(config: Config, given: str | None) -> tuple[str, str]:

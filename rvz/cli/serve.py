@@ -20,7 +20,7 @@ from rvz.cli.options import (
     require_extra,
     section_given,
 )
-from rvz.config import Config, FrontendConfig, MetricsConfig, ModelConfig
+from rvz.config import Config, FrontendConfig, MetricsConfig, ModelConfig, SecurityConfig
 from rvz.config.cli import setting_options
 from rvz.config.overrides import Given, SectionKey, env_name, model_from
 from rvz.errors import ConfigError, LogError, ModelLoadError, RvzError
@@ -28,8 +28,10 @@ from rvz.errors import ConfigError, LogError, ModelLoadError, RvzError
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def serve_options(*, listen: bool = False, demo: bool = False, metrics_setting: bool = False) -> Callable[[F], F]:
-    """--config, --data-dir, --metrics-listen (and --listen); the command gets ``config`` and ``metrics_listen``.
+def serve_options(*, listen: bool = False, demo: bool = False, metrics_setting: bool = False,
+                  model_keys: bool = False) -> Callable[[F], F]:
+    """--config, --data-dir, --metrics-listen (and --listen, --keys); the command gets ``config`` and
+    ``metrics_listen``.
 
     ``metrics_setting``: --metrics-listen is metrics.listen (`rvz up`); otherwise it is this one
     process's /metrics, passed as ``metrics_listen``. Exits 2 on a bad value.
@@ -39,7 +41,7 @@ def serve_options(*, listen: bool = False, demo: bool = False, metrics_setting: 
         @functools.wraps(command)
         def build(config_path: str | None, config_json: str | None, **kwargs: Any) -> Any:
             given: dict[SectionKey, Given] = {}
-            for section in ("log", "frontend", "metrics"):
+            for section in ("log", "frontend", "metrics", "security"):
                 given |= section_given(section, kwargs.pop(f"{section}_given", {}))
             config = build_config(config_path, given, demo=demo, config_json=config_json)
             if not metrics_setting:
@@ -49,6 +51,8 @@ def serve_options(*, listen: bool = False, demo: bool = False, metrics_setting: 
         wrapped: Any = data_dir_option(build)
         if listen:
             wrapped = _setting_option(FrontendConfig, "frontend", "listen", "--listen")(wrapped)
+        if model_keys:
+            wrapped = _setting_option(SecurityConfig, "security", "model_keys", "--keys")(wrapped)
         if metrics_setting:
             wrapped = _setting_option(MetricsConfig, "metrics", "listen", "--metrics-listen")(wrapped)
         else:
@@ -135,7 +139,7 @@ model_options = setting_options(
 
 @model.command("run", epilog="The model's [[models]] entry in the config (found by --name, and --use-case when "
                              "given) gives every setting not given here.")
-@serve_options()
+@serve_options(model_keys=True)
 @model_options
 def model_run(config: Config, metrics_listen: str, model_given: dict[str, Given]) -> None:
     """Run one model worker: SUB to requests, score, PUSH scores to the rendezvous."""
@@ -151,6 +155,8 @@ def model_run(config: Config, metrics_listen: str, model_given: dict[str, Given]
         run_model(config, spec, metrics_listen)
     except ModelLoadError as e:
         fail(f"cannot load model {spec.name!r}: {e}")
+    except ConfigError as e:
+        fail(f"model {spec.name!r} cannot run: {e}")
     except (RvzError, LogError) as e:
         fail(f"model {spec.name!r} cannot run: {e}", EXIT_FAILURE)
 
@@ -167,5 +173,7 @@ def _run(component: str, run: Callable[[], None]) -> None:
     """Run a process; an error it reports on purpose becomes one line and exit code 1, not a traceback."""
     try:
         run()
+    except ConfigError as e:  # exit 2: `rvz up` stops rather than restarting it
+        fail(f"{component} cannot run: {e}")
     except (RvzError, LogError) as e:
         fail(f"{component} cannot run: {e}", EXIT_FAILURE)

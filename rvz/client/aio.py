@@ -8,7 +8,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2
 
-from rvz.client.channel import Stubs, open_aio_channel
+from rvz.client.channel import Stubs, auth_metadata, open_aio_channel
 from rvz.client.types import (
     Answer,
     ModelStatus,
@@ -24,6 +24,7 @@ from rvz.client.types import (
 )
 from rvz.errors import CallFailed
 from rvz.feedback.log import IMPORT_BATCH
+from rvz.security.tls import ClientTls
 from rvz.wire.proto import admin_pb2
 
 
@@ -31,10 +32,12 @@ class AsyncClient:
     """``rvz.Client``'s calls as coroutines; make it inside a running event loop, then ``async with`` it or
     ``await close()``. Every call raises ``CallFailed``."""
 
-    def __init__(self, target: str, timeout_s: float | None = 10.0) -> None:
+    def __init__(self, target: str, timeout_s: float | None = 10.0, *, tls: ClientTls | None = None,
+                 token: str = "") -> None:
         self.target = target
         self.timeout_s = timeout_s
-        self._channel = open_aio_channel(target)
+        self._channel = open_aio_channel(target, tls)
+        self._metadata = auth_metadata(token)
         stubs = Stubs.of(self._channel)
         self._scoring, self._feedback, self._admin, self._health = stubs.scoring, stubs.feedback, stubs.admin, \
             stubs.health
@@ -51,7 +54,7 @@ class AsyncClient:
 
     async def _call(self, method: Callable[..., Any], request: Any) -> Any:
         try:
-            return await method(request, timeout=self.timeout_s)
+            return await method(request, timeout=self.timeout_s, metadata=self._metadata)
         except grpc.RpcError as e:
             raise CallFailed(e.code(), e.details() or "") from None
 

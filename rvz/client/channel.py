@@ -8,15 +8,21 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2_grpc
 
+from rvz.security.tls import ClientTls, aio_channel, channel
 from rvz.wire.proto import admin_pb2_grpc, scoring_pb2_grpc
 
 
-def open_channel(target: str) -> grpc.Channel:
-    return grpc.insecure_channel(target)
+def open_channel(target: str, tls: ClientTls | None = None) -> grpc.Channel:
+    return channel(target, tls)
 
 
-def open_aio_channel(target: str) -> grpc.aio.Channel:
-    return grpc.aio.insecure_channel(target)
+def open_aio_channel(target: str, tls: ClientTls | None = None) -> grpc.aio.Channel:
+    return aio_channel(target, tls)
+
+
+def auth_metadata(token: str) -> tuple[tuple[str, str], ...]:
+    """What every call sends: the Admin bearer token (``NAME:SECRET``), if any."""
+    return (("authorization", f"Bearer {token}"),) if token else ()
 
 
 @dataclass(frozen=True)

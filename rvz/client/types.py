@@ -14,6 +14,7 @@ from typing import Any
 from google.protobuf import json_format, struct_pb2
 
 from rvz.errors import ConfigError
+from rvz.security.audit import describe
 from rvz.wire.codec import python_to_value, value_to_python
 from rvz.wire.proto import admin_pb2, scoring_pb2
 
@@ -71,6 +72,8 @@ class PolicyState:
     use_case: str
     version: int
     policy: dict[str, Any]
+    # The last Admin change of this use case's policy or roles, for a person ("" if none).
+    last_change: str = ""
 
 
 @dataclass(frozen=True)
@@ -118,7 +121,15 @@ def truth_batches(truths: Iterable[tuple[str, Any]], size: int) -> Iterable[scor
         yield batch
 
 
-def models_of(response: admin_pb2.ListModelsResponse) -> list[ModelStatus]:
+class ModelList(list[ModelStatus]):
+    """``models()``'s rows, and the last Admin change of each use case listed (who, what, when), if any."""
+
+    def __init__(self, rows: list[ModelStatus], last_changes: dict[str, str]) -> None:
+        super().__init__(rows)
+        self.last_changes = last_changes
+
+
+def models_of(response: admin_pb2.ListModelsResponse) -> ModelList:
     """The rows in a stable order (use case, role, name, version, live first); a gone worker has no
     figures, and only the latest gone worker of a model is kept."""
     rows = sorted((_status(m) for m in response.models), key=lambda m: (
@@ -132,7 +143,7 @@ def models_of(response: admin_pb2.ListModelsResponse) -> list[ModelStatus]:
                 continue
             seen_gone.add(key)
         kept.append(row)
-    return kept
+    return ModelList(kept, {use_case: describe(change) for use_case, change in sorted(response.last_changes.items())})
 
 
 def _status(m: admin_pb2.ModelStatus) -> ModelStatus:
@@ -153,7 +164,8 @@ def _figure(value: float, live: bool) -> float | None:
 
 
 def policy_state_of(state: admin_pb2.PolicyState) -> PolicyState:
-    return PolicyState(state.use_case, state.version, policy_table(state.policy))
+    return PolicyState(state.use_case, state.version, policy_table(state.policy),
+                       describe(state.last_change) if state.HasField("last_change") else "")
 
 
 def policy_table(p: admin_pb2.Policy) -> dict[str, Any]:

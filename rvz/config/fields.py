@@ -180,6 +180,13 @@ def optional_listen_problem(value: str) -> str | None:
     return listen_problem(value) if value else None
 
 
+def metrics_listen_problem(value: str) -> str | None:
+    """Empty (off), HOST:PORT, or :PORT (loopback)."""
+    if not value or (value.startswith(":") and value[1:].isdigit() and int(value[1:]) <= 65535):
+        return None
+    return listen_problem(value)
+
+
 def endpoint_problem(value: str) -> str | None:
     if _ENDPOINT.match(value):
         return None

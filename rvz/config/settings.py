@@ -16,6 +16,7 @@ from rvz.config.fields import (
     entry_problem,
     field_path_problem,
     listen_problem,
+    metrics_listen_problem,
     name_problem,
     optional_listen_problem,
     setting,
@@ -90,9 +91,10 @@ class TracingConfig:
 
 @dataclass(frozen=True)
 class MetricsConfig:
-    listen: str = setting("", "HOST:PORT of the frontend's Prometheus /metrics; the rendezvous uses port + 1 and "
-                          "`rvz up`'s models port + 2, + 3, ... Setting it implies exporter = prometheus.",
-                          check=optional_listen_problem, metavar="HOST:PORT")
+    listen: str = setting("", "HOST:PORT of the frontend's Prometheus /metrics (:PORT: on loopback only); the "
+                          "rendezvous uses port + 1 and `rvz up`'s models port + 2, + 3, ... Setting it implies "
+                          "exporter = prometheus. A host other than loopback serves the metrics to anyone who can "
+                          "reach it.", check=metrics_listen_problem, metavar="HOST:PORT")
     exporter: MetricsExporter = setting("none", "Where metrics go (OTEL_METRICS_EXPORTER wins).")
 
 
@@ -129,6 +131,39 @@ class LimitsConfig:
                                 "dropped and counted.", **POSITIVE)
     early_score_bytes: int = setting(64 * 1024 * 1024, "Most bytes of scores held for requests not seen yet.",
                                      **POSITIVE)
+
+
+@dataclass(frozen=True)
+class SecurityConfig:
+    curve: bool = setting(True, "Authenticate and encrypt the ZeroMQ streams with CURVE: only known public keys, each "
+                          "in its role, get in (see docs/security.md).")
+    keys_dir: str = setting("", "Directory of the deployment's keys (made by `rvz keys create` and the first `rvz "
+                            "up`) [default: DATA_DIR/keys].", metavar="DIR")
+    model_keys: str = setting("", "A model's key file from `rvz keys add-model` (for a model on another host): its "
+                              "key pair and the servers' public keys, instead of keys_dir.", metavar="FILE")
+    allow_plaintext_tcp: bool = setting(False, "With curve = false, allow tcp:// streams to a non-loopback address "
+                                        "(anyone on the network can then read and forge every message).")
+    admin_token_file: str = setting("", "File of the Admin API's bearer tokens, one NAME:SECRET a line [default: "
+                                    "KEYS_DIR/admin.token, made with the keys].", metavar="FILE")
+    admin_cert_names: str = setting("", "Comma-separated common names of client certificates (verified against "
+                                    "tls.client_ca) that may change policies and roles; * for any verified one.")
+    admin_reads_open: bool = setting(True, "Let ListModels and GetPolicy through without an Admin credential "
+                                     "(changes always need one).")
+    admin_listen: str = setting("", "HOST:PORT of a listener of its own for the Admin API (then the main one does "
+                                "not serve it); it has the same TLS settings.", check=optional_listen_problem,
+                                metavar="HOST:PORT")
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    cert: str = setting("", "PEM certificate (chain) of the frontend: with key, gRPC is served over TLS only.",
+                        metavar="FILE")
+    key: str = setting("", "PEM private key of tls.cert.", metavar="FILE")
+    client_ca: str = setting("", "PEM CA certificates that client certificates are verified against (mTLS).",
+                             metavar="FILE")
+    require_client_auth: bool = setting(False, "Refuse clients without a certificate signed by tls.client_ca.")
+    ca: str = setting("", "PEM CA that signed tls.cert: what rvz's own commands (`rvz up`, `rvz score`, ...) "
+                      "verify the frontend with [default: tls.cert itself, for a self-signed one].", metavar="FILE")
 
 
 @dataclass(frozen=True)
@@ -199,6 +234,8 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     drift: DriftConfig = field(default_factory=DriftConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
+    tls: TlsConfig = field(default_factory=TlsConfig)
     # Where it was read from, named in every error about it.
     source: str = "<defaults>"
 
@@ -218,7 +255,8 @@ class Config:
 # The sections of the file that are tables of settings, by key.
 SECTIONS: dict[str, type] = {"frontend": FrontendConfig, "streams": StreamsConfig, "log": LogConfig,
                              "rendezvous": RendezvousConfig, "tracing": TracingConfig, "metrics": MetricsConfig,
-                             "drift": DriftConfig, "limits": LimitsConfig}
+                             "drift": DriftConfig, "limits": LimitsConfig, "security": SecurityConfig,
+                             "tls": TlsConfig}
 
 DEMO_MODELS = (
     ModelConfig(name="gbm", version="1", role="champion", entry="rvz.demo:Champion"),

@@ -30,6 +30,7 @@ from rvz.errors import LogError, NoAnswer, Overloaded, RvzError, Unavailable
 from rvz.frontend.deadlines import DeadlineTimers
 from rvz.frontend.readiness import Readiness
 from rvz.log.writer import LogWriter
+from rvz.security.process import ProcessKeys
 from rvz.telemetry import tracing
 from rvz.wire import streams
 from rvz.wire.proto import envelope_pb2
@@ -76,8 +77,9 @@ def _payload_size(item: Outgoing) -> int:
 
 class Dispatcher:
     def __init__(self, config: Config, readiness: Readiness, request_log: LogWriter, identity: bytes,
-                 tracer: trace.Tracer | None = None) -> None:
+                 tracer: trace.Tracer | None = None, keys: ProcessKeys | None = None) -> None:
         self.config = config
+        self.keys = keys or ProcessKeys(None)
         self.tracer = tracer
         self.readiness = readiness
         self.request_log = request_log
@@ -115,9 +117,10 @@ class Dispatcher:
         s = self.config.streams
         self._loop = asyncio.get_running_loop()
         self._deadlines = DeadlineTimers(self._loop, self._on_deadline)
-        self._pub = streams.publisher(self._ctx, s.requests, s.high_water_mark)
+        self.keys.start(self._ctx)
+        self._pub = streams.publisher(self._ctx, s.requests, s.high_water_mark, self.keys.server("requests"))
         self._dealer = streams.result_dealer(self._ctx, s.results, s.high_water_mark, self.identity,
-                                             self.max_message_bytes)
+                                             self.max_message_bytes, security=self.keys.client("rendezvous"))
         self._monitor = self._dealer.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         self._loop.add_reader(self._dealer.FD, self._on_results)
         self._loop.add_reader(self._monitor.FD, self._on_monitor)
@@ -144,6 +147,7 @@ class Dispatcher:
         for waiter in self.waiting.values():
             if not waiter.future.done():
                 waiter.future.set_exception(Unavailable("the frontend is shutting down; retry on another"))
+        self.keys.stop()
         self._ctx.destroy(linger=0)
 
     async def submit(self, request_id: str, use_case: str, request: bytes, received_ns: int,

@@ -31,6 +31,11 @@ from rvz.frontend.publisher import Dispatcher
 from rvz.frontend.readiness import Readiness
 from rvz.frontend.validation import RequestCheck
 from rvz.log.writer import LogWriter
+from rvz.security.admin_auth import AdminAuth
+from rvz.security.deployment import keyring_for
+from rvz.security.keys import routing_id_for
+from rvz.security.process import ProcessKeys
+from rvz.security.tls import server_credentials
 from rvz.telemetry import metrics, tracing
 from rvz.telemetry.setup import Telemetry
 from rvz.wire.ids import RequestIds
@@ -88,12 +93,18 @@ class Frontend:
         self.counts_cancelled = config.frontend.grpc_overflow == "cancel"
         # Score calls inside our handler; what gRPC holds beyond them waits for the event loop.
         self.in_handlers = 0
-        self.identity = b"fe-" + secrets.token_hex(6).encode()
+        # Raise ConfigError (before anything starts) for keys, certificates or a token file that cannot be had.
+        keyring = keyring_for(config, "frontend")
+        self.credentials = server_credentials(config.tls)
+        self.admin_auth = AdminAuth.from_config(config)
+        # With CURVE, the routing id is bound to the key: the rendezvous refuses it from any other.
+        self.identity = routing_id_for(keyring.own.public) if keyring else b"fe-" + secrets.token_hex(6).encode()
         self.ids = RequestIds()
         self.readiness = Readiness(config.frontend, config.streams)
         self.request_log = LogWriter(f"{config.log.dir}/requests", "rvz.v1.RequestEnvelope",
                                      segment_bytes=config.log.segment_mb * 1024 * 1024, fsync=config.log.fsync)
-        self.dispatcher = Dispatcher(config, self.readiness, self.request_log, self.identity, self.tracer)
+        self.dispatcher = Dispatcher(config, self.readiness, self.request_log, self.identity, self.tracer,
+                                     ProcessKeys(keyring))
         self.health = health.aio.HealthServicer()
         self.feedback = feedback.FeedbackService(config.log)
         # No maximum_concurrent_rpcs: grpc.aio enforces it by not taking new calls from gRPC core, where
@@ -102,7 +113,10 @@ class Frontend:
         # gives the client a RESOURCE_EXHAUSTED it can act on.
         options = grpc_overflow.server_options(config.frontend, config.limits.request_bytes)
         self.server = grpc.aio.server(options=options)
+        # The Admin API on a listener of its own (security.admin_listen), or on the main one.
+        self.admin_server = grpc.aio.server() if config.security.admin_listen else None
         self.port = 0
+        self.admin_port = 0
         self.started = False
         self._tasks: list[asyncio.Task[None]] = []
         self._published_health: dict[str, int] = {}
@@ -146,22 +160,35 @@ class Frontend:
         handler = grpc.unary_unary_rpc_method_handler(self.score)  # raw bytes in, raw bytes out
         self.server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICE_NAME, {"Score": handler})])
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        admin = AdminService(self.dispatcher, self.config.frontend.default_use_case)
-        admin_pb2_grpc.add_AdminServicer_to_server(admin, self.server)  # type: ignore[no-untyped-call]
+        admin = AdminService(self.dispatcher, self.config.frontend.default_use_case, self.admin_auth)
+        admin_pb2_grpc.add_AdminServicer_to_server(admin, self.admin_server or self.server)  # type: ignore[no-untyped-call]
         self.feedback.add_to(self.server)
-        reflection.enable_server_reflection(
-            [SERVICE_NAME, ADMIN_SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-             reflection.SERVICE_NAME, feedback.SERVICE_NAME], self.server)
+        served = [SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME,
+                  feedback.SERVICE_NAME]
+        reflection.enable_server_reflection(served if self.admin_server else [*served, ADMIN_SERVICE_NAME],
+                                            self.server)
         await self.health.set("", NOT_SERVING)
-        self.port = self.server.add_insecure_port(self.config.frontend.listen)
-        if self.port == 0:
-            raise RvzError(f"cannot listen on {self.config.frontend.listen}: the address is in use or invalid")
+        self.port = self._listen(self.server, self.config.frontend.listen, "frontend.listen")
+        if self.admin_server is not None:
+            self.admin_port = self._listen(self.admin_server, self.config.security.admin_listen,
+                                           "security.admin_listen")
+            await self.admin_server.start()
         await self.server.start()
         self._tasks = [asyncio.create_task(self._publish_health(), name="rvz-health")]
         if self.counts_cancelled:  # with "refuse", core turns the excess away itself and channelz is empty
             self._tasks.append(asyncio.create_task(self._watch_backlog(), name="rvz-grpc-backlog"))
         self.started = True
         return self.port
+
+    def _listen(self, server: grpc.aio.Server, address: str, setting: str) -> int:
+        """Bind ``address`` with TLS if configured; returns the port (raises ``RvzError`` if it cannot)."""
+        if self.credentials is None:
+            port: int = server.add_insecure_port(address)
+        else:
+            port = server.add_secure_port(address, self.credentials)
+        if port == 0:
+            raise RvzError(f"cannot listen on {address} ({setting}): the address is in use or invalid")
+        return port
 
     async def stop(self, grace: float = 2.0) -> None:
         """Stop taking calls, let those in flight finish (up to ``grace`` s), then close everything."""
@@ -175,6 +202,8 @@ class Frontend:
         for task in self._tasks:
             task.cancel()
         await self.server.stop(grace)
+        if self.admin_server is not None:
+            await self.admin_server.stop(grace)
         await self.dispatcher.stop()
         self.request_log.stop()
         self.feedback.stop()

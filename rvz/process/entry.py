@@ -20,6 +20,8 @@ from rvz.frontend.server import Frontend
 from rvz.process.heartbeat import HEARTBEAT_ENV, RESTARTS_ENV, Heartbeat
 from rvz.process.scheduling import lower_priority, precise_timers
 from rvz.rendezvous.loop import Rendezvous
+from rvz.security.deployment import keyring_for
+from rvz.security.process import ProcessKeys
 from rvz.telemetry.setup import Telemetry, offset_listen
 from rvz.telemetry.setup import setup as telemetry_setup
 from rvz.worker.loop import Worker, WorkerConfig
@@ -59,9 +61,13 @@ async def _serve_frontend(config: Config, telemetry: Telemetry) -> None:
     freeze_heap()
     host = config.frontend.listen.rsplit(":", 1)[0]
     print(f"{LISTENING_PREFIX}{host}:{port}", flush=True)
-    logger.info("serving rvz.v1.Scoring on %s:%d (SLA %g ms as configured, until the rendezvous reports one set "
-                "through the Admin API; gRPC backlog %d, overflow %s)", host, port,
-                config.rendezvous.deadline_ms, config.frontend.grpc_backlog, config.frontend.grpc_overflow)
+    logger.info("serving rvz.v1.Scoring on %s:%d over %s (SLA %g ms as configured, until the rendezvous reports "
+                "one set through the Admin API; gRPC backlog %d, overflow %s)", host, port,
+                "TLS" if frontend.credentials else "plaintext", config.rendezvous.deadline_ms,
+                config.frontend.grpc_backlog, config.frontend.grpc_overflow)
+    if frontend.admin_server is not None:
+        admin_host = config.security.admin_listen.rsplit(":", 1)[0]
+        logger.info("serving rvz.v1.Admin on %s:%d", admin_host, frontend.admin_port)
     await should_exit.wait()
     logger.info("stopping: draining calls in flight")
     await frontend.stop(grace=frontend_grace_s(config))
@@ -91,6 +97,7 @@ def run_rendezvous(config: Config, metrics_listen: str = "") -> None:
 def run_model(config: Config, model: ModelConfig, metrics_listen: str = "") -> None:
     if model.nice:
         lower_priority(model.nice)  # first: threads started later (ZeroMQ's, a model's) inherit it
+    keys = ProcessKeys(keyring_for(config, "model", model))  # before loading: a key problem is found at once
     loaded = None if model.role == "decoy" else load_model(model.entry)
     telemetry = telemetry_setup(f"model-{model.name}", config.tracing, config.metrics, metrics_listen)
     beat_path = os.environ.get(HEARTBEAT_ENV)
@@ -98,7 +105,7 @@ def run_model(config: Config, model: ModelConfig, metrics_listen: str = "") -> N
                                  config.limits.output_bytes, config.limits.message_bytes), loaded,
                     on_ready=lambda: print(f"{MODEL_READY}{model.use_case}/{model.name}", flush=True),
                     telemetry=telemetry, heartbeat=Heartbeat(Path(beat_path)) if beat_path else None,
-                    restarts=int(os.environ.get(RESTARTS_ENV, "0") or 0))
+                    restarts=int(os.environ.get(RESTARTS_ENV, "0") or 0), keys=keys)
     freeze_heap()
     try:
         with _exit_on_signal(worker.should_exit):

@@ -29,8 +29,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
 
-import grpc
-
 from rvz.cli.options import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from rvz.config import Config, ModelConfig, config_to_json
 from rvz.errors import ChildExited, Interrupted, StartupFailed
@@ -39,6 +37,7 @@ from rvz.process.banner import serving_banner
 from rvz.process.child import TICK_S, ChildProcess, ChildSpec
 from rvz.process.entry import LISTENING_PREFIX, MODEL_READY, RENDEZVOUS_READY
 from rvz.process.heartbeat import HEARTBEAT_ENV, RESTARTS_ENV, last_beat_ns
+from rvz.security.deployment import ensure_keys, own_connection
 from rvz.telemetry.setup import offset_listen
 
 logger = logging.getLogger(__name__)
@@ -142,6 +141,7 @@ class Supervisor:
         to the first one's streams and score its traffic.
         """
         self._lock_deployment()
+        ensure_keys(self.config)  # the first `rvz up` makes the deployment's keys: the demo stays one command
         self._spawn(self.rendezvous)
         self._spawn(self.frontend)
         self.rendezvous.process.wait_line(RENDEZVOUS_READY, stop=self.should_exit, check=self._check_startup)
@@ -154,7 +154,7 @@ class Supervisor:
         for child in self.models:
             child.process.wait_line(MODEL_READY, stop=self.should_exit, check=self._check_startup)
         expected = {(m.use_case, m.name) for m in self.config.models}
-        with grpc.insecure_channel(address) as channel:
+        with own_connection(self.config, address).channel() as channel:
             serving.wait_serving(channel, stop=self.should_exit, check=self._check_startup)
             listed = serving.wait_models(channel, expected, stop=self.should_exit, check=self._check_startup)
             policies = serving.policies_in_force(channel, {m.use_case for m in self.config.models},

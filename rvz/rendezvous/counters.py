@@ -33,6 +33,8 @@ class Counters:
     unlogged_results: int = 0
     # Requests never received: this rendezvous's queue on the requests stream was full.
     missed_requests: int = 0
+    # Messages an authenticated peer was not allowed to send (another model's score, a frontend's routing id).
+    refused: int = 0
     # Decisions by outcome value (see outcome.LABELS; index 0 is never counted).
     decisions: list[int] = field(default_factory=lambda: [0] * len(LABELS))
     # Keyed by SCORE_KEYS and ANSWER_KEYS (the outcome as its label) for the metrics.
@@ -60,8 +62,8 @@ class Counters:
         outcomes = ", ".join(f"{o.label} {self.decisions[o]}" for o in Outcome)
         return (f"{self.requests} requests, {self.scores} scores ({self.late} late, {self.orphans} orphans), "
                 f"decisions: {outcomes} ({self.fallbacks} fallbacks); {self.undeliverable} undeliverable, "
-                f"{self.malformed} malformed; {self.missed_requests} requests missed, {self.unlogged_scores} scores "
-                f"and {self.unlogged_results} results not logged")
+                f"{self.malformed} malformed, {self.refused} refused; {self.missed_requests} requests missed, "
+                f"{self.unlogged_scores} scores and {self.unlogged_results} results not logged")
 
 
 def observe(meter: Meter, c: Counters) -> None:
@@ -90,5 +92,7 @@ def observe(meter: Meter, c: Counters) -> None:
          "their answers were still sent", lambda: c.unlogged_results),
         ("rvz.rendezvous.missed_requests", "Requests the rendezvous never received (its queue on the requests "
          "stream was full); their callers got UNAVAILABLE at the deadline", lambda: c.missed_requests),
+        ("rvz.rendezvous.refused", "Messages refused because their key may not send them (a score or announce "
+         "for another model, an Admin call through another frontend's routing id)", lambda: c.refused),
     ]:
         metrics.count(meter, name, description, read)

@@ -31,8 +31,13 @@ from rvz.rendezvous.roles import promote_score
 from rvz.rendezvous.router import Router, Send
 from rvz.rendezvous.sink import DecisionSink
 from rvz.rendezvous.timing import ScoreTiming
+from rvz.security.audit import AuditLog
+from rvz.security.deployment import keyring_for
+from rvz.security.peers import Peer, Peers
+from rvz.security.process import ProcessKeys
 from rvz.telemetry import metrics
 from rvz.telemetry.setup import Telemetry
+from rvz.telemetry.throttle import ThrottledLog
 from rvz.wire import streams
 from rvz.wire.model_registry import ModelRegistry
 from rvz.wire.proto import envelope_pb2
@@ -44,6 +49,9 @@ MAX_POLL_MS = 100
 # a pass, so this also bounds how long an answer waits for the rest of its pass.
 DRAIN_BATCH = 64
 DRAIN_FRAMES = 512
+# A peer's frame stamped with the User-Id of its key (the ZAP reply), when the streams are authenticated.
+USER_ID = "User-Id"
+_refused = ThrottledLog(logger)
 
 
 class Rendezvous:
@@ -57,6 +65,9 @@ class Rendezvous:
         self.should_exit = threading.Event()
         # Called once by ``run`` when its logs are open and its endpoints bound.
         self.on_ready: Callable[[], None] | None = None
+        # Raises ConfigError (before anything starts) when the keys cannot be had.
+        self.keys = ProcessKeys(keyring_for(config, "rendezvous"))
+        self.peers = Peers()
         self.counters = Counters()
         # Requests the rendezvous never received (its queue on the requests stream was full).
         self.gaps = streams.Gaps()
@@ -71,8 +82,9 @@ class Rendezvous:
         self.sink.max_message_bytes = config.limits.message_bytes
         self.matcher = Matcher(self.sink, self.admin_state.policy_for, config.rendezvous.early_score_ms,
                                self.models.live_count, config.limits.early_scores, config.limits.early_score_bytes)
+        self.audit = AuditLog(config.log)
         self.control = ControlPlane(self.admin_state, self.models,
-                                    AdminHandler(self.admin_state, self.models, self.stats))
+                                    AdminHandler(self.admin_state, self.models, self.stats, self.audit))
         if meter is not None:
             self._observe(meter)
 
@@ -95,11 +107,16 @@ class Rendezvous:
         s = self.config.streams
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self.sink.start()
+        self.audit.start()
+        keys = self.keys
+        keys.start(ctx)
         largest = self.config.limits.message_bytes
-        sub = streams.subscriber(ctx, s.requests, s.high_water_mark, [b""], largest)
-        pull = streams.score_puller(ctx, s.scores, s.high_water_mark, largest)
-        router = Router(streams.result_router(ctx, s.results, s.high_water_mark, largest), self.counters)
-        logger.info("rendezvous listening: requests %s, scores %s, results %s", s.requests, s.scores, s.results)
+        sub = streams.subscriber(ctx, s.requests, s.high_water_mark, [b""], largest, security=keys.client("frontend"))
+        pull = streams.score_puller(ctx, s.scores, s.high_water_mark, largest, security=keys.server("scores"))
+        router = Router(streams.result_router(ctx, s.results, s.high_water_mark, largest,
+                                              security=keys.server("results")), self.counters)
+        logger.info("rendezvous listening: requests %s, scores %s, results %s (%s)", s.requests, s.scores,
+                    s.results, "CURVE" if keys.active else "plaintext")
         if self.on_ready is not None:
             self.on_ready()
         try:
@@ -108,8 +125,10 @@ class Rendezvous:
             self.sink.flush(router.send)
             for sock in (sub, pull, router.sock):
                 sock.close()
+            keys.stop()
             ctx.term()
             self.sink.stop()
+            self.audit.stop()
             logger.info("rendezvous stopped: %s", self.counters.summary())
 
     def _loop(self, sub: zmq.Socket[bytes], pull: zmq.Socket[bytes], router: Router) -> None:
@@ -166,6 +185,33 @@ class Rendezvous:
             if taken >= DRAIN_FRAMES:
                 return
 
+    def _peer_messages(self, sock: zmq.Socket[bytes], frames: int,
+                       stamped: int) -> Iterator[tuple[Peer | None, list[bytes]]]:
+        """As ``_messages``, with the key that sent each (its frame ``stamped``'s User-Id; None when the
+        streams are not authenticated). Read once per message, whatever the number of payloads in it."""
+        if not self.keys.active:
+            for message in self._messages(sock, frames):
+                yield None, message
+            return
+        taken = 0
+        for _ in range(DRAIN_BATCH):
+            try:
+                user_id, message = _recv_stamped(sock, stamped)
+            except zmq.Again:
+                return
+            if len(message) >= frames:
+                yield self.peers.of(user_id), message
+            else:
+                self.counters.malformed += 1
+            taken += len(message)
+            if taken >= DRAIN_FRAMES:  # as in _messages: a pass stays short however peers pack their messages
+                return
+
+    def _refuse(self, peer: Peer, what: str) -> None:
+        self.counters.refused += 1
+        _refused.warning(f"{peer.user_id}:{what}", "refused %s from %s: its key may not send it (%d refused so "
+                         "far)", what, peer.describe(), self.counters.refused)
+
     def _drain_requests(self, sub: zmq.Socket[bytes], send: Send) -> None:
         """Messages of [topic, request, request, ...]: frontends publish a loop pass's requests together."""
         for topic, *payloads in self._messages(sub, 2):
@@ -193,22 +239,30 @@ class Rendezvous:
 
     def _drain_scores(self, pull: zmq.Socket[bytes], send: Send) -> None:
         """Messages of [SCORE, score, score, ...] (workers send several at once) or [ANNOUNCE, control]."""
-        for kind, *payloads in self._messages(pull, 2):
+        for peer, (kind, *payloads) in self._peer_messages(pull, 2, 0):
             if kind == streams.SCORE:
                 for payload in payloads:
-                    self._on_score(payload)
+                    self._on_score(payload, peer)
             elif kind == streams.ANNOUNCE:
                 announce = self._decode(envelope_pb2.Control, payloads[0], "announce")
-                if announce is not None:
-                    forward = self.control.announced(announce, payloads[0])
-                    if announce.frontend_id:  # a worker's first announce, at start, answers no probe
-                        send(announce.frontend_id, streams.CONTROL, forward)
+                if announce is None:
+                    continue
+                if peer is not None and not peer.may_announce(announce.model):
+                    self._refuse(peer, f"an announce of model {announce.model.name!r} of use case "
+                                 f"{announce.model.use_case!r}")
+                    continue
+                forward = self.control.announced(announce, payloads[0])
+                if announce.frontend_id:  # a worker's first announce, at start, answers no probe
+                    send(announce.frontend_id, streams.CONTROL, forward)
             else:
                 self.counters.malformed += 1
 
-    def _on_score(self, payload: bytes) -> None:
+    def _on_score(self, payload: bytes, peer: Peer | None) -> None:
         score = self._decode(envelope_pb2.ScoreEnvelope, payload, "score envelope")
         if score is None:
+            return
+        if peer is not None and not peer.may_score(score):
+            self._refuse(peer, f"a score of model {score.model_name!r} of use case {score.use_case!r}")
             return
         self.counters.scores += 1
         now = time.time_ns()
@@ -221,7 +275,10 @@ class Rendezvous:
 
     def _drain_admin(self, router: zmq.Socket[bytes], send: Send) -> None:
         """Admin calls forwarded by frontends: [frontend id, ADMIN, AdminCall]."""
-        for address, kind, payload, *_ in self._messages(router, 3):
+        for peer, (address, kind, payload, *_) in self._peer_messages(router, 3, 1):
+            if peer is not None and peer.user_id.encode() != address:
+                self._refuse(peer, f"an Admin call through routing id {address!r}")
+                continue
             call = self._decode(envelope_pb2.AdminCall, payload, "admin call")
             if call is not None and kind == streams.ADMIN:
                 send(address, streams.ADMIN, self.control.admin_reply(call))
@@ -231,3 +288,21 @@ class Rendezvous:
         if message is None:
             self.counters.malformed += 1
         return message
+
+
+def _recv_stamped(sock: zmq.Socket[bytes], stamped: int) -> tuple[str, list[bytes]]:
+    """One message, and the User-Id of its frame ``stamped``; raises ``zmq.Again`` when none is queued.
+
+    Only the first frame of a scores message is read as a Frame (for its metadata): the others are read
+    as bytes, as ``recv_multipart`` would, since a Frame per payload costs more than the copy it saves.
+    Admin calls (``stamped`` = 1, after the routing id) are rare: read them as Frames.
+    """
+    if stamped:
+        frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+        return str(frames[stamped].get(USER_ID)), [frame.bytes for frame in frames]
+    first = sock.recv(zmq.NOBLOCK, copy=False)
+    parts = [first.bytes]
+    recv, option = sock.recv, sock.getsockopt
+    while option(zmq.RCVMORE):
+        parts.append(recv())
+    return str(first.get(USER_ID)), parts

@@ -31,6 +31,8 @@ from rvz.config import Config, ModelConfig
 from rvz.errors import LogLockedError, ReplayFailed, StreamError
 from rvz.log.reader import Tail, iter_records
 from rvz.log.writer import LogWriter
+from rvz.security.curve import CurveClient
+from rvz.security.deployment import keyring_for
 from rvz.wire import streams
 from rvz.wire.proto import envelope_pb2
 from rvz.worker.loop import Worker, WorkerConfig, decode_request
@@ -97,10 +99,12 @@ class StreamSink:
         self.endpoint = config.streams.scores
         self.where = f"streams.scores of {config.source}"
         self.tail = Tail(scores_log)  # before the first send: what follows is this replay's
+        keyring = keyring_for(config, "replay")  # the replay key: the rendezvous takes only replayed scores from it
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         try:
             self.push = streams.score_pusher(self.ctx, self.endpoint, config.streams.high_water_mark,
-                                             handshake_timeout_s=HANDSHAKE_TIMEOUT_S)
+                                             handshake_timeout_s=HANDSHAKE_TIMEOUT_S,
+                                             security=None if keyring is None else CurveClient(keyring, "rendezvous"))
         except StreamError as e:
             self.ctx.term()
             raise ReplayFailed(f"{scores_log} is held by a running writer, but {e} ({self.where}): give --config "

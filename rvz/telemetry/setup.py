@@ -14,6 +14,7 @@ tracing call; when it is on, spans are only created for sampled requests.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 from dataclasses import dataclass
@@ -131,10 +132,21 @@ def _prometheus(listen: str) -> tuple[MetricReader, int]:
     from prometheus_client import start_http_server
 
     host, _, port = listen.rpartition(":")
-    server, _thread = start_http_server(int(port), addr=host.strip("[]") or "127.0.0.1")
+    host = host.strip("[]") or "127.0.0.1"  # no host: loopback only
+    server, _thread = start_http_server(int(port), addr=host)
     bound = int(server.server_address[1])
-    logger.info("metrics: Prometheus scrape endpoint on http://%s:%d/metrics", host or "127.0.0.1", bound)
+    logger.info("metrics: Prometheus scrape endpoint on http://%s:%d/metrics", host, bound)
+    if not _loopback(host):
+        logger.warning("metrics are served on %s, beyond this host: anyone who can reach it reads them "
+                       "(give metrics.listen as :PORT for loopback only)", host)
     return PrometheusMetricReader(), bound
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def offset_listen(listen: str, offset: int) -> str:

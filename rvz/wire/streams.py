@@ -25,7 +25,7 @@ import logging
 import socket
 import struct
 from collections.abc import Callable, Container, Iterator, Mapping
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import zmq
 from google.protobuf.message import Message
@@ -38,6 +38,12 @@ logger = logging.getLogger(__name__)
 _malformed = ThrottledLog(logger)
 M = TypeVar("M", bound=Message)
 T = TypeVar("T")
+
+
+class Security(Protocol):
+    """A socket's security options (CURVE, see ``rvz.security.curve``), set before it binds or connects."""
+
+    def apply(self, sock: zmq.Socket[bytes]) -> None: ...
 
 # Topic of control messages on the requests stream. Use case names cannot
 # start with NUL, so a worker's subscription to its use case never matches it.
@@ -149,11 +155,13 @@ class Gaps:
         return gap
 
 
-def _bind(sock: zmq.Socket[bytes], endpoint: str, stream: str) -> None:
+def _bind(sock: zmq.Socket[bytes], endpoint: str, stream: str, security: Security | None) -> None:
     if endpoint.startswith("ipc://") and _ipc_in_use(endpoint.removeprefix("ipc://")):
         sock.close(linger=0)
         raise StreamError(f"cannot bind the {stream} stream at {endpoint}: another process is listening on it "
                           "(is another rvz deployment using it? change [streams] in the config)")
+    if security is not None:
+        security.apply(sock)
     try:
         sock.bind(endpoint)
     except zmq.ZMQError as e:
@@ -174,7 +182,9 @@ def _ipc_in_use(path: str) -> bool:
         probe.close()
 
 
-def _connect(sock: zmq.Socket[bytes], endpoint: str, stream: str) -> None:
+def _connect(sock: zmq.Socket[bytes], endpoint: str, stream: str, security: Security | None) -> None:
+    if security is not None:
+        security.apply(sock)
     # Retry a refused connection after 10 ms, not ZeroMQ's default 100 ms: a worker started just before the
     # rendezvous would otherwise hold its first scores back for a tenth of a second. Back off to RECONNECT_MAX_MS.
     sock.setsockopt(zmq.RECONNECT_IVL, 10)
@@ -186,31 +196,33 @@ def _connect(sock: zmq.Socket[bytes], endpoint: str, stream: str) -> None:
         raise StreamError(f"cannot connect to the {stream} stream at {endpoint}: {e.strerror}") from e
 
 
-def publisher(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, hwm: int) -> zmq.Socket[bytes]:
+def publisher(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, hwm: int,
+              security: Security | None = None) -> zmq.Socket[bytes]:
     """The input stream. XPUB without NODROP on purpose: a subscriber whose queue is full (hung, stopped,
     too slow) misses messages, counted by it from the sequence frames; it never blocks the others."""
     sock = ctx.socket(zmq.XPUB)
     sock.setsockopt(zmq.SNDHWM, hwm)
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.MAXMSGSIZE, SUBSCRIPTION_MAX_BYTES)  # all it receives are subscriptions
-    _bind(sock, endpoint, "requests")
+    _bind(sock, endpoint, "requests", security)
     return sock
 
 
 def subscriber(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, hwm: int, topics: list[bytes],
-               max_message_bytes: int = MAX_MESSAGE_BYTES) -> zmq.Socket[bytes]:
+               max_message_bytes: int = MAX_MESSAGE_BYTES, *,
+               security: Security | None = None) -> zmq.Socket[bytes]:
     sock = ctx.socket(zmq.SUB)
     sock.setsockopt(zmq.RCVHWM, hwm)
     sock.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
     sock.setsockopt(zmq.LINGER, 0)
     for topic in topics:
         sock.setsockopt(zmq.SUBSCRIBE, topic)
-    _connect(sock, endpoint, "requests")
+    _connect(sock, endpoint, "requests", security)
     return sock
 
 
 def score_pusher(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, hwm: int,
-                 handshake_timeout_s: float | None = None) -> zmq.Socket[bytes]:
+                 handshake_timeout_s: float | None = None, security: Security | None = None) -> zmq.Socket[bytes]:
     """The scores stream's sending end. A worker's sends queue until a rendezvous is there; with
     ``handshake_timeout_s``, return only once one is (a one-off sender, e.g. `rvz replay`, must not
     queue scores nobody takes), else raise ``StreamError``.
@@ -219,7 +231,7 @@ def score_pusher(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, hwm: int,
     sock.setsockopt(zmq.SNDHWM, hwm)
     sock.setsockopt(zmq.LINGER, FLUSH_MS)
     monitor = None if handshake_timeout_s is None else sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
-    _connect(sock, endpoint, "scores")
+    _connect(sock, endpoint, "scores", security)
     if monitor is not None and handshake_timeout_s is not None:
         _await_handshake(sock, monitor, endpoint, handshake_timeout_s)
     return sock
@@ -237,35 +249,38 @@ def _await_handshake(sock: zmq.Socket[bytes], monitor: zmq.Socket[bytes], endpoi
 
 
 def score_puller(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, hwm: int,
-                 max_message_bytes: int = MAX_MESSAGE_BYTES) -> zmq.Socket[bytes]:
+                 max_message_bytes: int = MAX_MESSAGE_BYTES, *,
+               security: Security | None = None) -> zmq.Socket[bytes]:
     sock = ctx.socket(zmq.PULL)
     sock.setsockopt(zmq.RCVHWM, hwm)
     sock.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
     sock.setsockopt(zmq.LINGER, 0)
-    _bind(sock, endpoint, "scores")
+    _bind(sock, endpoint, "scores", security)
     return sock
 
 
 def result_router(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, hwm: int,
-                  max_message_bytes: int = MAX_MESSAGE_BYTES) -> zmq.Socket[bytes]:
+                  max_message_bytes: int = MAX_MESSAGE_BYTES, *,
+                  security: Security | None = None) -> zmq.Socket[bytes]:
     sock = ctx.socket(zmq.ROUTER)
     sock.setsockopt(zmq.SNDHWM, hwm)
     sock.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
     # An unknown return address raises EHOSTUNREACH instead of vanishing, so we can count it.
     sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
     sock.setsockopt(zmq.LINGER, FLUSH_MS)
-    _bind(sock, endpoint, "results")
+    _bind(sock, endpoint, "results", security)
     return sock
 
 
 def result_dealer(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, hwm: int, identity: bytes,
-                  max_message_bytes: int = MAX_MESSAGE_BYTES) -> zmq.Socket[bytes]:
+                  max_message_bytes: int = MAX_MESSAGE_BYTES, *,
+                  security: Security | None = None) -> zmq.Socket[bytes]:
     sock = ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.RCVHWM, hwm)
     sock.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
     sock.setsockopt(zmq.ROUTING_ID, identity)
     sock.setsockopt(zmq.LINGER, 0)
-    _connect(sock, endpoint, "results")
+    _connect(sock, endpoint, "results", security)
     return sock
 
 

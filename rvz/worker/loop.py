@@ -28,6 +28,7 @@ from rvz.config import ModelConfig, StreamsConfig
 from rvz.errors import EncodeError, InvalidRequest, OutputTooLarge
 from rvz.log.writer import LogWriter
 from rvz.process.heartbeat import Heartbeat
+from rvz.security.process import ProcessKeys
 from rvz.telemetry import metrics, tracing
 from rvz.telemetry.setup import Telemetry
 from rvz.telemetry.throttle import ThrottledLog, passed_milestone
@@ -75,8 +76,9 @@ class Worker:
 
     def __init__(self, config: WorkerConfig, model: Model | None,
                  on_ready: Callable[[], None] | None = None, telemetry: Telemetry | None = None,
-                 heartbeat: Heartbeat | None = None, restarts: int = 0) -> None:
+                 heartbeat: Heartbeat | None = None, restarts: int = 0, keys: ProcessKeys | None = None) -> None:
         self.config = config
+        self.keys = keys or ProcessKeys(None)
         self.model = model
         self.telemetry = telemetry or Telemetry(f"rvz-model-{config.model.name}")
         self.tracer = self.telemetry.tracer
@@ -128,8 +130,10 @@ class Worker:
         cfg = self.config
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         sub = streams.subscriber(ctx, cfg.streams.requests, cfg.streams.high_water_mark,
-                                 [self._topic, streams.CONTROL_TOPIC], cfg.max_message_bytes)
-        push = streams.score_pusher(ctx, cfg.streams.scores, cfg.streams.high_water_mark)
+                                 [self._topic, streams.CONTROL_TOPIC], cfg.max_message_bytes,
+                                 security=self.keys.client("frontend"))
+        push = streams.score_pusher(ctx, cfg.streams.scores, cfg.streams.high_water_mark,
+                                    security=self.keys.client("rendezvous"))
         if cfg.model.role == "decoy":
             self._archive = LogWriter(Path(cfg.log_dir, "decoy", cfg.model.use_case, cfg.model.name),
                                       "rvz.v1.RequestEnvelope", fsync=cfg.fsync)

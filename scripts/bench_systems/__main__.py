@@ -34,7 +34,8 @@ from rvz.errors import BenchError, StartupFailed
 @click.option("--streams", default="ipc", show_default=True, type=click.Choice(["ipc", "tcp"]),
               help="rvz's ZeroMQ transport.")
 @click.option("--skip", multiple=True,
-              type=click.Choice(["interleaved", "overload", "overload-refuse", "fallback", "durability", "tracing"]),
+              type=click.Choice(["interleaved", "curve", "overload", "overload-refuse", "fallback", "durability",
+                                 "tracing"]),
               help="Leave out an extra measurement (repeatable).")
 @click.option("--keep", is_flag=True, help="Keep the working directory (configs, logs, stderr of every process).")
 def main(quick: bool, json_path: str | None, rounds: int | None, concurrency: int, processes: int,
@@ -73,6 +74,7 @@ def _measure(root: Path, plan: measure.Plan, skip: set[str]) -> dict[str, Any]:
     figures.update(half_rate=main["half_rate"], summary=summary, ratios=report.ratios(summary), runs=main["runs"])
     extras: dict[str, Callable[[], Any]] = {
         "interleaved": lambda: measure.by_turns(root, plan, main["half_rate"]),
+        "curve": lambda: measure.curve_cost(root, plan),
         "overload": lambda: measure.overload(root, plan, summary["rvz"]["rps"]),
         "overload-refuse": lambda: measure.overload(root, plan, summary["rvz"]["rps"], grpc_overflow="refuse"),
         "fallback": lambda: measure.fallback(root, plan),

@@ -185,6 +185,30 @@ def by_turns(root: Path, plan: Plan, half_rate: float) -> dict[str, Any]:
             "rvz_over_bare": round(max_rps["rvz"] / max_rps["bare"], 3)}
 
 
+CURVE_TURNS = ("curve", "plaintext")
+
+
+def curve_cost(root: Path, plan: Plan) -> dict[str, Any]:
+    """What CURVE costs: rvz as configured by default (CURVE on) and with ``security.curve = false``, both
+    running, measured by turns (as ``by_turns``): p50 at 1 in flight and throughput at saturation."""
+    off = {**tracing_env(None), "RVZ_SECURITY_CURVE": "false"}
+    starters: dict[str, Callable[[Path], System]] = {
+        "curve": lambda work: systems.start_rvz(work, "rvz-curve", streams=plan.streams, env=tracing_env(None)),
+        "plaintext": lambda work: systems.start_rvz(work, "rvz-plaintext", streams=plan.streams, env=off)}
+    with contextlib.ExitStack() as stack:
+        up = {name: stack.enter_context(running(starters[name](root / "curve"))) for name in CURVE_TURNS}
+        p50s = _in_turns(up, plan.turns_slices, lambda system: _bench(
+            system, plan, concurrency=1, duration_s=SINGLE_SLICE_S, warmup_s=0.1).latency_ms["p50"])
+        rps = _in_turns(up, plan.turns_saturation_slices, lambda system: _bench(
+            system, plan, concurrency=plan.concurrency, duration_s=SATURATION_SLICE_S, warmup_s=0.3).throughput_rps)
+    return {"slices": plan.turns_slices, "saturation_slices": plan.turns_saturation_slices, "p50_ms": p50s,
+            "rps": rps, "median_p50_ms": {name: round(statistics.median(p50s[name]), 4) for name in CURVE_TURNS},
+            "median_rps": {name: round(statistics.median(rps[name]), 1) for name in CURVE_TURNS},
+            "added_p50_ms": round(statistics.median(c - p for c, p in zip(p50s["curve"], p50s["plaintext"],
+                                                                           strict=True)), 4),
+            "rps_ratio": round(statistics.median(rps["curve"]) / statistics.median(rps["plaintext"]), 3)}
+
+
 def _in_turns(up: dict[str, System], slices: int, measure: Callable[[System], T]) -> dict[str, list[T]]:
     """``slices`` measurements of every system, taken in turns (the first to go rotates)."""
     figures: dict[str, list[T]] = {name: [] for name in up}

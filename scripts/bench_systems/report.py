@@ -169,6 +169,14 @@ def errors_line(runs: dict[str, dict[str, list[dict[str, Any]]]]) -> str | None:
     return ("- Non-OK answers in the main runs (not in the latencies above): " + ", ".join(found)) if found else None
 
 
+def curve_line(curve: dict[str, Any]) -> str:
+    p50, rps = curve["median_p50_ms"], curve["median_rps"]
+    return (f"- CURVE on the streams (the default) vs security.curve = false, both running, by turns "
+            f"({curve['slices']} slices at 1 in flight, {curve['saturation_slices']} at saturation): p50 "
+            f"{p50['curve']} vs {p50['plaintext']} ms (added, median of the turns: {curve['added_p50_ms']:+.3f} ms); "
+            f"{rps['curve']:,.0f} vs {rps['plaintext']:,.0f} req/s (x{curve['rps_ratio']}).")
+
+
 def extras(figures: dict[str, Any]) -> list[str]:
     """A line for each extra measurement in ``figures`` (a run's figures: those skipped or failed are absent)."""
     fallback, durability, tracing = figures.get("fallback"), figures.get("durability"), figures.get("tracing")
@@ -176,6 +184,8 @@ def extras(figures: dict[str, Any]) -> list[str]:
     lines = []
     if interleaved is not None:
         lines.append(by_turns_line(interleaved))
+    if (curve := figures.get("curve")) is not None:
+        lines.append(curve_line(curve))
     if durability is not None:
         latency = durability["result"]["latency_ms"]
         table = f" (the table's rvz, answers waiting: p99 {rvz['p99_half_ms']} ms)"

@@ -24,8 +24,9 @@ def test_admin_cli(in_process: Make) -> None:
     listed_models(d, 2)
 
     def rvz(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "rvz", *args, "--target", d.address], capture_output=True,
-                              text=True, timeout=30)
+        # --config: the deployment's data directory, whose Admin token the CLI sends.
+        return subprocess.run([sys.executable, "-m", "rvz", *args, "--target", d.address, "--config",
+                               str(d.config_path)], capture_output=True, text=True, timeout=30)
 
     listed = json.loads(rvz("models", "--json").stdout)
     assert {m["name"]: m["role"] for m in listed} == {"champ": "champion", "chall": "challenger"}

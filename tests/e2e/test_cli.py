@@ -18,7 +18,8 @@ import pytest
 from harness import Proc, base_config, spawn
 from rvz.log.writer import LogWriter
 from rvz.process.banner import SERVING_PREFIX
-from rvz.wire.proto import admin_pb2, admin_pb2_grpc
+from rvz.wire.proto import admin_pb2
+from security_tools import operator_admin
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -231,7 +232,7 @@ def test_after_a_restart_the_banner_and_start_lines_say_what_is_in_force(root: P
         assert "default: policy v1, SLA 100 ms, models a (champion), b (challenger);" in banner, banner
         address = banner.split()[0]
         with grpc.insecure_channel(address) as channel:
-            admin = admin_pb2_grpc.AdminStub(channel)
+            admin = operator_admin(channel, root / "data")
             admin.Promote(admin_pb2.PromoteRequest(use_case="default", model_name="b"), timeout=5)
             admin.SetPolicy(admin_pb2.SetPolicyRequest(use_case="default", policy=admin_pb2.Policy(
                 deadline_ms=40, schedule=[admin_pb2.Window(until_ms=40, accept=["champion"])])), timeout=5)

@@ -10,7 +10,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from harness import Deployment
-from rvz.wire.proto import admin_pb2, admin_pb2_grpc
+from rvz.wire.proto import admin_pb2
+from security_tools import operator_admin
 
 pytestmark = pytest.mark.timeout(90)
 Make = Callable[..., Deployment]
@@ -90,7 +91,7 @@ def test_what_serving_needs_follows_promotions_and_policies(deployment: Make) ->
     d.start_model("chall", "rvz_test_models:echo", "challenger")
     wait_health(d, "default", NOT_SERVING)
     d.wait_models({"chall"})
-    admin = admin_pb2_grpc.AdminStub(d.channel)
+    admin = operator_admin(d.channel, d.root / "data")
     by_name = admin_pb2.Policy(deadline_ms=100, schedule=[admin_pb2.Window(until_ms=30, accept=["chall"]),
                                                           admin_pb2.Window(until_ms=100, accept=["champion"])])
     admin.SetPolicy(admin_pb2.SetPolicyRequest(use_case="default", policy=by_name), timeout=5)

@@ -271,8 +271,8 @@ ERRORS = [
     ("models not an array", '[models]\nname = "x"', "models: must be an array of tables ([[models]])"),
     ("models item", "models = [1]", "models[0]: must be a table"),
     ("unknown top-level key", "[metric]\nport = 9090",
-     "metric: unknown key (known: drift, frontend, limits, log, metrics, models, rendezvous, streams, tracing, "
-     "use_cases)"),
+     "metric: unknown key (known: drift, frontend, limits, log, metrics, models, rendezvous, security, streams, "
+     "tls, tracing, use_cases)"),
     ("use case kind missing", '[[use_cases]]\nname = "d"', "use_cases[0].kind: is required"),
     ("use case kind", '[[use_cases]]\nname = "d"\nkind = "nominal"',
      "use_cases[0].kind: must be one of 'label', 'number', got 'nominal'"),

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import zmq
 
-from rvz.config import Config, LogConfig, ModelConfig, StreamsConfig
+from rvz.config import Config, LogConfig, ModelConfig, SecurityConfig, StreamsConfig
 from rvz.rendezvous.loop import Rendezvous
 from rvz.wire import streams
 from rvz.wire.codec import value_to_python
@@ -126,7 +126,9 @@ def _answers_our_probe(frames: list[bytes]) -> bool:
 @contextlib.contextmanager
 def rendezvous_thread(endpoints: StreamsConfig, root: Path) -> Iterator[Rendezvous]:
     """A rendezvous running in a thread of this process; stopped and joined when the block ends."""
-    rendezvous = Rendezvous(replace(Config(), streams=endpoints, log=LogConfig(dir=str(root / "data"))))
+    # Plaintext: the test's own ends hold no keys (the streams' security is tested in tests/e2e/test_security.py).
+    rendezvous = Rendezvous(replace(Config(), streams=endpoints, log=LogConfig(dir=str(root / "data")),
+                                    security=SecurityConfig(curve=False)))
     thread = threading.Thread(target=rendezvous.run, name="rendezvous")
     thread.start()
     try:

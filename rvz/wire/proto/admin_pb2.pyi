@@ -60,10 +60,37 @@ class ModelStatus(_message.Message):
     def __init__(self, use_case: _Optional[str] = ..., name: _Optional[str] = ..., version: _Optional[str] = ..., role: _Optional[str] = ..., started_role: _Optional[str] = ..., worker_id: _Optional[str] = ..., pid: _Optional[int] = ..., host: _Optional[str] = ..., last_heartbeat_age_s: _Optional[float] = ..., live: _Optional[bool] = ..., scores_per_s: _Optional[float] = ..., error_rate: _Optional[float] = ..., latency_p50_ms: _Optional[float] = ..., latency_p99_ms: _Optional[float] = ..., on_time_pct: _Optional[float] = ..., times_chosen: _Optional[int] = ..., divergence: _Optional[float] = ..., window_s: _Optional[float] = ..., scores_total: _Optional[int] = ..., missed_total: _Optional[int] = ..., restarts: _Optional[int] = ...) -> None: ...
 
 class ListModelsResponse(_message.Message):
-    __slots__ = ("models",)
+    __slots__ = ("models", "last_changes")
+    class LastChangesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: AuditRecord
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[AuditRecord, _Mapping]] = ...) -> None: ...
     MODELS_FIELD_NUMBER: _ClassVar[int]
+    LAST_CHANGES_FIELD_NUMBER: _ClassVar[int]
     models: _containers.RepeatedCompositeFieldContainer[ModelStatus]
-    def __init__(self, models: _Optional[_Iterable[_Union[ModelStatus, _Mapping]]] = ...) -> None: ...
+    last_changes: _containers.MessageMap[str, AuditRecord]
+    def __init__(self, models: _Optional[_Iterable[_Union[ModelStatus, _Mapping]]] = ..., last_changes: _Optional[_Mapping[str, AuditRecord]] = ...) -> None: ...
+
+class AuditRecord(_message.Message):
+    __slots__ = ("unix_ns", "who", "action", "use_case", "old", "new", "policy_version")
+    UNIX_NS_FIELD_NUMBER: _ClassVar[int]
+    WHO_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    USE_CASE_FIELD_NUMBER: _ClassVar[int]
+    OLD_FIELD_NUMBER: _ClassVar[int]
+    NEW_FIELD_NUMBER: _ClassVar[int]
+    POLICY_VERSION_FIELD_NUMBER: _ClassVar[int]
+    unix_ns: int
+    who: str
+    action: str
+    use_case: str
+    old: str
+    new: str
+    policy_version: int
+    def __init__(self, unix_ns: _Optional[int] = ..., who: _Optional[str] = ..., action: _Optional[str] = ..., use_case: _Optional[str] = ..., old: _Optional[str] = ..., new: _Optional[str] = ..., policy_version: _Optional[int] = ...) -> None: ...
 
 class Window(_message.Message):
     __slots__ = ("until_ms", "accept")
@@ -88,14 +115,16 @@ class Policy(_message.Message):
     def __init__(self, deadline_ms: _Optional[float] = ..., on_timeout: _Optional[str] = ..., default_output: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., schedule: _Optional[_Iterable[_Union[Window, _Mapping]]] = ..., early_score_ms: _Optional[float] = ...) -> None: ...
 
 class PolicyState(_message.Message):
-    __slots__ = ("use_case", "version", "policy")
+    __slots__ = ("use_case", "version", "policy", "last_change")
     USE_CASE_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     POLICY_FIELD_NUMBER: _ClassVar[int]
+    LAST_CHANGE_FIELD_NUMBER: _ClassVar[int]
     use_case: str
     version: int
     policy: Policy
-    def __init__(self, use_case: _Optional[str] = ..., version: _Optional[int] = ..., policy: _Optional[_Union[Policy, _Mapping]] = ...) -> None: ...
+    last_change: AuditRecord
+    def __init__(self, use_case: _Optional[str] = ..., version: _Optional[int] = ..., policy: _Optional[_Union[Policy, _Mapping]] = ..., last_change: _Optional[_Union[AuditRecord, _Mapping]] = ...) -> None: ...
 
 class GetPolicyRequest(_message.Message):
     __slots__ = ("use_case",)

@@ -187,20 +187,22 @@ class Accept(_message.Message):
     def __init__(self, accept: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class AdminCall(_message.Message):
-    __slots__ = ("call_id", "list_models", "get_policy", "set_policy", "promote", "reset_policy")
+    __slots__ = ("call_id", "caller", "list_models", "get_policy", "set_policy", "promote", "reset_policy")
     CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    CALLER_FIELD_NUMBER: _ClassVar[int]
     LIST_MODELS_FIELD_NUMBER: _ClassVar[int]
     GET_POLICY_FIELD_NUMBER: _ClassVar[int]
     SET_POLICY_FIELD_NUMBER: _ClassVar[int]
     PROMOTE_FIELD_NUMBER: _ClassVar[int]
     RESET_POLICY_FIELD_NUMBER: _ClassVar[int]
     call_id: int
+    caller: str
     list_models: _admin_pb2.ListModelsRequest
     get_policy: _admin_pb2.GetPolicyRequest
     set_policy: _admin_pb2.SetPolicyRequest
     promote: _admin_pb2.PromoteRequest
     reset_policy: _admin_pb2.ResetPolicyRequest
-    def __init__(self, call_id: _Optional[int] = ..., list_models: _Optional[_Union[_admin_pb2.ListModelsRequest, _Mapping]] = ..., get_policy: _Optional[_Union[_admin_pb2.GetPolicyRequest, _Mapping]] = ..., set_policy: _Optional[_Union[_admin_pb2.SetPolicyRequest, _Mapping]] = ..., promote: _Optional[_Union[_admin_pb2.PromoteRequest, _Mapping]] = ..., reset_policy: _Optional[_Union[_admin_pb2.ResetPolicyRequest, _Mapping]] = ...) -> None: ...
+    def __init__(self, call_id: _Optional[int] = ..., caller: _Optional[str] = ..., list_models: _Optional[_Union[_admin_pb2.ListModelsRequest, _Mapping]] = ..., get_policy: _Optional[_Union[_admin_pb2.GetPolicyRequest, _Mapping]] = ..., set_policy: _Optional[_Union[_admin_pb2.SetPolicyRequest, _Mapping]] = ..., promote: _Optional[_Union[_admin_pb2.PromoteRequest, _Mapping]] = ..., reset_policy: _Optional[_Union[_admin_pb2.ResetPolicyRequest, _Mapping]] = ...) -> None: ...
 
 class AdminReply(_message.Message):
     __slots__ = ("call_id", "status_code", "status_message", "models", "policy", "promoted")

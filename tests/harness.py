@@ -169,8 +169,9 @@ class Deployment(Calls):
     # Extra environment for every process started from now on (e.g. OTEL_* variables).
     env: dict[str, str] = field(default_factory=dict)
 
-    def spawn(self, name: str, *args: str, env: dict[str, str] | None = None) -> Proc:
-        proc = spawn(name, list(args), self.root, {**self.env, **(env or {})})
+    def spawn(self, name: str, *args: str, env: dict[str, str] | None = None,
+              announces: tuple[str, ...] = (LISTENING_PREFIX, MODEL_READY)) -> Proc:
+        proc = spawn(name, list(args), self.root, {**self.env, **(env or {})}, announces=announces)
         self.procs.append(proc)
         return proc
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -33,11 +34,11 @@ class AsyncClient:
     ``await close()``. Every call raises ``CallFailed``."""
 
     def __init__(self, target: str, timeout_s: float | None = 10.0, *, tls: ClientTls | None = None,
-                 token: str = "") -> None:
+                 token: str = "", token_file: str | Path | None = None) -> None:
         self.target = target
         self.timeout_s = timeout_s
         self._channel = open_aio_channel(target, tls)
-        self._metadata = auth_metadata(token)
+        self._metadata = auth_metadata(token, token_file)
         stubs = Stubs.of(self._channel)
         self._scoring, self._feedback, self._admin, self._health = stubs.scoring, stubs.feedback, stubs.admin, \
             stubs.health

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -34,16 +35,17 @@ class Client:
     ``timeout_s`` is each call's gRPC deadline (None: none). An empty ``use_case`` is the frontend's
     frontend.default_use_case (for ``models``: every use case). Every call raises ``CallFailed``.
     ``tls``: verify the frontend (and prove who we are, for mTLS) instead of plaintext; ``token``: the Admin
-    API's bearer token (``NAME:SECRET``, see docs/security.md), which changes need.
+    API's bearer token (``NAME:SECRET``, see docs/security.md), which changes need, or ``token_file``: a
+    token file (DATA_DIR/keys/admin.token, made by `rvz up`) whose first token is sent.
     Thread-safe (gRPC channels are).
     """
 
     def __init__(self, target: str, timeout_s: float | None = 10.0, *, tls: ClientTls | None = None,
-                 token: str = "") -> None:
+                 token: str = "", token_file: str | Path | None = None) -> None:
         self.target = target
         self.timeout_s = timeout_s
         self._channel = open_channel(target, tls)
-        self._metadata = auth_metadata(token)
+        self._metadata = auth_metadata(token, token_file)
         stubs = Stubs.of(self._channel)
         self._scoring, self._feedback, self._admin, self._health = stubs.scoring, stubs.feedback, stubs.admin, \
             stubs.health

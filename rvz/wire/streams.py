@@ -72,6 +72,11 @@ SUBSCRIPTION_MAX_BYTES = 4096
 _FRAME_ROOM_BYTES = 64
 # Senders (frontend, topic) a subscriber follows at most.
 _MAX_SENDERS = 4096
+# A jump larger than this is not requests lost in a full queue (a billion at 100k/s is hours of loss in one
+# gap) but a sender that started over, or a broken one: followed from its new number, not counted.
+MAX_GAP = 2**30
+# The most a counter can hold: it is sent as a protobuf int64.
+MAX_MISSED = 2**63 - 1
 
 
 def topic_for(use_case: str) -> bytes:
@@ -135,9 +140,9 @@ class Gaps:
             key = (sender, topic)
             expected = self._expected.get(key)
             if expected is not None and upcoming > expected:
-                gap += upcoming - expected
+                gap += _plausible(upcoming - expected)
                 self._expected[key] = upcoming
-        self.missed += gap
+        self.missed = min(self.missed + gap, MAX_MISSED)
         return gap
 
     def note(self, topic: bytes, frame: bytes, count: int) -> int:
@@ -150,9 +155,13 @@ class Gaps:
         if len(self._expected) >= _MAX_SENDERS and expected is None:
             self._expected.clear()  # senders come and go (restarts): forget them rather than grow
         self._expected[key] = first + count
-        gap = first - expected if expected is not None and first > expected else 0
-        self.missed += gap
+        gap = _plausible(first - expected) if expected is not None and first > expected else 0
+        self.missed = min(self.missed + gap, MAX_MISSED)
         return gap
+
+
+def _plausible(gap: int) -> int:
+    return gap if gap <= MAX_GAP else 0
 
 
 def _bind(sock: zmq.Socket[bytes], endpoint: str, stream: str, security: Security | None) -> None:

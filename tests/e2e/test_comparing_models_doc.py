@@ -91,7 +91,8 @@ def test_the_walk_through_runs_as_written(deployment: Make) -> None:
 
 def test_the_python_client_examples_run(deployment: Make) -> None:
     d = demo(deployment)
-    examples = [body.replace(DEMO_TARGET, d.address) for language, body in blocks(CLIENT_DOC) if language == "python"]
+    examples = [body.replace(DEMO_TARGET, d.address).replace("rvz-data/keys/", f"{d.root}/data/keys/")
+                for language, body in blocks(CLIENT_DOC) if language == "python"]
     assert len(examples) == 2
     for i, example in enumerate(examples):
         (d.root / f"example{i}.py").write_text(example)

@@ -16,6 +16,7 @@ import zmq
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from harness import Deployment
+from rvz.process.banner import SERVING_PREFIX
 from rvz.security.tls import ClientTls, channel
 from rvz.wire import streams
 from rvz.wire.proto import admin_pb2, admin_pb2_grpc, scoring_pb2, scoring_pb2_grpc
@@ -160,8 +161,9 @@ def test_the_default_deployment_refuses_the_attacks(deployment: Make, root: Path
     pytest.importorskip("sklearn")
     d = deployment()
     env = {f"RVZ_STREAMS_{name.upper()}": f"ipc://{root}/{name}.sock" for name in ("requests", "scores", "results")}
-    up = d.spawn("up", "up", "--listen", "127.0.0.1:0", env=env)  # no --config: the demo, keys made by `rvz up`
-    d.address = up.read_line("rvz serving on ").split()[0]
+    up = d.spawn("up", "up", "--listen", "127.0.0.1:0", env=env,  # no --config: the demo, keys made by `rvz up`
+                 announces=(SERVING_PREFIX,))
+    d.address = up.wait_line(SERVING_PREFIX, check=d.check).split()[0]
     keys = root / "rvz-data" / "keys"
     assert keys.stat().st_mode & 0o777 == 0o700
     assert all(p.stat().st_mode & 0o777 == 0o600 for p in keys.glob("*.key_secret"))

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from rvz.bench.command import BenchResult
 from rvz.log.reader import iter_records
@@ -121,6 +122,18 @@ class Calls:
 
     def wait_serving(self, service: str = "", timeout_s: float = START_TIMEOUT_S) -> None:
         serving.wait_serving(self.channel, service, timeout_s, check=self.check)
+
+    def wait_not_serving(self, service: str = "", timeout_s: float = START_TIMEOUT_S) -> None:
+        """Until the frontend's health says ``service`` is not SERVING (it noticed a part went away)."""
+        stub = health_pb2_grpc.HealthStub(self.channel)
+        try:
+            for update in stub.Watch(health_pb2.HealthCheckRequest(service=service), timeout=timeout_s):
+                if update.status != health_pb2.HealthCheckResponse.SERVING:
+                    return
+        except grpc.RpcError as e:
+            if e.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise
+        raise AssertionError(f"health of {service!r} still SERVING after {timeout_s:g} s")
 
     def wait_models(self, names: set[str], use_case: str = "default", timeout_s: float = START_TIMEOUT_S) -> None:
         """Until the rendezvous lists every model: each one's scores can reach it, not only its probes."""

@@ -1,7 +1,7 @@
 """The two drift figures the rendezvous computes live, with numpy alone.
 
 scipy has both (``stats.ks_2samp``, ``spatial.distance.jensenshannon``), and `rvz report`
-uses it, but importing it costs the rendezvous ~70 MB of memory and ~0.6 s of start-up
+uses it, but importing it costs the rendezvous memory and start-up time (docs/performance.md)
 for two short formulas. These give the same figures (tests compare them with scipy's).
 """
 

@@ -74,7 +74,11 @@ class LogConfig:
                        check=directory_problem)
     segment_mb: int = setting(64, "Size of a log segment file, MB.", **POSITIVE)
     fsync: bool = setting(True, "fdatasync the logs (false: a host crash can lose what the OS had not written).")
-    durable_answers: bool = setting(True, "Answer a caller only once its request record is on disk.")
+    # On by default: an answered request is never lost to a crash. The deadline bounds its cost (a stalled
+    # sync delays an answer to its deadline at most); docs/reliability.md has the measured price.
+    durable_answers: bool = setting(True, "Answer a caller only once its request record is on disk, waiting at "
+                                    "most until the call's deadline (then answered anyway and counted in "
+                                    "rvz_frontend_answers_before_sync_total).")
     # Nobody waits on the scores and results logs, and syncing per loop pass costs a thread wake-up and a
     # sync per pass; a host crash can lose this much of them, never the request log (synced at once).
     sync_every_ms: float = setting(10.0, "fdatasync the rendezvous's scores and results logs at most this often "

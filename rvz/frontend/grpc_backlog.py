@@ -11,7 +11,7 @@ own RESOURCE_EXHAUSTED as long as the frontend can keep up with refusing. What c
 cancels anyway is counted (``cancelled_in_queue``).
 
 Two counts, because the cheap one lies after overload: the server's call counts
-(one read, ~0.2 ms) never close a call core cancelled while it was queued, so
+(one read) never close a call core cancelled while it was queued, so
 they only give an upper bound. The per-connection stream counts close those too
 and are exact, but cost a read per connection; they are read only when the
 bound says there may be a backlog.

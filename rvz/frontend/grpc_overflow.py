@@ -5,7 +5,7 @@ machine cannot keep up, calls queue inside core; past ``grpc.server.max_pending_
 (``frontend.grpc_backlog``) core turns new ones away at random, all of them at
 ``grpc.server.max_pending_requests_hard_limit`` (3x). That costs core almost nothing, and
 it is the only refusal that keeps up at twice the saturating load: a refusal in Python
-costs grpc.aio ~0.2 ms of CPU, as much as an answer.
+costs grpc.aio as much CPU as an answer (docs/performance.md).
 
 How core turns them away depends on its HTTP/2 server transport (gRPC 1.85):
 
@@ -14,8 +14,7 @@ How core turns them away depends on its HTTP/2 server transport (gRPC 1.85):
   load itself before the backlog gets there, with RESOURCE_EXHAUSTED.
 - ``"refuse"``: the promise-based transport (gRPC experiment ``ph2_server``) refuses them
   with RESOURCE_EXHAUSTED "Too many pending requests for this server", which clients know
-  to back off from. Measured here it costs 14% of a bare gRPC server's throughput and 22%
-  of rvz's at saturation (the same CPU per call at 800 req/s), and it does not fill
+  to back off from. It costs throughput at saturation (docs/performance.md), and it does not fill
   channelz's call counts, so rvz cannot count these refusals (clients see them). An
   experiment of gRPC's, so opt-in.
 

@@ -177,8 +177,7 @@ class Dispatcher:
 
         A busy frontend's loop passes each take tens of microseconds and often carry a new call;
         every request they add to this flush saves a socket send and a wake-up in each of the four
-        processes downstream (three workers and the rendezvous): at 64 in flight this took rvz from
-        ~1,400 to ~2,300 requests/s. An idle loop's passes take a few microseconds: after
+        processes downstream (three workers and the rendezvous; measured in docs/performance.md). An idle loop's passes take a few microseconds: after
         FLUSH_IDLE_PASSES of those in a row, nothing else is coming, so one call in flight waits
         only those passes.
         """

@@ -133,8 +133,8 @@ def freeze_heap() -> None:
     """Exempt everything built so far (modules, the model, gRPC and OTel objects) from garbage collection.
 
     The cyclic collector's full passes walk every tracked object: with the tens of thousands a started
-    process holds, one pass stalls serving for 15-60 ms on a busy 2-core machine, which showed up as the
-    p99 of answers. Frozen objects are never walked again; what serving allocates still is.
+    process holds, one pass stalls serving for tens of milliseconds on a busy machine, which showed up as
+    the p99 of answers (docs/performance.md). Frozen objects are never walked again; what serving allocates still is.
     """
     gc.collect()
     gc.freeze()

@@ -36,8 +36,7 @@ def precise_timers() -> bool:
 
     Linux may fire a sleeping thread's timer up to its timer slack late (50 µs by default), to merge
     wake-ups. The rendezvous sleeps until the next window boundary or deadline, so every fallback and
-    timeout would be that much later. Measured with a champion always late (8 alternated rounds): the
-    fallback's p50 after its window went from 0.239 to 0.191 ms. The slack belongs to the thread that
+    timeout would be that much later (the gain is in docs/performance.md). The slack belongs to the thread that
     sets it (and the threads it starts later); returns False where it cannot be set.
     """
     if not sys.platform.startswith("linux"):

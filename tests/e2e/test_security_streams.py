@@ -200,6 +200,7 @@ def test_a_routing_id_cannot_be_taken_over_across_a_rendezvous_restart(deploymen
                  attacker.socket(zmq.DEALER, endpoint(d, "results"), stolen, "rendezvous", identity=frontend_id)]
     d.proc("rendezvous").stop()
     d.procs.remove(d.proc("rendezvous"))
+    d.wait_not_serving()  # else the frontend's health may still be the old rendezvous's
     d.start_rendezvous()  # the hijackers reconnect at once: before the frontend, as in the measured attack
     d.wait_serving()
     assert [d.score({"x": i}).model_name for i in range(CALLS)] == ["champ"] * CALLS

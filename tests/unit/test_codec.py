@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 from google.protobuf import struct_pb2
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rvz.errors import EncodeError
 from rvz.wire.codec import embed, python_to_value, struct_to_dict, to_value, value_to_python
@@ -163,11 +165,11 @@ def random_json_key(rng: random.Random) -> str:
     return "".join(rng.choice("abc.[]0 ") for _ in range(rng.randint(0, 5)))
 
 
-# hypothesis is not installed in this environment: a seeded generator stands in for a property test.
-@pytest.mark.parametrize("seed", range(20))
-def test_round_trip_of_random_json_like_values(seed: int) -> None:
-    rng = random.Random(seed)
-    for _ in range(25):
+# hypothesis drives the generator (it shrinks a failing case to a small random state it prints).
+@settings(max_examples=100, deadline=None)
+@given(rng=st.randoms(use_true_random=False))
+def test_round_trip_of_random_json_like_values(rng: random.Random) -> None:
+    for _ in range(5):
         obj = random_json(rng)
         assert typed(round_trip(obj)) == typed(decoded(obj))
 

@@ -23,6 +23,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 _METAVARS = {int: "INTEGER", float: "NUMBER", bool: "true|false", str: "TEXT"}
 
 
+class SettingOption(click.Option):
+    """A click option that sets a setting: ``settings_class`` and ``setting_key`` name it (for the
+    configuration reference, ``rvz.config.reference``)."""
+
+    def __init__(self, *args: Any, settings_class: type, setting_key: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.settings_class = settings_class
+        self.setting_key = setting_key
+
+
 def flag_of(key: str) -> str:
     return "--" + key.replace("_", "-")
 
@@ -40,7 +50,7 @@ def setting_options(cls: type, keys: Sequence[str], *, into: str, envvar_prefix:
     without the ``required`` ones.
     """
     flags, envvars, defaults, helps = flags or {}, envvars or {}, defaults or {}, helps or {}
-    options = [_Option(spec, flags.get(key) or flag_of(key), envvars.get(key) or _envvar(envvar_prefix, key),
+    options = [_Option(cls, spec, flags.get(key) or flag_of(key), envvars.get(key) or _envvar(envvar_prefix, key),
                        f"{into}__{key}") for key, spec in ((k, specs(cls)[k]) for k in keys)]
 
     def decorate(command: F) -> F:
@@ -65,7 +75,8 @@ def _envvar(prefix: str, key: str) -> str | None:
 
 
 class _Option:
-    def __init__(self, spec: Spec, flag: str, envvar: str | None, param: str) -> None:
+    def __init__(self, cls: type, spec: Spec, flag: str, envvar: str | None, param: str) -> None:
+        self.cls = cls
         self.spec = spec
         self.flag = flag
         self.envvar = envvar
@@ -77,7 +88,8 @@ class _Option:
         shown: dict[str, Any] = {} if required or default in (None, "") else {"default": self.spec.to_text(default)}
         metavar = ("[" + "|".join(self.spec.choices) + "]" if self.spec.choices else
                    self.spec.setting.metavar or _METAVARS[self.spec.kind])
-        return click.option(self.flag, self.param, **shown, metavar=metavar, envvar=self.envvar,
+        return click.option(self.flag, self.param, **shown, cls=SettingOption, settings_class=self.cls,
+                            setting_key=self.spec.key, metavar=metavar, envvar=self.envvar,
                             show_envvar=self.envvar is not None, allow_from_autoenv=False, show_default=True,
                             required=required, help=help_text)
 

@@ -17,7 +17,7 @@ LOGS = ("requests", "scores", "results", "feedback", "policies", "audit")
 
 @click.group()
 def log() -> None:
-    """Read the logs: requests, scores, results, feedback, policies."""
+    """Read the logs: requests, scores, results, feedback, policies, audit."""
 
 
 @log.command("cat")

@@ -70,7 +70,9 @@ class StreamsConfig:
 
 @dataclass(frozen=True)
 class LogConfig:
-    dir: str = setting("rvz-data", "Directory of the request, scores and results logs.", metavar="DIR",
+    dir: str = setting("rvz-data", "The data directory: every log (requests, scores, results, feedback, policies, "
+                       "audit, decoy archives), the stream keys (keys/), admin-state.json and run/LOCK.",
+                       metavar="DIR",
                        check=directory_problem)
     segment_mb: int = setting(64, "Size of a log segment file, MB.", **POSITIVE)
     fsync: bool = setting(True, "fdatasync the logs (false: a host crash can lose what the OS had not written).")

@@ -177,9 +177,9 @@ class Dispatcher:
 
         A busy frontend's loop passes each take tens of microseconds and often carry a new call;
         every request they add to this flush saves a socket send and a wake-up in each of the four
-        processes downstream (three workers and the rendezvous; measured in docs/performance.md). An idle loop's passes take a few microseconds: after
-        FLUSH_IDLE_PASSES of those in a row, nothing else is coming, so one call in flight waits
-        only those passes.
+        processes downstream (three workers and the rendezvous; measured in docs/performance.md). An
+        idle loop's passes take a few microseconds: after FLUSH_IDLE_PASSES of those in a row, nothing
+        else is coming, so one call in flight waits only those passes.
         """
         now = time.perf_counter_ns()
         idle_passes = idle_passes + 1 if last_pass_ns and now - last_pass_ns <= IDLE_PASS_NS else 0

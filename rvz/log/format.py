@@ -3,8 +3,8 @@
 A log is a directory. Records live in segment files named ``%020d.seg`` (0, 1, 2, ...); when the
 current segment reaches its size limit the next append starts a new one.
 
-Format 2 (written since rvz 0.2)
---------------------------------
+Format 2 (the format written today)
+-----------------------------------
 A segment starts with ``b"RVZLOG2\\n"`` followed by one framed record whose payload is the UTF-8 name of
 the record type (e.g. ``rvz.v1.RequestEnvelope``), so a generic reader can decode the log. A frame is:
 

@@ -49,7 +49,9 @@ def test_nothing_acceptable_gives_deadline_exceeded_at_the_deadline(in_process: 
     took_ms = (time.monotonic() - started) * 1000
     assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     assert "within the deadline of 100 ms" in error.details() or "schedule ended at 100 ms" in error.details()
-    assert 100 <= took_ms < 130, took_ms
+    # Ended by the deadline, not by the 300 ms model: the margin is for a loaded 2-core machine (the deadline's
+    # own precision is measured by scripts/chaos, not here).
+    assert 100 <= took_ms < 250, took_ms
 
 
 def test_default_output_answers_when_configured(in_process: Make) -> None:

@@ -78,19 +78,28 @@ def _metrics_listen(text: str) -> str:
         fail(f"config error: {e}")
 
 
-@click.command()
+@click.command(epilog="With --only, this host runs its share of a deployment spread over several hosts, from "
+                     "the same config file (docs/multi-host.md); each host needs its own data directory.")
 @serve_options(listen=True, demo=True, metrics_setting=True)
-def up(config: Config) -> None:
+@click.option("--only", multiple=True, metavar="PART", show_envvar=True, show_default="every part",
+              help="Run only this part: rendezvous, frontend, models (all of them) or a model's NAME (or "
+                   "USE_CASE/NAME); give it again for more parts.")
+def up(config: Config, only: tuple[str, ...]) -> None:
     """Start the frontend, the rendezvous and every configured model (the demo without --config)."""
     from rvz.demo import SKLEARN_ENTRIES
+    from rvz.process.share import share_from
 
-    if any(m.entry in SKLEARN_ENTRIES for m in config.models):
+    try:
+        share = share_from(config, only)
+    except ConfigError as e:
+        fail(str(e))
+    if any(m.entry in SKLEARN_ENTRIES for m in share.models):
         require_extra("sklearn", "demo", "the demo's models")
     configure_logging("rvz-up")
     _hand_down_logging()
     from rvz.process.supervisor import run_up
 
-    sys.exit(run_up(config))
+    sys.exit(run_up(config, share))
 
 
 def _hand_down_logging() -> None:

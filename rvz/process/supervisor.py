@@ -1,10 +1,12 @@
 """`rvz up`: run the rendezvous, the frontend and every model as child processes.
 
 Children are `rvz rendezvous`, `rvz frontend` and one `rvz model run --name N --use-case U` per
-[[models]] entry; each gets the effective configuration as JSON (RVZ_CONFIG_JSON), runs in its own
-session (so Ctrl-C reaches only us and we stop them in order) and dies with us (PR_SET_PDEATHSIG). A
-child that exits while serving is restarted with exponential backoff; one that fails during start-up
-stops the whole deployment.
+[[models]] entry, or with `rvz up --only ...` this host's share of them (``rvz.process.share``). Each
+gets the effective configuration as JSON (RVZ_CONFIG_JSON), runs in its own session (so Ctrl-C reaches
+only us and we stop them in order) and dies with us (PR_SET_PDEATHSIG). A child that exits while serving
+is restarted with exponential backoff; one that fails during start-up stops the whole deployment (or
+share). A share prints its banner (RUNNING_PREFIX) once its own processes are ready: the other parts may
+start later, on other hosts.
 
 Exit status of ``run_up``:
 
@@ -37,7 +39,9 @@ from rvz.process.banner import serving_banner
 from rvz.process.child import TICK_S, ChildProcess, ChildSpec
 from rvz.process.entry import LISTENING_PREFIX, MODEL_READY, RENDEZVOUS_READY
 from rvz.process.heartbeat import HEARTBEAT_ENV, RESTARTS_ENV, last_beat_ns
-from rvz.security.deployment import ensure_keys, own_connection
+from rvz.process.share import Share, describe, whole_share
+from rvz.security.deployment import ensure_keys, missing_public_keys, model_identity, own_connection
+from rvz.security.keys import KeyInfo
 from rvz.telemetry.setup import offset_listen
 
 logger = logging.getLogger(__name__)
@@ -51,6 +55,8 @@ STABLE_AFTER_S = 30.0
 # Where a deployment keeps what its processes share while it runs: its lock, the models' heartbeats.
 RUN_DIR = "run"
 WATCHDOG_MIN_MS = 1000.0
+# Printed first on the banner line of `rvz up --only ...` once its own processes are ready.
+RUNNING_PREFIX = "rvz up running "
 
 
 @dataclass(eq=False)
@@ -70,10 +76,12 @@ class Supervised:
 
 
 class Supervisor:
-    """One deployment's children. ``run`` may be called once; ``request_stop`` from a signal handler."""
+    """One deployment's children (those of ``share``: by default all). ``run`` may be called once;
+    ``request_stop`` from a signal handler."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, share: Share | None = None) -> None:
         self.config = config
+        self.share = share or whole_share(config)
         self.should_exit = threading.Event()
         self.stop_signal: int | None = None
         self.watchdog_kills = 0
@@ -82,7 +90,8 @@ class Supervisor:
         self._lock_fd = -1
         self.rendezvous = self._child("rendezvous", ["rendezvous"], RENDEZVOUS_READY)
         self.frontend = self._child("frontend", ["frontend"], LISTENING_PREFIX)
-        self.models = [self._model_child(m, i) for i, m in enumerate(config.models)]
+        # Metrics ports stay those of the whole deployment: a model's is the same whichever host runs it.
+        self.models = [self._model_child(m, i) for i, m in enumerate(config.models) if m in self.share.models]
 
     def _child(self, name: str, command: list[str], announces: str = "") -> Supervised:
         spec = ChildSpec(name, (sys.executable, "-m", "rvz", *command), env=self._env,
@@ -99,7 +108,12 @@ class Supervisor:
     @property
     def children(self) -> list[Supervised]:
         # Stop order: the frontend first so calls in flight can still be answered, the rendezvous last.
-        return [self.frontend, *self.models, self.rendezvous]
+        return [c for c in (self.frontend, *self.models, self.rendezvous) if self._runs(c)]
+
+    def _runs(self, child: Supervised) -> bool:
+        if child is self.frontend:
+            return self.share.frontend
+        return self.share.rendezvous if child is self.rendezvous else True
 
     def request_stop(self, signum: int) -> None:
         """Ask ``run`` to stop (safe in a signal handler): at once during start-up, at its next tick after."""
@@ -141,18 +155,18 @@ class Supervisor:
         to the first one's streams and score its traffic.
         """
         self._lock_deployment()
-        ensure_keys(self.config)  # the first `rvz up` makes the deployment's keys: the demo stays one command
-        self._spawn(self.rendezvous)
-        self._spawn(self.frontend)
-        self.rendezvous.process.wait_line(RENDEZVOUS_READY, stop=self.should_exit, check=self._check_startup)
-        address = self.frontend.process.wait_line(LISTENING_PREFIX, stop=self.should_exit, check=self._check_startup)
+        if self.share.whole:
+            ensure_keys(self.config)  # the first `rvz up` makes the deployment's keys: the demo stays one command
+        else:
+            self._check_keys_elsewhere()
+        address = self._start_servers()
         for child in self.models:
             self._spawn(child)
-        # A restarted frontend must come back on the same port, even when the configured one was 0.
-        spec = self.frontend.process.spec
-        self.frontend.process.spec = replace(spec, argv=(*spec.argv, "--listen", address))
         for child in self.models:
             child.process.wait_line(MODEL_READY, stop=self.should_exit, check=self._check_startup)
+        if not self.share.whole:
+            # The other parts may start later, on other hosts: its own processes being ready is this share's start.
+            return RUNNING_PREFIX + describe(self.share, self.config, address)
         expected = {(m.use_case, m.name) for m in self.config.models}
         with own_connection(self.config, address).channel() as channel:
             serving.wait_serving(channel, stop=self.should_exit, check=self._check_startup)
@@ -160,6 +174,36 @@ class Supervisor:
             policies = serving.policies_in_force(channel, {m.use_case for m in self.config.models},
                                                  stop=self.should_exit)
         return serving_banner(address, self.config, listed, policies)
+
+    def _start_servers(self) -> str:
+        """Start the rendezvous and the frontend of this share and wait until both hold their endpoints;
+        return the frontend's address ("" when it runs elsewhere)."""
+        servers = [c for c in (self.rendezvous, self.frontend) if self._runs(c)]
+        for child in servers:
+            self._spawn(child)
+        if self.share.rendezvous:
+            self.rendezvous.process.wait_line(RENDEZVOUS_READY, stop=self.should_exit, check=self._check_startup)
+        if not self.share.frontend:
+            return ""
+        address = self.frontend.process.wait_line(LISTENING_PREFIX, stop=self.should_exit, check=self._check_startup)
+        # A restarted frontend must come back on the same port, even when the configured one was 0.
+        spec = self.frontend.process.spec
+        self.frontend.process.spec = replace(spec, argv=(*spec.argv, "--listen", address))
+        return address
+
+    def _check_keys_elsewhere(self) -> None:
+        """A share's processes must know the public keys of the parts that run elsewhere: keys made here for
+        them would match no secret there, and every handshake would silently fail."""
+        if self.config.security.model_keys and not (self.share.rendezvous or self.share.frontend):
+            return  # the models' key file holds the servers' public keys
+        identities = [KeyInfo(b"", role) for role in ("rendezvous", "frontend") if not getattr(self.share, role)]
+        identities += [model_identity(m) for m in self.share.elsewhere]
+        missing = missing_public_keys(self.config, identities)
+        if missing:
+            raise StartupFailed(
+                f"the keys directory lacks {', '.join(missing)}, the public keys of parts that run elsewhere: make "
+                "the deployment's keys once (`rvz keys create --config FILE`, on one host) and copy the keys "
+                "directory to every host before `rvz up --only` (docs/multi-host.md)", EXIT_USAGE)
 
     def _lock_deployment(self) -> None:
         """Hold DATA_DIR/run/LOCK for the deployment's life: one `rvz up` per data directory."""
@@ -259,9 +303,10 @@ def _metrics_args(config: Config, offset: int) -> list[str]:
     return ["--metrics-listen", listen] if listen else []
 
 
-def run_up(config: Config) -> int:
-    """Run a deployment in this process until SIGINT or SIGTERM; return the exit status (see the module)."""
-    supervisor = Supervisor(config)
+def run_up(config: Config, share: Share | None = None) -> int:
+    """Run a deployment (``share``: this host's share of it; default all of it) in this process until SIGINT
+    or SIGTERM; return the exit status (see the module)."""
+    supervisor = Supervisor(config, share)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         supervisor.request_stop(signum)

@@ -56,6 +56,14 @@ def ensure_keys(config: Config) -> list[str]:
     return made
 
 
+def missing_public_keys(config: Config, identities: list[KeyInfo]) -> list[str]:
+    """The public key files of ``identities`` that the keys directory lacks (none when CURVE is off)."""
+    if not config.security.curve:
+        return []
+    directory = keys_dir(config)
+    return [f"{i.stem}.key" for i in identities if not (directory / f"{i.stem}.key").exists()]
+
+
 def keyring_for(config: Config, role: KeyRole, model: ModelConfig | None = None) -> Keyring | None:
     """The CURVE keyring of a process of ``role`` (None when ``security.curve`` is off, after refusing
     plaintext TCP to another host). Keys missing on this host are made first, except with

@@ -1,0 +1,64 @@
+"""`rvz up --only`: which parts a share runs, what it says it binds, connects to and expects elsewhere."""
+
+from __future__ import annotations
+
+import pytest
+
+from rvz.config import parse_config
+from rvz.errors import ConfigError
+from rvz.process.share import describe, share_from
+
+CONFIG = parse_config({
+    "streams": {"requests": "tcp://fe.example:5555", "scores": "tcp://rv.example:5556",
+                "results": "tcp://rv.example:5557"},
+    "log": {"dir": "/var/lib/rvz"},
+    "models": [{"name": "gbm", "entry": "m:gbm"}, {"name": "rules", "entry": "m:rules", "role": "canary"},
+               {"name": "gbm", "entry": "m:gbm2", "use_case": "fraud"}],
+}, "rvz.toml")
+
+
+def names(models: tuple[object, ...]) -> list[str]:
+    return [f"{m.use_case}/{m.name}" for m in models]  # type: ignore[attr-defined]
+
+
+def test_no_only_is_the_whole_deployment() -> None:
+    share = share_from(CONFIG, ())
+    assert share.whole and share.rendezvous and share.frontend and share.models == CONFIG.models
+
+
+def test_a_model_name_picks_it_in_every_use_case_and_use_case_slash_name_one() -> None:
+    assert names(share_from(CONFIG, ["gbm"]).models) == ["default/gbm", "fraud/gbm"]
+    share = share_from(CONFIG, ["fraud/gbm", "rules"])
+    assert names(share.models) == ["default/rules", "fraud/gbm"]  # the config's order
+    assert names(share.elsewhere) == ["default/gbm"]
+    assert not (share.whole or share.rendezvous or share.frontend)
+
+
+def test_parts_given_together_and_models_every_model() -> None:
+    share = share_from(CONFIG, ["rendezvous", "frontend", "models"])
+    assert share.whole
+    share = share_from(CONFIG, ["frontend", "rendezvous"])
+    assert not share.whole and share.models == () and len(share.elsewhere) == 3
+
+
+@pytest.mark.parametrize(("name", "hint"), [("rendezvos", "did you mean 'rendezvous'? "),
+                                             ("gmb", "did you mean 'gbm'? "), ("zzz", "")])
+def test_an_unknown_name_lists_the_valid_ones(name: str, hint: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        share_from(CONFIG, ["frontend", name])
+    assert str(raised.value) == (f"--only {name!r} is not a part of this deployment (rvz.toml): {hint}give one of "
+                                 "rendezvous, frontend, models, gbm, rules (a model also as USE_CASE/NAME)")
+
+
+def test_the_banner_says_what_is_bound_connected_to_and_expected_elsewhere() -> None:
+    servers = describe(share_from(CONFIG, ["rendezvous", "frontend"]), CONFIG, "0.0.0.0:50051")
+    assert servers == ("rendezvous, frontend (binds requests tcp://fe.example:5555, scores tcp://rv.example:5556, "
+                       "results tcp://rv.example:5557; gRPC on 0.0.0.0:50051); expects elsewhere: models "
+                       "default/gbm, default/rules, fraud/gbm; logs in /var/lib/rvz")
+    frontend = describe(share_from(CONFIG, ["frontend"]), CONFIG, "0.0.0.0:50051")
+    assert frontend.startswith("frontend (binds requests tcp://fe.example:5555; connects to results "
+                               "tcp://rv.example:5557; gRPC on 0.0.0.0:50051); expects elsewhere: rendezvous, models")
+    models = describe(share_from(CONFIG, ["models"]), CONFIG)
+    assert models.startswith("models default/gbm, default/rules, fraud/gbm (connects to requests "
+                             "tcp://fe.example:5555, scores tcp://rv.example:5556); expects elsewhere: rendezvous, "
+                             "frontend; logs in")

@@ -166,12 +166,11 @@ def label_quality(truth: I64, predicted: I64, names: list[str], probabilities: F
     """Quality of ``predicted`` label codes against ``truth`` codes (indices into ``names``), both of
     length n >= 1. ``probabilities`` (n x len(names), NaN rows where an output carried none) gives
     log-loss and ROC AUC over the requests that have them."""
-    from sklearn import metrics
-
     n = truth.size
     present = np.union1d(truth, predicted)
     t, p = np.searchsorted(present, truth), np.searchsorted(present, predicted)
-    confusion = metrics.confusion_matrix(t, p, labels=np.arange(present.size))
+    k = present.size  # scikit-learn's confusion_matrix, without its warning when every label is one class
+    confusion = np.bincount(t * k + p, minlength=k * k).reshape(k, k)
     f1, macro_f1 = _f1_intervals(t, p, present.size)
     classes = [_class_quality(confusion, i, names[code], f1[i]) for i, code in enumerate(present)]
     log_loss, roc_auc, with_probabilities = _probability_scores(truth, probabilities)
@@ -224,20 +223,24 @@ def _probability_scores(truth: I64, probabilities: F64 | None) -> tuple[Estimate
     if rows < 2:
         return None, None, rows
     y, p = truth[has], probabilities[has]
-    classes = np.unique(y)
-    p = np.clip(p[:, classes], 1e-15, None)  # the truths' classes only; a class never given p is near 0
-    p /= p.sum(axis=1, keepdims=True)
-    y = np.searchsorted(classes, y)
     # Point values from scikit-learn; the resamples use the same formulas in numpy (thousands of calls).
     from sklearn import metrics
 
-    loss = bootstrap(lambda idx: _log_loss(y[idx], p[idx]), rows,
-                     float(metrics.log_loss(y, p, labels=np.arange(classes.size))))
+    loss = None
+    if p.shape[1] > 1:  # over every class the outputs know: a week of truths may all be one class
+        every = np.clip(p, 1e-15, None)  # a class never given p is near 0, not impossible
+        every /= every.sum(axis=1, keepdims=True)
+        loss = bootstrap(lambda idx: _log_loss(y[idx], every[idx]), rows,
+                         float(metrics.log_loss(y, every, labels=np.arange(every.shape[1]))))
     auc = None
-    if classes.size > 1:
-        value = (metrics.roc_auc_score(y == 1, p[:, 1]) if classes.size == 2 else
-                 metrics.roc_auc_score(y, p, multi_class="ovr", labels=np.arange(classes.size)))
-        auc = bootstrap(lambda idx: _roc_auc(y[idx], p[idx]), rows, float(value), wanted=200)
+    classes = np.unique(y)
+    if classes.size > 1:  # AUC ranks truths of one class against the others: only the classes truths hold
+        q = np.clip(p[:, classes], 1e-15, None)
+        q /= q.sum(axis=1, keepdims=True)
+        z = np.searchsorted(classes, y)
+        value = (metrics.roc_auc_score(z == 1, q[:, 1]) if classes.size == 2 else
+                 metrics.roc_auc_score(z, q, multi_class="ovr", labels=np.arange(classes.size)))
+        auc = bootstrap(lambda idx: _roc_auc(z[idx], q[idx]), rows, float(value), wanted=200)
     return loss, auc, rows
 
 

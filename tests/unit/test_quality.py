@@ -54,6 +54,16 @@ def test_rows_without_probabilities_are_left_out_of_log_loss() -> None:
     assert quality.label_quality(TRUTH, TRUTH, NAMES).log_loss is None
 
 
+def test_truths_of_one_class_give_log_loss_over_every_class_and_no_auc() -> None:
+    """A week of truths may all be one class (found by feeding the demo's answers back as truths)."""
+    truth = np.zeros(50, dtype=np.int64)
+    p = probabilities(truth)
+    q = quality.label_quality(truth, truth, NAMES, p)
+    assert q.log_loss is not None
+    assert q.log_loss.value == pytest.approx(metrics.log_loss(truth, p, labels=[0, 1, 2]))
+    assert q.roc_auc is None  # ranking one class against the others needs both
+
+
 def test_number_quality_matches_scikit_learn() -> None:
     truth = RNG.normal(100, 20, N)
     predicted = truth + RNG.normal(0, 5, N)

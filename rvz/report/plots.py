@@ -109,7 +109,10 @@ def _buckets(report: UseCaseReport, pairs: int) -> tuple[np.ndarray, np.ndarray]
     """Time bucket edges over the use case's requests, and their centres as datetimes."""
     assert report.first_ns is not None and report.last_ns is not None
     count = int(np.clip(pairs // PAIRS_PER_BUCKET, MIN_BUCKETS, MAX_BUCKETS))
-    edges = np.linspace(report.first_ns, report.last_ns + 1, count + 1)
+    # At least 1 ms per bucket: float64 resolves ~256 ns at today's epoch nanoseconds, and a use case of
+    # one request (or one instant) would otherwise get buckets scipy cannot tell apart.
+    span = max(report.last_ns + 1 - report.first_ns, count * 1_000_000)
+    edges = np.linspace(report.first_ns, report.first_ns + span, count + 1)
     return edges, ((edges[:-1] + edges[1:]) / 2).astype("datetime64[ns]")
 
 

@@ -103,3 +103,26 @@ def test_the_python_client_examples_run(deployment: Make) -> None:
         [sys.executable, "example0.py"], capture_output=True, text=True, timeout=60, cwd=d.root)).stdout or \
         "setosa logreg champion" in result.stdout  # the first run promoted logreg, then reset the roles
     assert result.stdout.strip().endswith("SERVING")
+
+
+README = TESTS_DIR.parent / "README.md"
+
+
+def test_the_readme_tour_runs_as_written(deployment: Make) -> None:
+    d = demo(deployment)
+    config = d.root / "cli.toml"
+    config.write_text(d.config_path.read_text().replace('listen = "127.0.0.1:0"', f'listen = "{d.address}"'))
+    bin_dir = str(Path(sys.executable).parent)
+    env = {**os.environ, "RVZ_CONFIG": str(config), "PATH": os.pathsep.join([bin_dir, os.environ["PATH"]])}
+    env.pop("PYTHONPATH", None)
+    tour = README.read_text().split("## A first tour", 1)[1]
+    (body,) = [b for language, b in BLOCK.findall(tour)[:1] if language == "sh"]
+    lines = [line.split("  #")[0].strip() for line in body.splitlines() if line.strip()]
+    assert len(lines) >= 8
+    for line in lines:
+        if line.startswith("rvz feedback import"):  # the truths of what was answered so far, as the tour says
+            answered = [r.request_id for r in d.records("requests")]
+            (d.root / "truths.csv").write_text("request_id,truth\n" + "".join(f"{i},setosa\n" for i in answered))
+        line = line.replace("mymodels:New", "rvz.demo:Challenger").replace("--duration 10", "--duration 2")
+        run(line, d.root, env)
+    assert (d.root / "report.html").stat().st_size > 10_000

@@ -39,3 +39,20 @@ def test_every_relative_link_resolves(doc: Path) -> None:
 def test_the_readme_links_every_doc() -> None:
     readme = (ROOT / "README.md").read_text()
     assert not [d.name for d in DOCS if f"docs/{d.name}" not in readme]
+
+
+def test_the_architecture_walk_names_files_and_functions_that_exist() -> None:
+    """docs/architecture.md follows one request through named files and functions: they must exist."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    rows = [line.split("|")[1:-1] for line in text.splitlines() if re.match(r"\| \d+ \|", line)]
+    assert len(rows) >= 8
+    for _, _, where in rows:
+        files = re.findall(r"`(rvz/[\w/]+\.py)`", where)
+        assert files, where
+        sources = "".join((ROOT / f).read_text() for f in files)
+        for name in re.findall(r"`([A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)?)`", where):
+            owner, _, function = name.rpartition(".")
+            if owner:
+                assert re.search(rf"^class {owner}\b", sources, re.MULTILINE), f"{name}: no class {owner} in {files}"
+            assert re.search(rf"^\s*(async )?def {function}\b|^class {function}\b", sources, re.MULTILINE), \
+                f"docs/architecture.md names {name}, which is not in {files}"

@@ -20,7 +20,7 @@ from rvz.process.banner import SERVING_PREFIX
 from rvz.security.tls import ClientTls, channel
 from rvz.wire import streams
 from rvz.wire.proto import admin_pb2, admin_pb2_grpc, scoring_pb2, scoring_pb2_grpc
-from security_tools import Attacker, Certificates, drain, forged_score, make_certificates
+from security_tools import FORGED, Attacker, Certificates, drain, forged_score, make_certificates
 
 pytestmark = pytest.mark.timeout(150)
 Make = Callable[..., Deployment]
@@ -175,7 +175,8 @@ def test_the_default_deployment_refuses_the_attacks(deployment: Make, root: Path
         for i in range(20):
             with contextlib.suppress(zmq.Again):
                 push.send_multipart([streams.SCORE, forged_score(f"r{i}", "gbm")], zmq.NOBLOCK)
-            assert d.score(features).model_name == "gbm"
+            answer = d.score(features)  # the champion's, or on a loaded machine the challenger's after 30 ms
+            assert answer.output.string_value != FORGED and answer.model_name in {"gbm", "logreg", "rules"}
         assert drain([sub], 0.5) == 0
     finally:
         attacker.close()

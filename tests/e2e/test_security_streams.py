@@ -27,6 +27,18 @@ PLAINTEXT = "[security]\ncurve = false\n"
 SLOW_CHAMPION = ("champ", "rvz_test_models:slow", "champion", {"RVZ_TEST_DELAY_MS": "25"})
 CHALLENGER = ("chall", "rvz_test_models:echo", "challenger", {"RVZ_TEST_TAG": "chall"})
 CALLS = 60
+# The forger reads the request log as fast as it can: with a 1 s deadline a starved 2-core machine still
+# answers every call, and the champion-only window stays the forgeries' chance to win.
+ROOMY_POLICY = """
+[rendezvous]
+deadline_ms = 1000
+[[rendezvous.schedule]]
+until_ms = 30
+accept = ["champion"]
+[[rendezvous.schedule]]
+until_ms = 1000
+accept = ["champion", "challenger"]
+"""
 
 
 def endpoint(d: Deployment, stream: str) -> str:
@@ -101,7 +113,7 @@ def test_forged_champion_scores_work_on_a_plaintext_deployment(deployment: Make)
 
 @pytest.mark.parametrize("holder", ["no key", "an unknown key", "the challenger's key"])
 def test_a_forged_score_never_reaches_a_caller_nor_the_logs(deployment: Make, holder: str) -> None:
-    d = deployment().start([SLOW_CHAMPION, CHALLENGER])
+    d = deployment(policy=ROOMY_POLICY).start([SLOW_CHAMPION, CHALLENGER])
     key = {"no key": None, "an unknown key": StolenKey.unknown(keys_dir(d)),
            "the challenger's key": StolenKey.of(keys_dir(d), "model+default+chall")}[holder]
     answers = forge_during_calls(d, key, "champ")

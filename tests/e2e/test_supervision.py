@@ -66,7 +66,11 @@ def test_a_second_deployment_fails_before_any_of_its_models_joins_the_first(root
             second = start_up(root, other, name=f"second-{data_dir}", env={"RVZ_TEST_TAG": "intruder"})
             outputs = []
             while second.poll() is None:  # bounded by the second start failing, within a few seconds
-                outputs.append(client.score({"x": 1}).output["by"])
+                try:
+                    outputs.append(client.score({"x": 1}).output["by"])
+                except CallFailed as e:  # the second start's processes may starve the first of CPU for a
+                    # deadline on 2 cores; what must never happen is an answer by the intruder's code
+                    assert e.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED), e
             assert second.poll() != 0
             assert set(outputs) <= {"echo"}, outputs
             assert MODEL_READY not in second.output_tail() and "started model" not in second.stderr()

@@ -88,11 +88,15 @@ class Proc(ChildProcess):
 
 
 def spawn(name: str, args: list[str], root: Path, env: dict[str, str] | None = None,
-          announces: tuple[str, ...] = (LISTENING_PREFIX, MODEL_READY)) -> Proc:
-    """``python -m rvz ARGS`` in ROOT with tests/ importable (the test models), stderr in ROOT/NAME.stderr."""
+          announces: tuple[str, ...] = (LISTENING_PREFIX, MODEL_READY), *, prefix: tuple[str, ...] = (),
+          python_args: tuple[str, ...] = ("-m", "rvz")) -> Proc:
+    """``python -m rvz ARGS`` in ROOT with tests/ importable (the test models), stderr in ROOT/NAME.stderr.
+
+    ``prefix`` runs it through another command that execs it (``ip netns exec NS``: the pid stays its
+    own); ``python_args`` replaces ``-m rvz`` (``-c SCRIPT``)."""
     python_path = os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")])
-    spec = ChildSpec(name, (sys.executable, "-m", "rvz", *args), env={**os.environ, "PYTHONPATH": python_path,
-                                                                      **(env or {})},
+    spec = ChildSpec(name, (*prefix, sys.executable, *python_args, *args),
+                     env={**os.environ, "PYTHONPATH": python_path, **(env or {})},
                      cwd=root, stderr_path=root / f"{name}.stderr", announces=announces)
     proc = Proc(spec)
     proc.start()

@@ -40,15 +40,15 @@ def model_identity(model: ModelConfig) -> KeyInfo:
     return KeyInfo(b"", "model", model.use_case, model.name)
 
 
-def ensure_keys(config: Config) -> list[str]:
-    """Make every key the deployment's processes on this host need and the Admin token, unless they exist:
-    idempotent, safe to call from several processes at once. Returns the files made."""
+def ensure_keys(config: Config, token: bool = True) -> list[str]:
+    """Make every key the deployment's processes on this host need and (with ``token``) the Admin token,
+    unless they exist: idempotent, safe to call from several processes at once. Returns the files made."""
     directory = keys_dir(config)
     identities = [KeyInfo(b"", role) for role in ("frontend", "rendezvous", "replay")]
     identities += [model_identity(m) for m in config.models]
     with locked(directory):
         made = [f"{directory / i.stem}.key" for i in identities if ensure_key(directory, i)]
-        if not config.security.admin_token_file and ensure_token(token_file(config)):
+        if token and not config.security.admin_token_file and ensure_token(token_file(config)):
             made.append(str(token_file(config)))
     if made:
         logger.info("made %d keys in %s (see docs/security.md): %s", len(made), directory,
@@ -66,8 +66,8 @@ def missing_public_keys(config: Config, identities: list[KeyInfo]) -> list[str]:
 
 def keyring_for(config: Config, role: KeyRole, model: ModelConfig | None = None) -> Keyring | None:
     """The CURVE keyring of a process of ``role`` (None when ``security.curve`` is off, after refusing
-    plaintext TCP to another host). Keys missing on this host are made first, except with
-    ``security.model_keys`` (a model on another host). Raises ``ConfigError`` saying what to fix."""
+    plaintext TCP to another host). Keys missing on this host are made first (not the Admin token), except
+    with ``security.model_keys`` (a model on another host). Raises ``ConfigError`` saying what to fix."""
     if not config.security.curve:
         check_plaintext(config)
         return None
@@ -75,7 +75,9 @@ def keyring_for(config: Config, role: KeyRole, model: ModelConfig | None = None)
         return _model_keyring(Path(config.security.model_keys), model)
     identity = model_identity(model) if model is not None else KeyInfo(b"", role)
     directory = keys_dir(config)
-    ensure_keys(config)
+    # The Admin token is the frontend's to make (rvz.security.admin_auth): on a host without one, a token
+    # made here would be a secret nothing checks, and would shadow the real one for the CLI.
+    ensure_keys(config, token=False)
     with locked(directory):
         ensure_key(directory, identity)
     return local_keyring(directory, identity)

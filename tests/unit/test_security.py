@@ -59,6 +59,16 @@ def test_each_process_gets_its_own_pair_and_the_servers_keys(tmp_path: Path) -> 
     assert keyring_for(config(tmp_path, curve=False), "frontend") is None
 
 
+def test_a_rendezvous_or_model_host_does_not_remake_the_admin_token(tmp_path: Path) -> None:
+    # The keys made once and copied to another host, whose admin.token was deleted (docs/multi-host.md):
+    # only the frontend's host holds it, so a token made here would be one the frontend never checks.
+    c = config(tmp_path)
+    ensure_keys(c)
+    (keys_dir(c) / "admin.token").unlink()
+    assert keyring_for(c, "rendezvous") is not None and keyring_for(c, "model", MODEL) is not None
+    assert not (keys_dir(c) / "admin.token").exists()
+
+
 def test_a_model_on_another_host_gets_one_file(tmp_path: Path) -> None:
     c = config(tmp_path)
     out = tmp_path / "remote.keys"

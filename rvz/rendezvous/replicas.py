@@ -40,6 +40,7 @@ BACKLOG_PER_REPLICA = 64
 MIN_BACKLOG = 1024
 # Gone replicas remembered for their figures (`rvz models`), oldest forgotten first.
 MAX_RETIRED = 1024
+NEVER = -(2**62)
 
 
 @dataclass(eq=False)
@@ -70,7 +71,7 @@ class Group:
     # Missed with no replica to blame: the backlog overflowed or its requests grew too old.
     missed: int = 0
     # When a worker of this model that is not a replica last announced (it takes every request itself).
-    direct_seen_ns: int = 0
+    direct_seen_ns: int = NEVER
     _turn: int = 0
 
     def backlog_max(self) -> int:

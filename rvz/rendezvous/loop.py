@@ -147,8 +147,10 @@ class Rendezvous:
         s = self.config.streams
         if not s.work and not any(m.shared for m in self.config.models):
             return None
-        return streams.work_router(ctx, s.work_endpoint, s.high_water_mark, self.config.limits.message_bytes,
+        work = streams.work_router(ctx, s.work_endpoint, s.high_water_mark, self.config.limits.message_bytes,
                                    security=self.keys.server("work"))
+        self.replicas.enabled = True
+        return work
 
     def _loop(self, sub: zmq.Socket[bytes], pull: zmq.Socket[bytes], router: Router,
               work: zmq.Socket[bytes] | None) -> None:
@@ -283,7 +285,7 @@ class Rendezvous:
                     self._refuse(peer, f"an announce of model {announce.model.name!r} of use case "
                                  f"{announce.model.use_case!r}")
                     continue
-                if self.replicas.active and announce.model.capacity <= 0:
+                if self.replicas.enabled and announce.model.capacity <= 0:
                     self.replicas.note_direct(announce.model, time.time_ns())
                 forward = self.control.announced(announce, payloads[0])
                 if announce.frontend_id:  # a worker's first announce, at start, answers no probe

@@ -108,6 +108,10 @@ class ReplicaGroups:
         # Every replica by worker id, live or gone (for its figures), oldest first.
         self.by_worker: OrderedDict[str, Replica] = OrderedDict()
         self._outbox: dict[bytes, list[tuple[str, bytes]]] = {}
+        # When a worker of each model that is not a replica last announced, replicated or not yet.
+        self._direct_seen: dict[GroupKey, int] = {}
+        # Set by the rendezvous once it binds the work stream: only then can replicas join.
+        self.enabled = False
 
     # --- membership -----------------------------------------------------------------------------------
 
@@ -120,7 +124,7 @@ class ReplicaGroups:
         key = (info.use_case, info.name, info.version)
         group = self.groups.get(key)
         if group is None:
-            group = self.groups[key] = Group(key)
+            group = self.groups[key] = Group(key, direct_seen_ns=self._direct_seen.get(key, NEVER))
             self._by_use_case.setdefault(info.use_case, []).append(group)
         replica = Replica(routing_id, info.worker_id, key, max(1, min(MAX_CAPACITY, info.capacity)), now)
         earlier = self.by_worker.get(info.worker_id)
@@ -167,7 +171,11 @@ class ReplicaGroups:
     def note_direct(self, info: envelope_pb2.ModelInfo, now: int) -> None:
         """A worker of a model that is not a replica announced: while it lives it takes every request of its use
         case itself, so its model's replicas get none (each request is still scored once by that model)."""
-        group = self.groups.get((info.use_case, info.name, info.version))
+        key = (info.use_case, info.name, info.version)
+        if key not in self._direct_seen and len(self._direct_seen) >= MAX_RETIRED:
+            self._direct_seen.clear()  # models come and go: forget them rather than grow
+        self._direct_seen[key] = now
+        group = self.groups.get(key)
         if group is not None:
             group.direct_seen_ns = now
 

@@ -129,6 +129,14 @@ def test_a_direct_worker_of_the_model_takes_everything_and_the_replicas_none() -
     assert given(groups) == {b"r0": ["q1"]}
 
 
+def test_a_direct_worker_seen_before_any_replica_still_counts() -> None:
+    groups = ReplicaGroups(timeout_ns=3000 * MS)
+    groups.note_direct(info("direct", capacity=0), 0)
+    groups.hello(b"r0", info("w0"), 1)
+    groups.on_request(request("q0"), b"p", 2)
+    assert given(groups) == {}
+
+
 def test_other_use_cases_and_models_are_untouched() -> None:
     groups = groups_of(2)
     groups.on_request(envelope_pb2.RequestEnvelope(request_id="x", use_case="other"), b"p", 0)

@@ -9,16 +9,20 @@ import signal
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import zmq
 
 from harness import Deployment, Proc, admin, base_config, spawn
 from rvz.client import Client
 from rvz.client.types import models_of
 from rvz.process.entry import LISTENING_PREFIX, MODEL_READY
-from rvz.wire.proto import admin_pb2
+from rvz.wire import streams
+from rvz.wire.proto import admin_pb2, envelope_pb2
+from security_tools import Attacker, StolenKey, drain
 
 pytestmark = pytest.mark.timeout(120)
 SERVING_PREFIX = "rvz serving on "
@@ -165,3 +169,27 @@ def _wait_missed(d: Deployment, expected: int) -> None:
             return
         assert time.monotonic() < deadline, (total, expected)
         time.sleep(0.05)  # the logs and the counters have no change signal to wait on
+
+
+def test_only_a_key_of_the_model_gets_its_requests_from_the_work_stream(deployment: Callable[..., Deployment],
+                                                                        root: Path) -> None:
+    d = deployment(policy=POLICY, extra=MODELS.format(replicas=2))
+    d.start([("slow", "", "champion", SLOW), ("slow", "", "champion", SLOW), ("fallback", "", "canary")])
+    keys_dir = root / "data" / "keys"
+    attacker = Attacker()
+    try:
+        work = f"ipc://{root}/scores.sock.work"
+        # The fallback's key pretending to be a replica of the slow model, and a key nobody knows.
+        impostor = attacker.socket(zmq.DEALER, work, StolenKey.of(keys_dir, "model+default+fallback"), "rendezvous")
+        unknown = attacker.socket(zmq.DEALER, work, StolenKey.unknown(keys_dir), "rendezvous")
+        hello = envelope_pb2.Control(kind=envelope_pb2.Control.ANNOUNCE, model=envelope_pb2.ModelInfo(
+            use_case="default", name="slow", version="1", role="champion", worker_id="thief", capacity=4096))
+        for sock in (impostor, unknown):
+            sock.send_multipart([streams.HELLO, hello.SerializeToString()])
+        d.proc("rendezvous").wait_stderr(r"refused a hello of model 'slow' of use case 'default'")
+        assert Counter(call_all(Client(d.address), 40)) == {"slow": 40}
+        assert drain([impostor, unknown], 0.5) == 0  # not even a ping
+        assert "thief" not in {w for workers in slow_scores(d).values() for w in workers}
+        d.proc("rendezvous").wait_stderr(r"refused an unknown key on the work stream")
+    finally:
+        attacker.close()

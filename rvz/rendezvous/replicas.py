@@ -13,8 +13,8 @@ A replica that dies disconnects, and the next send to it fails (the rendezvous p
 few milliseconds for that): it gets nothing more, and what it held is counted as missed for the model (the
 rendezvous's fallback answers those calls). One that hangs keeps its connection, but it stops scoring, so
 its outstanding requests reach its bound and new work goes to the others; what it holds is missed once it
-is past its deadline and the model's late limit (a worker sheds such requests anyway), and the replica is
-dropped once it has been silent for the model timeout.
+is past its deadline and the model's late limit (a worker sheds such requests anyway), after which it gets
+nothing until it is heard from again, and it is dropped once it has been silent for the model timeout.
 
 No sockets here: the rendezvous's loop feeds this from the streams and sends what ``take_outbox`` returns.
 Call everything from that loop's thread.
@@ -58,6 +58,8 @@ class Replica:
     # Given and never scored: it died, hung or could not be reached.
     missed: int = 0
     live: bool = True
+    # It let requests expire unscored (hung, stopped): it gets no more until it is heard from again.
+    stalled: bool = False
 
 
 @dataclass(eq=False)
@@ -87,7 +89,7 @@ class Group:
         for i in range(count):
             replica = replicas[(start + i) % count]
             held = len(replica.outstanding)
-            if held < replica.capacity and (best is None or held < len(best.outstanding)):
+            if held < replica.capacity and not replica.stalled and (best is None or held < len(best.outstanding)):
                 best = replica
         self._turn = (start + 1) % count if count else 0
         return best
@@ -120,6 +122,9 @@ class ReplicaGroups:
         replica = self._by_routing_id.get(routing_id)
         if replica is not None:
             replica.last_heard_ns = now
+            if replica.stalled:
+                replica.stalled = False
+                self._refill(self.groups[replica.key], now)
             return False
         key = (info.use_case, info.name, info.version)
         group = self.groups.get(key)
@@ -231,6 +236,7 @@ class ReplicaGroups:
             return
         del replica.outstanding[score.request_id]
         replica.last_heard_ns = now
+        replica.stalled = False
         if group.backlog:
             self._refill(group, now)
 
@@ -270,7 +276,9 @@ class ReplicaGroups:
         for rid in expired:
             del outstanding[rid]
             group.holder.pop(rid, None)
-        replica.missed += len(expired)
+        if expired:
+            replica.missed += len(expired)
+            replica.stalled = True
 
     def take_outbox(self) -> dict[bytes, list[tuple[str, bytes]]]:
         """The requests given since the last call, (request id, payload) by replica routing id, to send now."""

@@ -94,11 +94,16 @@ def test_a_gone_replica_misses_what_it_held_and_the_others_take_its_share() -> N
 def test_held_requests_are_missed_past_deadline_plus_late_limit_and_silent_replicas_go() -> None:
     groups = groups_of(4)
     groups.on_request(request("q0", deadline_ms=100), b"p", 0)
+    assert given(groups) == {b"r0": ["q0"]}
     groups.on_time(1099 * MS)
     assert groups.by_worker["w0"].missed == 0
     groups.on_time(1100 * MS)
     assert groups.by_worker["w0"].missed == 1 and not groups.by_worker["w0"].outstanding
-    groups.on_time(3001 * MS)  # no hello for longer than the timeout
+    groups.on_request(request("q1", now=1100 * MS), b"p", 1100 * MS)  # it let one expire: it gets no more
+    assert given(groups) == {}
+    groups.hello(b"r0", info("w0"), 1200 * MS)  # heard from again: what waited goes to it
+    assert given(groups) == {b"r0": ["q1"]}
+    groups.on_time(4201 * MS)  # no hello for longer than the timeout
     assert groups.live_replicas(KEY) == 0 and not groups.by_worker["w0"].live
 
 

@@ -32,6 +32,7 @@ from rvz.rendezvous.roles import promote_score
 from rvz.rendezvous.router import Router, Send
 from rvz.rendezvous.sink import DecisionSink
 from rvz.rendezvous.timing import ScoreTiming
+from rvz.rendezvous.work import WorkStream
 from rvz.security.audit import AuditLog
 from rvz.security.deployment import keyring_for
 from rvz.security.peers import Peer, Peers
@@ -107,6 +108,9 @@ class Rendezvous:
         metrics.gauge_by(meter, "rvz.rendezvous.divergence", "Distance of each model's recent outputs from the "
                          "canary's (Jensen-Shannon for labels, KS for numbers; -1: no figure)", self.stats.divergence,
                          ("use_case", "model", "version"))
+        metrics.count(meter, "rvz.rendezvous.replicas.missed", "Requests given to a replica of a model that it never "
+                      "scored (it died or hung), or that waited too long for a replica with room",
+                      self.replicas.missed_total)
         metrics.observe_logs(meter, {"scores": self.sink.scores_log, "results": self.sink.results_log})
 
     def run(self) -> None:
@@ -132,7 +136,7 @@ class Rendezvous:
             self._loop(sub, pull, router, work)
         finally:
             self.sink.flush(router.send)
-            for sock in (sub, pull, router.sock, work):
+            for sock in (sub, pull, router.sock, work.sock if work is not None else None):
                 if sock is not None:
                     sock.close()
             keys.stop()
@@ -141,21 +145,22 @@ class Rendezvous:
             self.audit.stop()
             logger.info("rendezvous stopped: %s", self.counters.summary())
 
-    def _bind_work(self, ctx: zmq.Context[zmq.Socket[bytes]]) -> zmq.Socket[bytes] | None:
+    def _bind_work(self, ctx: zmq.Context[zmq.Socket[bytes]]) -> WorkStream | None:
         """The work stream, bound only for a deployment that has replicas (or names the stream): a model's
         replicas started by hand take their share from it."""
         s = self.config.streams
         if not s.work and not any(m.shared for m in self.config.models):
             return None
-        work = streams.work_router(ctx, s.work_endpoint, s.high_water_mark, self.config.limits.message_bytes,
+        sock = streams.work_router(ctx, s.work_endpoint, s.high_water_mark, self.config.limits.message_bytes,
                                    security=self.keys.server("work"))
         self.replicas.enabled = True
-        return work
+        return WorkStream(sock, self.replicas, self.counters, self.peers if self.keys.active else None,
+                          self._refuse, self.config.limits.message_bytes)
 
     def _loop(self, sub: zmq.Socket[bytes], pull: zmq.Socket[bytes], router: Router,
-              work: zmq.Socket[bytes] | None) -> None:
+              work: WorkStream | None) -> None:
         poller = zmq.Poller()
-        for sock in (sub, pull, router.sock, work):
+        for sock in (sub, pull, router.sock, work.sock if work is not None else None):
             if sock is not None:
                 poller.register(sock, zmq.POLLIN)
         matcher, sink, send, replicas = self.matcher, self.sink, router.send, self.replicas
@@ -169,13 +174,13 @@ class Rendezvous:
             self._drain_scores(pull, send)
             now = time.time_ns()
             if work is not None:
-                if work in events:
-                    self._drain_work(work, now)
+                if work.sock in events:
+                    work.drain(now)
                 if now >= next_replica_check:
                     replicas.on_time(now)
-                    self._ping_replicas(work)
+                    work.ping()
                     next_replica_check = now + REPLICA_CHECK_NS
-                self._send_work(work)
+                work.send()
             matcher.on_time(now)
             sink.flush(send)
             if router.sock in events:
@@ -310,53 +315,6 @@ class Rendezvous:
             self.matcher.on_score(score, now, b"")  # the bytes no longer say what the score is
         else:
             self.matcher.on_score(score, now, payload)
-
-    def _drain_work(self, work: zmq.Socket[bytes], now: int) -> None:
-        """Replicas' hellos: [routing id, HELLO, Control]."""
-        for _ in range(DRAIN_BATCH):
-            try:
-                frames = work.recv_multipart(zmq.NOBLOCK, copy=False)
-            except zmq.Again:
-                return
-            routing_id = frames[0].bytes
-            if len(frames) == 3 and frames[1].bytes == streams.HELLO:
-                self._on_hello(routing_id, frames[2], now)
-            else:
-                self.counters.malformed += 1
-
-    def _on_hello(self, routing_id: bytes, frame: zmq.Frame, now: int) -> None:
-        hello = self._decode(envelope_pb2.Control, frame.bytes, "replica hello")
-        if hello is None:
-            return
-        model = hello.model
-        if self.keys.active:
-            peer = self.peers.of(str(frame.get(USER_ID)))
-            if not peer.may_announce(model):  # requests go only to a key of the model they are for
-                self._refuse(peer, f"a hello of model {model.name!r} of use case {model.use_case!r}")
-                return
-        if model.capacity <= 0 or not model.worker_id:
-            self.counters.malformed += 1
-            return
-        self.replicas.hello(routing_id, model, now)
-
-    def _ping_replicas(self, work: zmq.Socket[bytes]) -> None:
-        """A replica that died is gone from the ROUTER: the ping to it fails, and its share moves now."""
-        for routing_id in self.replicas.routing_ids():
-            try:
-                work.send_multipart([routing_id, streams.PING], zmq.NOBLOCK)
-            except zmq.ZMQError as e:
-                if e.errno == zmq.EHOSTUNREACH:
-                    self.replicas.gone(routing_id, "its connection is gone")
-
-    def _send_work(self, work: zmq.Socket[bytes]) -> None:
-        """Send each replica the requests given to it this pass; what it cannot take is missed."""
-        for routing_id, given in self.replicas.take_outbox().items():
-            payloads = [payload for _, payload in given]
-            try:
-                for batch in streams.batches(payloads, self.config.limits.message_bytes, len):
-                    work.send_multipart([routing_id, streams.WORK, *batch], zmq.NOBLOCK)
-            except zmq.ZMQError as e:  # EHOSTUNREACH: it is gone; EAGAIN: its queue is full
-                self.replicas.undelivered(routing_id, [rid for rid, _ in given], e.errno == zmq.EHOSTUNREACH)
 
     def _drain_admin(self, router: zmq.Socket[bytes], send: Send) -> None:
         """Admin calls forwarded by frontends: [frontend id, ADMIN, AdminCall]."""

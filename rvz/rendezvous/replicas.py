@@ -319,6 +319,10 @@ class ReplicaGroups:
         group = self.groups.get(key)
         return len(group.replicas) if group is not None else 0
 
+    def missed_total(self) -> int:
+        """Missed by every replicated model (for the metrics)."""
+        return sum(self.group_missed(key) for key in self.groups)
+
     def group_missed(self, key: GroupKey) -> int:
         """Missed by the model as a whole: by each of its replicas, live or gone, and by its backlog."""
         group = self.groups.get(key)

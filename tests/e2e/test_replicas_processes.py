@@ -44,6 +44,8 @@ MODELS = """
 name = "slow"
 entry = "rvz_test_models:slow"
 replicas = {replicas}
+# What a hung replica holds is missed at the deadline (a worker would not score it later either).
+late_limit_ms = 0
 
 [[models]]
 name = "fallback"
@@ -99,7 +101,9 @@ def test_rvz_up_replicas_and_one_started_by_hand_share_the_work_each_request_sco
         up.stop()
 
 
-def test_a_replica_killed_under_load_costs_what_it_held_and_the_survivors_take_its_share(root: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGSTOP], ids=["killed", "hung"])
+def test_a_replica_killed_under_load_costs_what_it_held_and_the_survivors_take_its_share(root: Path,
+                                                                                       sig: int) -> None:
     config = root / "rvz.toml"
     config.write_text(base_config(root, policy=POLICY, extra=MODELS.format(replicas=3)))
     d = Deployment(root, config)
@@ -117,8 +121,8 @@ def test_a_replica_killed_under_load_costs_what_it_held_and_the_survivors_take_i
         client = Client(d.address)
         while sum(m.live for m in client.models() if m.name == "slow") < 3:
             time.sleep(0.02)
-        answers, killed_at = _load_and_kill(client, replicas[0])
-        d.procs.remove(replicas[0])  # killed on purpose: not a part that died
+        answers, killed_at = _load_and_kill(client, replicas[0], sig)
+        d.procs.remove(replicas[0])  # killed (or stopped) on purpose: not a part that died
         assert len(answers) == 300 and set(answers) <= {"slow", "fallback"}  # every call answered
         victim = f":{replicas[0].pid}:"
         scored = slow_scores(d)
@@ -135,11 +139,13 @@ def test_a_replica_killed_under_load_costs_what_it_held_and_the_survivors_take_i
         _wait_missed(d, unscored)
         client.close()
     finally:
+        if sig == signal.SIGSTOP and replicas[0].poll() is None:
+            replicas[0].stop(signal.SIGKILL)  # a stopped process would only sit out its stop grace
         d.close()
 
 
-def _load_and_kill(client: Client, victim: Proc) -> tuple[list[str], int]:
-    """300 calls from 8 threads; the victim is killed (SIGKILL, by PID) after the first 100 are answered."""
+def _load_and_kill(client: Client, victim: Proc, sig: int) -> tuple[list[str], int]:
+    """300 calls from 8 threads; the victim gets ``sig`` (by PID) after the first 100 are answered."""
     answers: list[str] = []
     lock = threading.Lock()
     killed = threading.Event()
@@ -151,12 +157,13 @@ def _load_and_kill(client: Client, victim: Proc) -> tuple[list[str], int]:
             answers.append(name)
             if len(answers) == 100 and not killed.is_set():
                 killed_at[0] = time.time_ns()
-                os.kill(victim.pid, signal.SIGKILL)
+                os.kill(victim.pid, sig)
                 killed.set()
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(one, range(300)))
-    victim.wait(5)
+    if sig == signal.SIGKILL:
+        victim.wait(5)
     return answers, killed_at[0]
 
 

@@ -170,3 +170,30 @@ def test_replica_settings_are_checked_and_the_work_stream_is_derived() -> None:
         parse_config({"streams": {"work": "tcp://127.0.0.1:5556"}}, "t.toml")
     config = parse_config({"models": [{"name": "m", "entry": "a:b", "replicas": 3}]}, "t.toml")
     assert config.models[0].shared and Counter(m.replicas for m in config.models) == {3: 1}
+
+
+def test_rvz_models_shows_each_replica_then_the_models_total() -> None:
+    from rich.console import Console
+
+    from rvz.admin.client import models_json, print_models
+    from rvz.client.types import models_of
+    from rvz.wire.proto import admin_pb2
+
+    response = admin_pb2.ListModelsResponse()
+    for pid, held in ((11, 3), (12, 1)):
+        response.models.append(admin_pb2.ModelStatus(
+            use_case="uc", name="slow", version="1", role="champion", started_role="champion", worker_id=f"h:{pid}",
+            pid=pid, host="h", live=True, window_s=60, scores_per_s=5.0, scores_total=10 * pid, times_chosen=-1,
+            replicas=2, shared=True, outstanding=held, missed_total=pid - 11))
+    response.totals.append(admin_pb2.ModelTotals(use_case="uc", name="slow", version="1", replicas=2,
+                                                 scores_per_s=10.0, scores_total=230, missed_total=1,
+                                                 times_chosen=230, latency_p50_ms=12.5, latency_p99_ms=20.0))
+    listed = models_of(response)
+    console = Console(width=250, record=True)
+    print_models(listed, console)
+    text = console.export_text()
+    assert "total of 2 live" in text and "12.50" in text
+    rows = models_json(listed)
+    assert [(r["pid"], r["outstanding"], r["shared"], r["replicas"]) for r in rows] == [(11, 3, True, 2),
+                                                                                       (12, 1, True, 2)]
+    assert rows[0]["model"]["scores_total"] == 230 and rows[1]["model"]["missed_total"] == 1

@@ -48,6 +48,8 @@ DRAIN_MAX = 1024
 # How long a score may wait for the scores after it to share its message.
 SCORE_FLUSH_NS = 500_000
 DEFAULT_MAX_OUTPUT_BYTES = 1024 * 1024
+# A replica that hears nothing from the rendezvous's work stream this long says so.
+UNHEARD_NS = 2_000_000_000
 DEFAULT_MAX_MESSAGE_BYTES = streams.MAX_MESSAGE_BYTES
 
 
@@ -102,6 +104,9 @@ class Worker:
         # A replica's hello on the work stream: who it is and how many requests it holds at most.
         self._shared = config.model.shared and model is not None
         self._work: zmq.Socket[bytes] | None = None
+        # When the rendezvous last sent this replica anything (work or a ping), to say so if it never does.
+        self._work_heard_ns = time.monotonic_ns()
+        self._unheard = ThrottledLog(logger)
         if self._shared:
             assert model is not None
             self._info.capacity = config.model.queue_bound(model.batches)
@@ -231,6 +236,7 @@ class Worker:
                 kind, *payloads = work.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
+            self._work_heard_ns = time.monotonic_ns()
             if kind == streams.WORK:
                 backlog.extend(payloads)
 
@@ -344,6 +350,12 @@ class Worker:
             self.on_ready = None
         self.gaps.note_probe(probe.frontend_id, probe.next_sequence, (self._topic,))
         self._announce(push, probe.frontend_id)
+        if self._work is not None and time.monotonic_ns() - self._work_heard_ns > UNHEARD_NS:
+            self._unheard.warning("work", "replica of model %s: the rendezvous has sent nothing on the work stream "
+                                  "%s for %.0f s (it pings every replica it knows): does its config have this "
+                                  "model with replicas > 1, or streams.work?", self.config.model.name,
+                                  self.config.streams.work_endpoint,
+                                  (time.monotonic_ns() - self._work_heard_ns) / 1e9)
 
     def _model_info(self) -> envelope_pb2.ModelInfo:
         m = self.config.model

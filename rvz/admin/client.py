@@ -19,23 +19,41 @@ NA = "-"
 
 
 def models_json(models: list[ModelStatus]) -> list[dict[str, Any]]:
-    """The rows as JSON objects: numbers as numbers, null where there is no figure."""
-    return [asdict(m) for m in models]
+    """The rows (one per worker) as JSON objects: numbers as numbers, null where there is no figure; each
+    row's ``model`` holds its model's totals over all its workers (replicas)."""
+    totals = getattr(models, "totals_of", None)
+    rows = []
+    for m in models:
+        total = totals(m.use_case, m.name, m.version) if totals is not None else None
+        rows.append({**asdict(m), "model": asdict(total) if total is not None else None})
+    return rows
 
 
 def print_models(models: list[ModelStatus], console: Console | None = None) -> None:
-    table = Table(title="rvz models (figures over the last 60 s; a gone worker has none)")
-    for column in ("use case", "model", "version", "role", "pid@host", "heartbeat", "scores/s", "errors",
+    table = Table(title="rvz models (figures over the last 60 s; a gone worker has none; a replicated model's "
+                  "total follows its replicas)")
+    for column in ("use case", "model", "version", "role", "pid@host", "heartbeat", "held", "scores/s", "errors",
                    "p50 ms", "p99 ms", "on time", "chosen", "missed", "restarts", "drift"):
         table.add_column(column, justify="right" if column not in ("use case", "model", "role") else "left")
-    for m in models:
+    totals_of = getattr(models, "totals_of", None)
+    for i, m in enumerate(models):
         role = m.role if m.role == m.started_role else f"{m.role} (was {m.started_role})"
         heartbeat = f"{m.last_heartbeat_age_s:.1f}s ago" if m.live else f"gone {m.last_heartbeat_age_s:.0f}s"
         table.add_row(m.use_case, m.name, m.version, role, f"{m.pid}@{m.host}", heartbeat,
+                      str(m.outstanding) if m.shared else NA,
                       _number(m.scores_per_s, "{:.1f}"), _number(m.error_rate, "{:.1%}"),
                       _number(m.latency_p50_ms, "{:.2f}"), _number(m.latency_p99_ms, "{:.2f}"),
                       _number(m.on_time_pct, "{:.1f}%"), _number(m.times_chosen, "{}"),
                       str(m.missed_total), str(m.restarts), _number(m.divergence, "{:.3f}"))
+        following = models[i + 1] if i + 1 < len(models) else None
+        last_of_model = following is None or (following.use_case, following.name, following.version) != (
+            m.use_case, m.name, m.version)
+        total = totals_of(m.use_case, m.name, m.version) if totals_of is not None and last_of_model else None
+        if total is not None and (m.shared or total.replicas > 1):
+            table.add_row(m.use_case, m.name, m.version, "", f"total of {total.replicas} live", "", "",
+                          _number(total.scores_per_s, "{:.1f}"), "", _number(total.latency_p50_ms, "{:.2f}"),
+                          _number(total.latency_p99_ms, "{:.2f}"), "", str(total.times_chosen),
+                          str(total.missed_total), "", "", end_section=True)
     if console is None:
         console = Console()
         if not console.is_terminal:  # piped or captured: do not squeeze the table into 80 columns

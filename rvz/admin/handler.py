@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 from typing import Any
 
 import grpc
@@ -13,8 +14,9 @@ from rvz.errors import AdminError
 from rvz.frontend.validation import check_use_case
 from rvz.rendezvous.live_stats import NO_FIGURE, WINDOW_S, StatsBook
 from rvz.rendezvous.policy import Policy
+from rvz.rendezvous.replicas import ReplicaGroups
 from rvz.security.audit import AuditLog
-from rvz.wire.model_registry import ModelRegistry
+from rvz.wire.model_registry import ModelRegistry, Sighting
 from rvz.wire.proto import admin_pb2, envelope_pb2
 
 
@@ -22,11 +24,12 @@ class AdminHandler:
     """Carries out Admin calls; every change is recorded in ``audit`` with the caller the frontend names."""
 
     def __init__(self, state: AdminState, models: ModelRegistry, stats: StatsBook,
-                 audit: AuditLog | None = None) -> None:
+                 audit: AuditLog | None = None, replicas: ReplicaGroups | None = None) -> None:
         self.state = state
         self.models = models
         self.stats = stats
         self.audit = audit
+        self.replicas = replicas or ReplicaGroups(models.timeout_ns)
 
     def handle(self, call: envelope_pb2.AdminCall) -> envelope_pb2.AdminReply:
         reply = envelope_pb2.AdminReply(call_id=call.call_id)
@@ -53,30 +56,60 @@ class AdminHandler:
         response = admin_pb2.ListModelsResponse()
         use_cases = [use_case] if use_case else self.models.use_cases()
         for name in use_cases:
-            for sighting in self.models.sightings(name):
-                response.models.append(self._status(sighting.info, sighting.last_seen_ns, now))
+            sightings = self.models.sightings(name)
+            live = Counter((s.info.name, s.info.version) for s in sightings
+                           if now - s.last_seen_ns <= self.models.timeout_ns)
+            for sighting in sightings:
+                info = sighting.info
+                response.models.append(self._status(info, sighting.last_seen_ns, now, live[(info.name, info.version)]))
+            response.totals.extend(self._totals(name, sightings, live, now))
             if self.audit is not None and name in self.audit.last:
                 response.last_changes[name].CopyFrom(self.audit.last[name])
         return response
 
-    def _status(self, info: envelope_pb2.ModelInfo, last_seen_ns: int, now: int) -> admin_pb2.ModelStatus:
+    def _status(self, info: envelope_pb2.ModelInfo, last_seen_ns: int, now: int,
+                replicas: int) -> admin_pb2.ModelStatus:
         age_s = (now - last_seen_ns) / 1e9
+        replica = self.replicas.by_worker.get(info.worker_id)
         status = admin_pb2.ModelStatus(
             use_case=info.use_case, name=info.name, version=info.version,
             role=self.state.role_of(info.use_case, info.name, info.role), started_role=info.role,
             worker_id=info.worker_id, pid=info.pid, host=info.host, last_heartbeat_age_s=age_s,
-            live=age_s * 1e9 <= self.models.timeout_ns, window_s=WINDOW_S, missed_total=info.missed,
-            restarts=info.restarts)
+            live=age_s * 1e9 <= self.models.timeout_ns, window_s=WINDOW_S,
+            missed_total=info.missed + (replica.missed if replica is not None else 0), restarts=info.restarts,
+            replicas=replicas, shared=info.capacity > 0,
+            outstanding=len(replica.outstanding) if replica is not None else 0)
         if not status.live:  # the model's figures belong to its live worker, if any: never repeated here
             _no_figures(status)
             return status
         key = (info.use_case, info.name, info.version)
-        figures = self.stats.figures(key, now)
+        # One worker of a model has the model's figures (a restarted worker carries on its predecessor's);
+        # each replica of several has its own, and the model's are in the totals.
+        own = status.shared or replicas > 1
+        figures = self.stats.figures(key, now, info.worker_id if own else None)
         status.scores_per_s, status.error_rate = figures.scores_per_s, _finite(figures.error_rate)
         status.latency_p50_ms, status.latency_p99_ms = _finite(figures.latency_p50_ms), _finite(figures.latency_p99_ms)
         status.on_time_pct, status.divergence = _finite(figures.on_time_pct), self.stats.divergence.get(key, NO_FIGURE)
         status.times_chosen, status.scores_total = figures.times_chosen, figures.scores_total
         return status
+
+    def _totals(self, use_case: str, sightings: list[Sighting], live: Counter[tuple[str, str]],
+                now: int) -> list[admin_pb2.ModelTotals]:
+        """One row per model of the use case, over all its workers."""
+        missed: Counter[tuple[str, str]] = Counter()
+        for sighting in sightings:
+            missed[(sighting.info.name, sighting.info.version)] += sighting.info.missed
+        totals = []
+        for name, version in sorted(missed):
+            key = (use_case, name, version)
+            figures = self.stats.figures(key, now)
+            totals.append(admin_pb2.ModelTotals(
+                use_case=use_case, name=name, version=version, replicas=live[(name, version)],
+                scores_per_s=figures.scores_per_s, scores_total=figures.scores_total,
+                missed_total=missed[(name, version)] + self.replicas.group_missed(key),
+                times_chosen=figures.times_chosen, latency_p50_ms=_finite(figures.latency_p50_ms),
+                latency_p99_ms=_finite(figures.latency_p99_ms)))
+        return totals
 
     def get_policy(self, use_case: str) -> admin_pb2.PolicyState:
         self._check_known(use_case)

@@ -140,7 +140,8 @@ def model() -> None:
 
 # Every setting of a model, as options of `rvz model run` (the command gets them as ``model_given``).
 model_options = setting_options(
-    ModelConfig, ("name", "entry", "version", "role", "use_case", "batch_max", "late_limit_ms", "nice", "watchdog_ms"),
+    ModelConfig, ("name", "entry", "version", "role", "use_case", "batch_max", "late_limit_ms", "nice", "watchdog_ms",
+                  "replicas", "replica_queue"),
     into="model_given", envvar_prefix="RVZ_MODEL_RUN_", required=("name",), defaults={"use_case": None},
     helps={"use_case": "Use case the model serves [default: its [[models]] entry's, else "
                        "frontend.default_use_case]."})

@@ -63,6 +63,27 @@ class ModelStatus:
     # Requests this worker never received (its queue was full), and times `rvz up` restarted it.
     missed_total: int = 0
     restarts: int = 0
+    # Live workers of its model; whether it is a replica (takes a share of the model's requests), and the
+    # requests it holds, given and not scored yet.
+    replicas: int = 1
+    shared: bool = False
+    outstanding: int = 0
+
+
+@dataclass(frozen=True)
+class ModelTotals:
+    """A model's figures over all its workers (replicas) in ``models()``'s ``totals`` (None: no data)."""
+
+    use_case: str
+    name: str
+    version: str
+    replicas: int
+    scores_per_s: float | None
+    scores_total: int
+    missed_total: int
+    times_chosen: int
+    latency_p50_ms: float | None
+    latency_p99_ms: float | None
 
 
 @dataclass(frozen=True)
@@ -122,11 +143,17 @@ def truth_batches(truths: Iterable[tuple[str, Any]], size: int) -> Iterable[scor
 
 
 class ModelList(list[ModelStatus]):
-    """``models()``'s rows, and the last Admin change of each use case listed (who, what, when), if any."""
+    """``models()``'s rows (one per worker), the last Admin change of each use case listed (who, what, when),
+    if any, and each model's totals over its workers."""
 
-    def __init__(self, rows: list[ModelStatus], last_changes: dict[str, str]) -> None:
+    def __init__(self, rows: list[ModelStatus], last_changes: dict[str, str],
+                 totals: list[ModelTotals] | None = None) -> None:
         super().__init__(rows)
         self.last_changes = last_changes
+        self.totals = totals or []
+
+    def totals_of(self, use_case: str, name: str, version: str) -> ModelTotals | None:
+        return next((t for t in self.totals if (t.use_case, t.name, t.version) == (use_case, name, version)), None)
 
 
 def models_of(response: admin_pb2.ListModelsResponse) -> ModelList:
@@ -143,7 +170,11 @@ def models_of(response: admin_pb2.ListModelsResponse) -> ModelList:
                 continue
             seen_gone.add(key)
         kept.append(row)
-    return ModelList(kept, {use_case: describe(change) for use_case, change in sorted(response.last_changes.items())})
+    totals = [ModelTotals(t.use_case, t.name, t.version, t.replicas, _figure(t.scores_per_s, True), t.scores_total,
+                          t.missed_total, t.times_chosen, _figure(t.latency_p50_ms, True),
+                          _figure(t.latency_p99_ms, True)) for t in response.totals]
+    return ModelList(kept, {use_case: describe(change) for use_case, change in sorted(response.last_changes.items())},
+                     totals)
 
 
 def _status(m: admin_pb2.ModelStatus) -> ModelStatus:
@@ -156,7 +187,7 @@ def _status(m: admin_pb2.ModelStatus) -> ModelStatus:
         on_time_pct=_figure(m.on_time_pct, live), divergence=_figure(m.divergence, live),
         times_chosen=m.times_chosen if live and m.times_chosen >= 0 else None,
         scores_total=m.scores_total if live and m.scores_total >= 0 else None, missed_total=m.missed_total,
-        restarts=m.restarts)
+        restarts=m.restarts, replicas=m.replicas, shared=m.shared, outstanding=m.outstanding)
 
 
 def _figure(value: float, live: bool) -> float | None:

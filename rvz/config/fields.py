@@ -193,6 +193,11 @@ def endpoint_problem(value: str) -> str | None:
     return f"must be a ZeroMQ endpoint like tcp://127.0.0.1:5555, got {value!r}"
 
 
+def optional_endpoint_problem(value: str) -> str | None:
+    """Empty (a default derived from another setting) or a ZeroMQ endpoint."""
+    return None if not value else endpoint_problem(value)
+
+
 def entry_problem(value: str) -> str | None:
     """Empty is left to the model's check (only a decoy may have no entry)."""
     if not value or _ENTRY.match(value):

@@ -18,6 +18,7 @@ from rvz.config.fields import (
     listen_problem,
     metrics_listen_problem,
     name_problem,
+    optional_endpoint_problem,
     optional_listen_problem,
     setting,
 )
@@ -66,6 +67,21 @@ class StreamsConfig:
                            "it).", check=endpoint_problem, metavar="ENDPOINT")
     high_water_mark: int = setting(100_000, "Messages queued per peer before a sender refuses more (never "
                                    "silently drops).", **POSITIVE)
+    work: str = setting("", "ZeroMQ endpoint of the work stream: the rendezvous binds it when a model has replicas, "
+                        "and each replica takes its share of that model's requests from it [default: from "
+                        "streams.scores: its ipc path + '.work', or its tcp port + 2].",
+                        check=optional_endpoint_problem, metavar="ENDPOINT")
+
+    @property
+    def work_endpoint(self) -> str:
+        """``work``, or the endpoint derived from ``scores`` when it is empty (see the setting)."""
+        if self.work:
+            return self.work
+        if self.scores.startswith("tcp://"):
+            host, _, port = self.scores.rpartition(":")
+            if port.isdigit() and int(port) + 2 <= 65535:
+                return f"{host}:{int(port) + 2}"
+        return f"{self.scores}.work"
 
 
 @dataclass(frozen=True)
@@ -213,6 +229,23 @@ class ModelConfig:
                         "decoy, so the champion and the rendezvous get the CPU first on a busy machine.",
                         minimum=0, maximum=19,
                         range_text="from 0 (as the rendezvous and frontend) to 19 (lowest CPU priority)")
+    replicas: int = setting(1, "Worker processes that share this model's requests (`rvz up` starts this many; "
+                            "`rvz model run` processes of the same name and version join them): each request is "
+                            "scored once per model, by the replica that has room for it.", minimum=1, maximum=64,
+                            range_text="from 1 (one process scores every request) to 64")
+    replica_queue: int = setting(0, "With replicas > 1: requests a replica holds at most (taken, not scored yet); "
+                                 "the others go to replicas with room. 0: twice batch_max for a model that "
+                                 "batches, else 4.", minimum=0, maximum=4096,
+                                 range_text="from 0 (the default) to 4096")
+
+    @property
+    def shared(self) -> bool:
+        """Whether this model's workers share its requests (replicas > 1) instead of each taking all."""
+        return self.replicas > 1
+
+    def queue_bound(self, batches: bool) -> int:
+        """A replica's queue: ``replica_queue``, or its default for a model that batches (or not)."""
+        return self.replica_queue or (2 * self.batch_max if batches else 4)
 
 
 @dataclass(frozen=True)

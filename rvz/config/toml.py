@@ -23,6 +23,7 @@ from rvz.config.settings import (
     LimitsConfig,
     ModelConfig,
     RendezvousConfig,
+    StreamsConfig,
     UseCaseConfig,
     Window,
     demo_config,
@@ -79,7 +80,18 @@ def parse_config(data: Mapping[str, Any], source: str) -> Config:
                     use_cases=_use_cases(data.get("use_cases", []), source), source=source)
     _check_accept_names(config, data, source)
     check_limits(config.limits, source, "limits.message_bytes")
+    check_work_stream(config.streams, source)
     return config
+
+
+def check_work_stream(streams: StreamsConfig, source: str) -> None:
+    """The work stream (replicas, see ``StreamsConfig.work``) cannot share an endpoint with another stream."""
+    work = streams.work_endpoint
+    for name in ("requests", "scores", "results"):
+        if getattr(streams, name) == work:
+            key = "streams.work" if streams.work else f"streams.{name}"
+            raise config_error(source, key, f"the work stream would be {work!r}, the endpoint of streams.{name}; "
+                               "give streams.work an endpoint of its own")
 
 
 def unknown_accept_names(schedule: tuple[Window, ...], models: Iterable[str]) -> list[tuple[int, str]]:
@@ -224,9 +236,12 @@ def parse_model(item: Mapping[str, Any], source: str, prefix: str = "") -> Model
 
 
 def check_model(model: ModelConfig, source: str, entry_key: str) -> ModelConfig:
-    """What involves several settings of a model: only a decoy may have no entry."""
+    """What involves several settings of a model: only a decoy may have no entry, and it has no replicas."""
     if not model.entry and model.role != "decoy":
         raise config_error(source, entry_key, "must be MODULE:ATTR (e.g. mypkg.models:predict), got ''")
+    if model.role == "decoy" and model.shared:
+        key = entry_key.removesuffix("entry") + "replicas"
+        raise config_error(source, key, f"must be 1 for a decoy (it archives every request), got {model.replicas}")
     return model
 
 

@@ -31,8 +31,9 @@ def _use_case_part(use_case: str, config: Config, listed: admin_pb2.ListModelsRe
     models = []
     for model in (m for m in config.models if m.use_case == use_case):
         role = roles.get(model.name, model.role)
-        models.append(f"{model.name} ({role})" if role == model.role else
-                      f"{model.name} ({role}; configured: {model.role})")
+        shown = f"{role}, {model.replicas} replicas" if model.shared else role
+        models.append(f"{model.name} ({shown})" if role == model.role else
+                      f"{model.name} ({shown}; configured: {model.role})")
     in_force = (f"policy v{policy.version}, SLA {policy.policy.deadline_ms:g} ms" if policy is not None
                 else f"SLA {config.rendezvous.deadline_ms:g} ms")
     return f"{use_case}: {in_force}, models {', '.join(models)}"

@@ -7,7 +7,8 @@ is set and calls ``check`` every round, like the waits of ``rvz.process.child``.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Collection
+from collections import Counter
+from collections.abc import Callable, Collection, Mapping
 from typing import TypeVar
 
 import grpc
@@ -72,19 +73,23 @@ def wait_until(read: Callable[[], T | None], what: str, timeout_s: float = START
 
 
 def wait_models(channel: grpc.Channel, expected: Collection[tuple[str, str]], timeout_s: float = START_TIMEOUT_S, *,
-                stop: threading.Event | None = None, check: Check | None = None) -> admin_pb2.ListModelsResponse:
-    """Wait until the rendezvous lists every (use case, name) of ``expected`` as live, and return the listing.
+                stop: threading.Event | None = None, check: Check | None = None,
+                replicas: Mapping[tuple[str, str], int] | None = None) -> admin_pb2.ListModelsResponse:
+    """Wait until the rendezvous lists every (use case, name) of ``expected`` as live, with at least
+    ``replicas[(use case, name)]`` live workers where given, and return the listing.
 
     A model is listed once its scores, not only the frontend's probes, reach the rendezvous. Raises
     like ``wait_until``.
     """
     stub = admin_pb2_grpc.AdminStub(channel)  # type: ignore[no-untyped-call]
     wanted = set(expected)
+    counts = replicas or {}
 
     def read() -> admin_pb2.ListModelsResponse | None:
         listed = stub.ListModels(admin_pb2.ListModelsRequest(), timeout=CALL_TIMEOUT_S)
-        live = {(m.use_case, m.name) for m in listed.models if m.live}
-        return listed if wanted <= live else None
+        live = Counter((m.use_case, m.name) for m in listed.models if m.live)
+        ready = all(live[key] >= counts.get(key, 1) for key in wanted)
+        return listed if ready else None
 
     missing = ", ".join(f"{u}/{n}" for u, n in sorted(wanted))
     return wait_until(read, f"listing of {missing} as live by the rendezvous", timeout_s, stop=stop, check=check)

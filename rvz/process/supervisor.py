@@ -1,12 +1,13 @@
 """`rvz up`: run the rendezvous, the frontend and every model as child processes.
 
 Children are `rvz rendezvous`, `rvz frontend` and one `rvz model run --name N --use-case U` per
-[[models]] entry, or with `rvz up --only ...` this host's share of them (``rvz.process.share``). Each
-gets the effective configuration as JSON (RVZ_CONFIG_JSON), runs in its own session (so Ctrl-C reaches
-only us and we stop them in order) and dies with us (PR_SET_PDEATHSIG). A child that exits while serving
-is restarted with exponential backoff; one that fails during start-up stops the whole deployment (or
-share). A share prints its banner (RUNNING_PREFIX) once its own processes are ready: the other parts may
-start later, on other hosts.
+[[models]] entry (``replicas`` of them for a model with replicas > 1, each watched and restarted alone),
+or with `rvz up --only ...` this host's share of them (``rvz.process.share``). Each gets the effective
+configuration as JSON (RVZ_CONFIG_JSON), runs in its own session (so Ctrl-C reaches only us and we stop
+them in order) and dies with us (PR_SET_PDEATHSIG). A child that exits while serving is restarted with
+exponential backoff; one that fails during start-up stops the whole deployment (or share). A share prints
+its banner (RUNNING_PREFIX) once its own processes are ready: the other parts may start later, on other
+hosts.
 
 Exit status of ``run_up``:
 
@@ -91,17 +92,21 @@ class Supervisor:
         self.rendezvous = self._child("rendezvous", ["rendezvous"], RENDEZVOUS_READY)
         self.frontend = self._child("frontend", ["frontend"], LISTENING_PREFIX)
         # Metrics ports stay those of the whole deployment: a model's is the same whichever host runs it.
-        self.models = [self._model_child(m, i) for i, m in enumerate(config.models) if m in self.share.models]
+        self.models = [self._model_child(m, replica, i)
+                       for i, (m, replica) in enumerate((m, r) for m in config.models for r in range(m.replicas))
+                       if m in self.share.models]
 
     def _child(self, name: str, command: list[str], announces: str = "") -> Supervised:
         spec = ChildSpec(name, (sys.executable, "-m", "rvz", *command), env=self._env,
                          announces=(announces,) if announces else (), own_session=True)
         return Supervised(ChildProcess(spec))
 
-    def _model_child(self, model: ModelConfig, index: int) -> Supervised:
-        child = self._child(f"model {model.name}", [*model_command(model), *_metrics_args(self.config, index + 2)],
-                            MODEL_READY)
-        child.heartbeat = self._run_dir / f"{model.use_case}.{model.name}.heartbeat"
+    def _model_child(self, model: ModelConfig, replica: int, index: int) -> Supervised:
+        """The child of one worker of ``model``: replica number ``replica`` (from 0), the ``index``-th worker."""
+        name = f"model {model.name}" + (f" replica {replica + 1}/{model.replicas}" if model.shared else "")
+        child = self._child(name, [*model_command(model), *_metrics_args(self.config, index + 2)], MODEL_READY)
+        beat = f"{model.use_case}.{model.name}" + (f".{replica + 1}" if model.shared else "")
+        child.heartbeat = self._run_dir / f"{beat}.heartbeat"
         child.watchdog_ns = int(watchdog_ms(model, self.config) * 1e6)
         return child
 
@@ -170,7 +175,8 @@ class Supervisor:
         expected = {(m.use_case, m.name) for m in self.config.models}
         with own_connection(self.config, address).channel() as channel:
             serving.wait_serving(channel, stop=self.should_exit, check=self._check_startup)
-            listed = serving.wait_models(channel, expected, stop=self.should_exit, check=self._check_startup)
+            listed = serving.wait_models(channel, expected, stop=self.should_exit, check=self._check_startup,
+                                         replicas={(m.use_case, m.name): m.replicas for m in self.config.models})
             policies = serving.policies_in_force(channel, {m.use_case for m in self.config.models},
                                                  stop=self.should_exit)
         return serving_banner(address, self.config, listed, policies)

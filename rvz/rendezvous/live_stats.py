@@ -40,6 +40,8 @@ MAX_RECENT = 10_000
 MAX_OUTPUTS = 500
 # Fewer outputs than this on either side: no divergence figure (-1).
 MIN_OUTPUTS = 30
+# Workers whose score totals a model keeps.
+MAX_WORKERS = 1024
 NO_FIGURE = -1.0
 
 ModelKey = tuple[str, str, str]  # use case, model name, version
@@ -50,6 +52,8 @@ class Sample(NamedTuple):
     latency_ms: float  # NaN when the request's receipt time is unknown
     error: bool
     on_time: bool | None
+    # The worker that sent it, for the figures of each replica of a model.
+    worker_id: str = ""
 
 
 @dataclass
@@ -60,6 +64,8 @@ class ModelRecord:
     outputs: deque[struct_pb2.Value] = field(default_factory=lambda: deque(maxlen=MAX_OUTPUTS))
     scores_total: int = 0
     chosen_total: int = 0
+    # Scores by worker id (replicas of the model, restarts), for each worker's own total.
+    worker_totals: Counter[str] = field(default_factory=Counter)
 
     def labels_and_numbers(self) -> tuple[list[str], list[float]]:
         labels: list[str] = []
@@ -99,8 +105,12 @@ class StatsBook:
             record = self.models[key] = ModelRecord()
         record.role = score.role
         record.scores_total += 1
+        worker = score.worker_id
+        record.worker_totals[worker] += 1
+        if len(record.worker_totals) > MAX_WORKERS:  # workers come and go (restarts): keep the recent ones
+            record.worker_totals = Counter(dict(record.worker_totals.most_common(MAX_WORKERS // 2)))
         error = bool(score.error)
-        record.recent.append(Sample(received_ns, latency_ms, error, on_time))
+        record.recent.append(Sample(received_ns, latency_ms, error, on_time, worker))
         if not error:
             record.outputs.append(score.output)
 
@@ -109,10 +119,12 @@ class StatsBook:
         if record is not None:
             record.chosen_total += 1
 
-    def figures(self, key: ModelKey, now_ns: int) -> Figures:
+    def figures(self, key: ModelKey, now_ns: int, worker_id: str | None = None) -> Figures:
+        """The model's figures over the window; with ``worker_id``, that worker's alone (``times_chosen`` is
+        then -1: an answer is the model's, whichever replica scored it)."""
         record = self.models.get(key) or ModelRecord()
         since = now_ns - int(WINDOW_S * 1e9)
-        recent = [s for s in record.recent if s.received_ns >= since]
+        recent = [s for s in record.recent if s.received_ns >= since and worker_id in (None, s.worker_id)]
         latencies = np.array([s.latency_ms for s in recent if not math.isnan(s.latency_ms)])
         judged = [s.on_time for s in recent if s.on_time is not None]
         p50, p99 = np.percentile(latencies, [50, 99]) if latencies.size else (math.nan, math.nan)
@@ -121,7 +133,8 @@ class StatsBook:
             error_rate=sum(s.error for s in recent) / len(recent) if recent else math.nan,
             latency_p50_ms=float(p50), latency_p99_ms=float(p99),
             on_time_pct=100.0 * sum(judged) / len(judged) if judged else math.nan,
-            scores_total=record.scores_total, times_chosen=record.chosen_total)
+            scores_total=record.scores_total if worker_id is None else record.worker_totals.get(worker_id, 0),
+            times_chosen=record.chosen_total if worker_id is None else -1)
 
     def check_drift(self) -> dict[ModelKey, float]:
         """Recompute every model's divergence from its use case's canary; warn on crossings."""

@@ -27,10 +27,12 @@ from rvz.rendezvous.control import ControlPlane
 from rvz.rendezvous.counters import Counters
 from rvz.rendezvous.live_stats import StatsBook
 from rvz.rendezvous.matcher import Matcher
+from rvz.rendezvous.replicas import ReplicaGroups
 from rvz.rendezvous.roles import promote_score
 from rvz.rendezvous.router import Router, Send
 from rvz.rendezvous.sink import DecisionSink
 from rvz.rendezvous.timing import ScoreTiming
+from rvz.rendezvous.work import WorkStream
 from rvz.security.audit import AuditLog
 from rvz.security.deployment import keyring_for
 from rvz.security.peers import Peer, Peers
@@ -51,6 +53,8 @@ DRAIN_BATCH = 64
 DRAIN_FRAMES = 512
 # A peer's frame stamped with the User-Id of its key (the ZAP reply), when the streams are authenticated.
 USER_ID = "User-Id"
+# How often replicas are pinged (a dead one is found at once) and their held requests checked for expiry.
+REPLICA_CHECK_NS = 20_000_000
 _refused = ThrottledLog(logger)
 
 
@@ -72,6 +76,9 @@ class Rendezvous:
         # Requests the rendezvous never received (its queue on the requests stream was full).
         self.gaps = streams.Gaps()
         self.models = ModelRegistry(config.frontend.model_timeout_ms)
+        self.replicas = ReplicaGroups(int(config.frontend.model_timeout_ms * 1e6),
+                                      {(m.use_case, m.name, m.version): int(m.late_limit_ms * 1e6)
+                                       for m in config.models})
         self.admin_state = AdminState(config.rendezvous, config.log.dir)
         self.stats = StatsBook(config.drift.threshold)
         meter = self.telemetry.meter
@@ -84,7 +91,8 @@ class Rendezvous:
                                self.models.live_count, config.limits.early_scores, config.limits.early_score_bytes)
         self.audit = AuditLog(config.log)
         self.control = ControlPlane(self.admin_state, self.models,
-                                    AdminHandler(self.admin_state, self.models, self.stats, self.audit))
+                                    AdminHandler(self.admin_state, self.models, self.stats, self.audit,
+                                                 self.replicas))
         if meter is not None:
             self._observe(meter)
 
@@ -100,6 +108,9 @@ class Rendezvous:
         metrics.gauge_by(meter, "rvz.rendezvous.divergence", "Distance of each model's recent outputs from the "
                          "canary's (Jensen-Shannon for labels, KS for numbers; -1: no figure)", self.stats.divergence,
                          ("use_case", "model", "version"))
+        metrics.count(meter, "rvz.rendezvous.replicas.missed", "Requests given to a replica of a model that it never "
+                      "scored (it died or hung), or that waited too long for a replica with room",
+                      self.replicas.missed_total)
         metrics.observe_logs(meter, {"scores": self.sink.scores_log, "results": self.sink.results_log})
 
     def run(self) -> None:
@@ -115,35 +126,61 @@ class Rendezvous:
         pull = streams.score_puller(ctx, s.scores, s.high_water_mark, largest, security=keys.server("scores"))
         router = Router(streams.result_router(ctx, s.results, s.high_water_mark, largest,
                                               security=keys.server("results")), self.counters)
-        logger.info("rendezvous listening: requests %s, scores %s, results %s (%s)", s.requests, s.scores,
-                    s.results, "CURVE" if keys.active else "plaintext")
+        work = self._bind_work(ctx)
+        logger.info("rendezvous listening: requests %s, scores %s, results %s%s (%s)", s.requests, s.scores,
+                    s.results, f", work {s.work_endpoint}" if work is not None else "",
+                    "CURVE" if keys.active else "plaintext")
         if self.on_ready is not None:
             self.on_ready()
         try:
-            self._loop(sub, pull, router)
+            self._loop(sub, pull, router, work)
         finally:
             self.sink.flush(router.send)
-            for sock in (sub, pull, router.sock):
-                sock.close()
+            for sock in (sub, pull, router.sock, work.sock if work is not None else None):
+                if sock is not None:
+                    sock.close()
             keys.stop()
             ctx.term()
             self.sink.stop()
             self.audit.stop()
             logger.info("rendezvous stopped: %s", self.counters.summary())
 
-    def _loop(self, sub: zmq.Socket[bytes], pull: zmq.Socket[bytes], router: Router) -> None:
+    def _bind_work(self, ctx: zmq.Context[zmq.Socket[bytes]]) -> WorkStream | None:
+        """The work stream, bound only for a deployment that has replicas (or names the stream): a model's
+        replicas started by hand take their share from it."""
+        s = self.config.streams
+        if not s.work and not any(m.shared for m in self.config.models):
+            return None
+        sock = streams.work_router(ctx, s.work_endpoint, s.high_water_mark, self.config.limits.message_bytes,
+                                   security=self.keys.server("work"))
+        self.replicas.enabled = True
+        return WorkStream(sock, self.replicas, self.counters, self.peers if self.keys.active else None,
+                          self._refuse, self.config.limits.message_bytes)
+
+    def _loop(self, sub: zmq.Socket[bytes], pull: zmq.Socket[bytes], router: Router,
+              work: WorkStream | None) -> None:
         poller = zmq.Poller()
-        for sock in (sub, pull, router.sock):
-            poller.register(sock, zmq.POLLIN)
-        matcher, sink, send = self.matcher, self.sink, router.send
+        for sock in (sub, pull, router.sock, work.sock if work is not None else None):
+            if sock is not None:
+                poller.register(sock, zmq.POLLIN)
+        matcher, sink, send, replicas = self.matcher, self.sink, router.send, self.replicas
         drift_every_ns = int(self.config.drift.check_s * 1e9)
         next_drift_check = time.time_ns() + drift_every_ns
+        next_replica_check = 0
         while not self.should_exit.is_set():
             events = dict(poller.poll(self._poll_timeout_ms()))
             # Requests first, so a score and its request drained together meet without the early buffer.
             self._drain_requests(sub, send)
             self._drain_scores(pull, send)
             now = time.time_ns()
+            if work is not None:
+                if work.sock in events:
+                    work.drain(now)
+                if now >= next_replica_check:
+                    replicas.on_time(now)
+                    work.ping()
+                    next_replica_check = now + REPLICA_CHECK_NS
+                work.send()
             matcher.on_time(now)
             sink.flush(send)
             if router.sock in events:
@@ -236,6 +273,8 @@ class Rendezvous:
         if self.tracer is not None and request.trace_context and not self.matcher.knows(request.request_id):
             self.sink.start_decision(request, now)
         self.matcher.on_request(request, now)
+        if self.replicas.active:
+            self.replicas.on_request(request, payload, now)
 
     def _drain_scores(self, pull: zmq.Socket[bytes], send: Send) -> None:
         """Messages of [SCORE, score, score, ...] (workers send several at once) or [ANNOUNCE, control]."""
@@ -251,6 +290,8 @@ class Rendezvous:
                     self._refuse(peer, f"an announce of model {announce.model.name!r} of use case "
                                  f"{announce.model.use_case!r}")
                     continue
+                if self.replicas.enabled and announce.model.capacity <= 0:
+                    self.replicas.note_direct(announce.model, time.time_ns())
                 forward = self.control.announced(announce, payloads[0])
                 if announce.frontend_id:  # a worker's first announce, at start, answers no probe
                     send(announce.frontend_id, streams.CONTROL, forward)
@@ -266,6 +307,8 @@ class Rendezvous:
             return
         self.counters.scores += 1
         now = time.time_ns()
+        if self.replicas.active:
+            self.replicas.on_score(score, now)
         if score.replayed:  # from `rvz replay`: archived traffic, for the logs only
             self.sink.log_score(score, payload, now, None, late=False, orphan=False)
         elif self.admin_state.roles and promote_score(self.admin_state, score):

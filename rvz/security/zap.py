@@ -29,6 +29,7 @@ STREAM_ROLES: dict[Stream, frozenset[str]] = {
     "requests": frozenset({"rendezvous", "model"}),  # subscribers
     "scores": frozenset({"model", "replay"}),        # pushers
     "results": frozenset({"frontend"}),              # dealers
+    "work": frozenset({"model"}),                    # replicas' dealers
 }
 
 

@@ -49,8 +49,8 @@ class ModelRegistry:
                 if now - s.last_seen_ns <= self.timeout_ns]
 
     def live_count(self, use_case: str) -> int:
-        """Live models that can answer (decoys never do)."""
-        return sum(1 for info in self.live(use_case) if info.role != "decoy")
+        """Live models that can answer (decoys never do): replicas of one model count once."""
+        return len({(info.name, info.version) for info in self.live(use_case) if info.role != "decoy"})
 
     def last_seen_ns(self, use_case: str) -> int:
         return max((s.last_seen_ns for s in self._by_use_case.get(use_case, {}).values()), default=0)

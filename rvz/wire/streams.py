@@ -4,6 +4,8 @@
     scores    worker PUSH (connect) -> PULL (bind): rendezvous
     results   rendezvous ROUTER (bind) -> DEALER (connect): the frontend whose routing id
               is the request's return address
+    work      rendezvous ROUTER (bind) -> DEALER (connect): replicas of a model (replicas > 1),
+              each given its share of the model's requests (see rvz.rendezvous.replicas)
 
 Messages are multipart: a first frame that says what follows (the use case topic
 on the requests stream, a one-byte kind on the others) and protobuf payloads, one
@@ -57,6 +59,13 @@ RESULT = b"r"
 CONTROL = b"c"
 # Admin calls, frontend -> rendezvous on the results stream's DEALER/ROUTER pair, and their replies.
 ADMIN = b"m"
+# On the work stream: a replica says which model it is and how many requests it holds at most (replica ->
+# rendezvous, [HELLO, Control]), and the rendezvous gives it requests ([WORK, request, request, ...]).
+HELLO = b"h"
+WORK = b"w"
+# Rendezvous -> replica, a few times a heartbeat: the send fails at once when the replica's connection is
+# gone (it died), which libzmq 4.3 reports no other way by routing id. A replica ignores it.
+PING = b"p"
 
 # Queued scores are flushed for this long when a worker stops: nothing scored is thrown away.
 FLUSH_MS = 2000
@@ -290,6 +299,34 @@ def result_dealer(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, hwm: int, 
     sock.setsockopt(zmq.ROUTING_ID, identity)
     sock.setsockopt(zmq.LINGER, 0)
     _connect(sock, endpoint, "results", security)
+    return sock
+
+
+def work_router(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, hwm: int,
+                max_message_bytes: int = MAX_MESSAGE_BYTES, *,
+                security: Security | None = None) -> zmq.Socket[bytes]:
+    """The work stream's binding end (the rendezvous). Routing ids are ZeroMQ's own, one per connection, so
+    no replica can take another's. A send to a replica whose connection is gone raises EHOSTUNREACH
+    (ROUTER_MANDATORY): that is how the rendezvous learns a replica died (see PING)."""
+    sock = ctx.socket(zmq.ROUTER)
+    sock.setsockopt(zmq.SNDHWM, hwm)
+    sock.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)  # all it receives are hellos
+    sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+    sock.setsockopt(zmq.LINGER, 0)  # requests for a replica nobody reads are missed anyway
+    _bind(sock, endpoint, "work", security)
+    return sock
+
+
+def work_dealer(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, hwm: int,
+                max_message_bytes: int = MAX_MESSAGE_BYTES, *,
+                security: Security | None = None) -> zmq.Socket[bytes]:
+    """A replica's end of the work stream."""
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.RCVHWM, hwm)
+    sock.setsockopt(zmq.SNDHWM, hwm)
+    sock.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
+    sock.setsockopt(zmq.LINGER, 0)
+    _connect(sock, endpoint, "work", security)
     return sock
 
 

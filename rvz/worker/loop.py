@@ -1,6 +1,8 @@
 """A model worker: SUB to the input stream, score, PUSH each score to the rendezvous.
 
-One process per model. The loop is synchronous on purpose: a model call blocks
+One process per model, or several (replicas > 1): a replica subscribes only to the probes, and takes
+its share of the model's requests from the rendezvous's work stream instead (rvz.rendezvous.replicas).
+The loop is synchronous on purpose: a model call blocks
 anyway, and a plain poll-and-drain loop costs far less per message than asyncio.
 Whatever a model does (raise, return garbage, hang on bad input) turns into an
 error score; the worker keeps serving.
@@ -46,6 +48,8 @@ DRAIN_MAX = 1024
 # How long a score may wait for the scores after it to share its message.
 SCORE_FLUSH_NS = 500_000
 DEFAULT_MAX_OUTPUT_BYTES = 1024 * 1024
+# A replica that hears nothing from the rendezvous's work stream this long says so.
+UNHEARD_NS = 2_000_000_000
 DEFAULT_MAX_MESSAGE_BYTES = streams.MAX_MESSAGE_BYTES
 
 
@@ -97,6 +101,15 @@ class Worker:
         self.heartbeat = heartbeat
         self._info = self._model_info()
         self._info.restarts = restarts
+        # A replica's hello on the work stream: who it is and how many requests it holds at most.
+        self._shared = config.model.shared and model is not None
+        self._work: zmq.Socket[bytes] | None = None
+        # When the rendezvous last sent this replica anything (work or a ping), to say so if it never does.
+        self._work_heard_ns = time.monotonic_ns()
+        self._unheard = ThrottledLog(logger)
+        if self._shared:
+            assert model is not None
+            self._info.capacity = config.model.queue_bound(model.batches)
         self.contract = Contract(model.features) if model is not None else None
         self._failures = ThrottledLog(logger)
         self._missing = ThrottledLog(logger)
@@ -129,11 +142,14 @@ class Worker:
         """Serve until ``should_exit`` is set."""
         cfg = self.config
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-        sub = streams.subscriber(ctx, cfg.streams.requests, cfg.streams.high_water_mark,
-                                 [self._topic, streams.CONTROL_TOPIC], cfg.max_message_bytes,
-                                 security=self.keys.client("frontend"))
+        topics = [streams.CONTROL_TOPIC] if self._shared else [self._topic, streams.CONTROL_TOPIC]
+        sub = streams.subscriber(ctx, cfg.streams.requests, cfg.streams.high_water_mark, topics,
+                                 cfg.max_message_bytes, security=self.keys.client("frontend"))
         push = streams.score_pusher(ctx, cfg.streams.scores, cfg.streams.high_water_mark,
                                     security=self.keys.client("rendezvous"))
+        work = streams.work_dealer(ctx, cfg.streams.work_endpoint, cfg.streams.high_water_mark, cfg.max_message_bytes,
+                                   security=self.keys.client("rendezvous")) if self._shared else None
+        self._work = work
         if cfg.model.role == "decoy":
             self._archive = LogWriter(Path(cfg.log_dir, "decoy", cfg.model.use_case, cfg.model.name),
                                       "rvz.v1.RequestEnvelope", fsync=cfg.fsync)
@@ -148,6 +164,8 @@ class Worker:
             self._loop(sub, push)
         finally:
             sub.close()
+            if work is not None:
+                work.close()
             push.close()  # lingers up to FLUSH_MS so queued scores still reach the rendezvous
             ctx.term()
             if self._archive is not None:
@@ -163,6 +181,8 @@ class Worker:
     def _loop(self, sub: zmq.Socket[bytes], push: zmq.Socket[bytes]) -> None:
         poller = zmq.Poller()
         poller.register(sub, zmq.POLLIN)
+        if self._work is not None:
+            poller.register(self._work, zmq.POLLIN)
         batch_max = self.config.model.batch_max if self.model is None or self.model.batches else 1
         backlog: deque[bytes] = deque()
         beat = self.heartbeat.beat if self.heartbeat is not None else _no_beat
@@ -191,6 +211,8 @@ class Worker:
                 self._send(push, scores)
 
     def _drain(self, sub: zmq.Socket[bytes], push: zmq.Socket[bytes], backlog: deque[bytes]) -> None:
+        if self._work is not None:
+            self._drain_work(self._work, backlog)
         while len(backlog) < DRAIN_MAX:
             try:
                 topic, *payloads = sub.recv_multipart(zmq.NOBLOCK)
@@ -206,6 +228,17 @@ class Worker:
                 backlog.extend(requests)
             elif topic == streams.CONTROL_TOPIC and payloads:
                 self._answer_probe(payloads[0], push)
+
+    def _drain_work(self, work: zmq.Socket[bytes], backlog: deque[bytes]) -> None:
+        """A replica's share, [WORK, request, ...]: never more than its capacity, which the rendezvous keeps to."""
+        while len(backlog) < DRAIN_MAX:
+            try:
+                kind, *payloads = work.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self._work_heard_ns = time.monotonic_ns()
+            if kind == streams.WORK:
+                backlog.extend(payloads)
 
     def _handle(self, payloads: list[bytes]) -> list[bytes]:
         """Score (or archive) the payloads; returns the serialized scores to send."""
@@ -300,8 +333,13 @@ class Worker:
         self._info.missed = self.gaps.missed
         announce = envelope_pb2.Control(kind=envelope_pb2.Control.ANNOUNCE, frontend_id=frontend_id,
                                         sent_unix_ns=time.time_ns(), model=self._info)
+        payload = announce.SerializeToString()
         with contextlib.suppress(zmq.Again):  # the next probe asks again
-            push.send_multipart([streams.ANNOUNCE, announce.SerializeToString()], zmq.NOBLOCK)
+            push.send_multipart([streams.ANNOUNCE, payload], zmq.NOBLOCK)
+        if self._work is not None:
+            # Said again at every probe: a rendezvous that restarted learns of this replica within a heartbeat.
+            with contextlib.suppress(zmq.Again):
+                self._work.send_multipart([streams.HELLO, payload], zmq.NOBLOCK)
 
     def _answer_probe(self, payload: bytes, push: zmq.Socket[bytes]) -> None:
         probe = streams.decode(envelope_pb2.Control, payload, "control message")
@@ -312,6 +350,12 @@ class Worker:
             self.on_ready = None
         self.gaps.note_probe(probe.frontend_id, probe.next_sequence, (self._topic,))
         self._announce(push, probe.frontend_id)
+        if self._work is not None and time.monotonic_ns() - self._work_heard_ns > UNHEARD_NS:
+            self._unheard.warning("work", "replica of model %s: the rendezvous has sent nothing on the work stream "
+                                  "%s for %.0f s (it pings every replica it knows): does its config have this "
+                                  "model with replicas > 1, or streams.work?", self.config.model.name,
+                                  self.config.streams.work_endpoint,
+                                  (time.monotonic_ns() - self._work_heard_ns) / 1e9)
 
     def _model_info(self) -> envelope_pb2.ModelInfo:
         m = self.config.model

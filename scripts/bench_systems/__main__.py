@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from bench_systems import measure, report, wakeups
+from bench_systems import measure, report, scale, wakeups
 from rvz.errors import BenchError, StartupFailed
 
 
@@ -38,9 +38,14 @@ from rvz.errors import BenchError, StartupFailed
                                  "tracing"]),
               help="Leave out an extra measurement (repeatable).")
 @click.option("--keep", is_flag=True, help="Keep the working directory (configs, logs, stderr of every process).")
+@click.option("--scale", is_flag=True, help="Instead: throughput of an I/O-bound model at 1, 2 and 4 replicas, "
+              "and exactly-once per model from the same runs' logs (with --quick: shorter runs).")
 def main(quick: bool, json_path: str | None, rounds: int | None, concurrency: int, processes: int,
-         overload_processes: int, streams: str, skip: tuple[str, ...], keep: bool) -> None:
+         overload_processes: int, streams: str, skip: tuple[str, ...], keep: bool, scale: bool) -> None:
     """Run direct, fan-out and rvz on this machine and print one table (Markdown) with rvz's ratios."""
+    if scale:
+        _scale(quick, json_path, keep)
+        return
     plan = measure.QUICK if quick else measure.FULL
     plan = dataclasses.replace(plan, rounds=rounds or plan.rounds, concurrency=concurrency, processes=processes,
                                overload_processes=overload_processes, streams=streams)
@@ -55,6 +60,26 @@ def main(quick: bool, json_path: str | None, rounds: int | None, concurrency: in
         shutil.rmtree(root, ignore_errors=True)
     figures["wall_s"] = round(time.monotonic() - started, 1)
     click.echo(_render(figures, plan, quick))
+    if json_path:
+        Path(json_path).write_text(json.dumps(figures, indent=1) + "\n")
+    if keep:
+        click.echo(f"\n(working directory: {root})", err=True)
+
+
+def _scale(quick: bool, json_path: str | None, keep: bool) -> None:
+    root = Path(tempfile.mkdtemp(prefix="rvzs-", dir="/tmp"))  # short: ipc:// paths are limited to ~100 bytes
+    started = time.monotonic()
+    try:
+        figures = scale.measure(root, scale.QUICK if quick else scale.FULL)
+    except (BenchError, StartupFailed) as e:
+        click.echo(f"scripts/bench: {e}\n(working directory kept: {root})", err=True)
+        sys.exit(1)
+    if not keep:
+        shutil.rmtree(root, ignore_errors=True)
+    figures.update(machine=report.machine(), wall_s=round(time.monotonic() - started, 1),
+                   date=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
+    click.echo(f"rvz benchmark: scripts/bench --scale{' --quick' if quick else ''}, {figures['date']}, "
+               f"{figures['wall_s']:g} s in all\n\n{report.machine_line(figures['machine'])}\n\n{scale.table(figures)}")
     if json_path:
         Path(json_path).write_text(json.dumps(figures, indent=1) + "\n")
     if keep:

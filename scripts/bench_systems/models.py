@@ -10,6 +10,8 @@ from typing import Any
 
 # The late champion's delay: longer than the 30 ms champion window, shorter than the 100 ms deadline.
 LATE_MS = 50.0
+# The I/O-bound model's wait per request (scripts/bench --scale).
+IO_MS = 10.0
 
 
 def _total(features: dict[str, Any]) -> float:
@@ -37,3 +39,9 @@ class LateChampion:
     def predict_batch(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
         time.sleep(LATE_MS / 1000)
         return [champion(features) for features in batch]
+
+
+def io_bound(features: dict[str, Any]) -> dict[str, Any]:
+    """The champion after 10 ms of waiting (a remote feature store, an accelerator): `--scale`'s model."""
+    time.sleep(IO_MS / 1000)
+    return champion(features)

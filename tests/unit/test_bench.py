@@ -92,3 +92,26 @@ def test_closed_loop_json_against_rvz_and_refusals_by_code(in_process: Callable[
     assert out.exit_code == 0, out.output
     assert " sent, 0 OK, " in out.output
     assert ", NOT_FOUND " in out.output and "error      NOT_FOUND:" in out.output
+
+
+def test_scale_counts_duplicate_and_missing_scores_per_model_from_the_logs(tmp_path: Path) -> None:
+    from rvz.log.writer import LogWriter
+    from rvz.wire.proto import envelope_pb2
+
+    with scripts_importable():
+        from bench_systems import scale
+
+    requests = [envelope_pb2.RequestEnvelope(request_id=f"q{i}").SerializeToString() for i in range(4)]
+    scores = [envelope_pb2.ScoreRecord(score=envelope_pb2.ScoreEnvelope(request_id=rid, model_name=model,
+                                                                         worker_id=worker)).SerializeToString()
+              for rid, model, worker in (("q0", "io", "a"), ("q1", "io", "b"), ("q1", "io", "a"), ("q2", "io", "b"),
+                                         ("q3", "other", "c"))]
+    for log, kind, payloads in (("requests", "rvz.v1.RequestEnvelope", requests),
+                                ("scores", "rvz.v1.ScoreRecord", scores)):
+        with LogWriter(tmp_path / log, kind, fsync=False) as writer:
+            writer.append_many(payloads)
+    once = scale.exactly_once(tmp_path)
+    assert once == {"requests": 4, "scores": 4, "duplicates": 1, "missing": 1, "by_worker": [2, 2]}
+    runs = {str(n): {"rps": 100.0 * n, "p50_ms": 1.0, "p99_ms": 2.0, "errors": {}, **once} for n in scale.REPLICAS}
+    text = scale.table({"model_ms": 10, "concurrency": 64, "runs": runs, "speedup": 4.0})
+    assert "| 4 | 400.0 | 4.00x |" in text and "4.0x (met)" in text and "missing scores per model: NOT met" in text

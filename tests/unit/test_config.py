@@ -260,8 +260,8 @@ ERRORS = [
     ("version type", '[[models]]\nname = "x"\nentry = "m:f"\nversion = 2',
      "models[0].version: must be a string, got 2"),
     ("model unknown key", '[[models]]\nname = "x"\nentry = "m:f"\ngpu = true',
-     "models[0].gpu: unknown key (known: batch_max, entry, late_limit_ms, name, nice, role, use_case, version, "
-     "watchdog_ms)"),
+     "models[0].gpu: unknown key (known: batch_max, entry, late_limit_ms, name, nice, replica_queue, replicas, role, "
+     "use_case, version, watchdog_ms)"),
     ("late limit negative", '[[models]]\nname = "m"\nentry = "a:b"\nlate_limit_ms = -5.0',
      "models[0].late_limit_ms: must be zero or a positive number, got -5.0"),
     ("nice too high", '[[models]]\nname = "m"\nentry = "a:b"\nnice = 20',

@@ -202,7 +202,8 @@ def run_model(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> 
 def test_a_model_is_found_by_name_and_use_case(tmp_path: Path) -> None:
     model = run_model(tmp_path, "--name", "gbm", "--use-case", "fraud")
     assert model == {"name": "gbm", "entry": "mymodels:Fraud", "version": "7", "role": "challenger",
-                     "use_case": "fraud", "batch_max": 32, "late_limit_ms": 50.0, "nice": 10, "watchdog_ms": 0.0}
+                     "use_case": "fraud", "batch_max": 32, "late_limit_ms": 50.0, "nice": 10, "watchdog_ms": 0.0,
+                     "replicas": 1, "replica_queue": 0}
     assert run_model(tmp_path, "--name", "gbm", "--use-case", "churn")["entry"] == "mymodels:Churn"  # type: ignore[index]
 
 

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12rvz/v1/admin.proto\x12\x06rvz.v1\x1a\x1cgoogle/protobuf/struct.proto\"%\n\x11ListModelsRequest\x12\x10\n\x08use_case\x18\x01 \x01(\t\"\xa5\x03\n\x0bModelStatus\x12\x10\n\x08use_case\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x0c\n\x04role\x18\x04 \x01(\t\x12\x14\n\x0cstarted_role\x18\x05 \x01(\t\x12\x11\n\tworker_id\x18\x06 \x01(\t\x12\x0b\n\x03pid\x18\x07 \x01(\x05\x12\x0c\n\x04host\x18\x08 \x01(\t\x12\x1c\n\x14last_heartbeat_age_s\x18\t \x01(\x01\x12\x0c\n\x04live\x18\n \x01(\x08\x12\x14\n\x0cscores_per_s\x18\x0b \x01(\x01\x12\x12\n\nerror_rate\x18\x0c \x01(\x01\x12\x16\n\x0elatency_p50_ms\x18\r \x01(\x01\x12\x16\n\x0elatency_p99_ms\x18\x0e \x01(\x01\x12\x13\n\x0bon_time_pct\x18\x0f \x01(\x01\x12\x14\n\x0ctimes_chosen\x18\x10 \x01(\x03\x12\x12\n\ndivergence\x18\x11 \x01(\x01\x12\x10\n\x08window_s\x18\x12 \x01(\x01\x12\x14\n\x0cscores_total\x18\x13 \x01(\x03\x12\x14\n\x0cmissed_total\x18\x14 \x01(\x03\x12\x10\n\x08restarts\x18\x15 \x01(\x05\"\xc5\x01\n\x12ListModelsResponse\x12#\n\x06models\x18\x01 \x03(\x0b\x32\x13.rvz.v1.ModelStatus\x12\x41\n\x0clast_changes\x18\x02 \x03(\x0b\x32+.rvz.v1.ListModelsResponse.LastChangesEntry\x1aG\n\x10LastChangesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\"\n\x05value\x18\x02 \x01(\x0b\x32\x13.rvz.v1.AuditRecord:\x02\x38\x01\"\x7f\n\x0b\x41uditRecord\x12\x0f\n\x07unix_ns\x18\x01 \x01(\x03\x12\x0b\n\x03who\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\x12\x10\n\x08use_case\x18\x04 \x01(\t\x12\x0b\n\x03old\x18\x05 \x01(\t\x12\x0b\n\x03new\x18\x06 \x01(\t\x12\x16\n\x0epolicy_version\x18\x07 \x01(\x05\"*\n\x06Window\x12\x10\n\x08until_ms\x18\x01 \x01(\x01\x12\x0e\n\x06\x61\x63\x63\x65pt\x18\x02 \x03(\t\"\x9b\x01\n\x06Policy\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\x01 \x01(\x01\x12\x12\n\non_timeout\x18\x02 \x01(\t\x12.\n\x0e\x64\x65\x66\x61ult_output\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\x12 \n\x08schedule\x18\x04 \x03(\x0b\x32\x0e.rvz.v1.Window\x12\x16\n\x0e\x65\x61rly_score_ms\x18\x05 \x01(\x01\"z\n\x0bPolicyState\x12\x10\n\x08use_case\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12\x1e\n\x06policy\x18\x03 \x01(\x0b\x32\x0e.rvz.v1.Policy\x12(\n\x0blast_change\x18\x04 \x01(\x0b\x32\x13.rvz.v1.AuditRecord\"$\n\x10GetPolicyRequest\x12\x10\n\x08use_case\x18\x01 \x01(\t\"^\n\x10SetPolicyRequest\x12\x10\n\x08use_case\x18\x01 \x01(\t\x12\x1e\n\x06policy\x18\x02 \x01(\x0b\x32\x0e.rvz.v1.Policy\x12\x18\n\x10\x65xpected_version\x18\x03 \x01(\x05\"&\n\x12ResetPolicyRequest\x12\x10\n\x08use_case\x18\x01 \x01(\t\"6\n\x0ePromoteRequest\x12\x10\n\x08use_case\x18\x01 \x01(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\"F\n\x0fPromoteResponse\x12\x10\n\x08use_case\x18\x01 \x01(\t\x12\x10\n\x08\x63hampion\x18\x02 \x01(\t\x12\x0f\n\x07\x64\x65moted\x18\x03 \x01(\t2\xc0\x02\n\x05\x41\x64min\x12\x43\n\nListModels\x12\x19.rvz.v1.ListModelsRequest\x1a\x1a.rvz.v1.ListModelsResponse\x12:\n\tGetPolicy\x12\x18.rvz.v1.GetPolicyRequest\x1a\x13.rvz.v1.PolicyState\x12:\n\tSetPolicy\x12\x18.rvz.v1.SetPolicyRequest\x1a\x13.rvz.v1.PolicyState\x12>\n\x0bResetPolicy\x12\x1a.rvz.v1.ResetPolicyRequest\x1a\x13.rvz.v1.PolicyState\x12:\n\x07Promote\x12\x16.rvz.v1.PromoteRequest\x1a\x17.rvz.v1.PromoteResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12rvz/v1/admin.proto\x12\x06rvz.v1\x1a\x1cgoogle/protobuf/struct.proto\"%\n\x11ListModelsRequest\x12\x10\n\x08use_case\x18\x01 \x01(\t\"\xdc\x03\n\x0bModelStatus\x12\x10\n\x08use_case\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x0c\n\x04role\x18\x04 \x01(\t\x12\x14\n\x0cstarted_role\x18\x05 \x01(\t\x12\x11\n\tworker_id\x18\x06 \x01(\t\x12\x0b\n\x03pid\x18\x07 \x01(\x05\x12\x0c\n\x04host\x18\x08 \x01(\t\x12\x1c\n\x14last_heartbeat_age_s\x18\t \x01(\x01\x12\x0c\n\x04live\x18\n \x01(\x08\x12\x14\n\x0cscores_per_s\x18\x0b \x01(\x01\x12\x12\n\nerror_rate\x18\x0c \x01(\x01\x12\x16\n\x0elatency_p50_ms\x18\r \x01(\x01\x12\x16\n\x0elatency_p99_ms\x18\x0e \x01(\x01\x12\x13\n\x0bon_time_pct\x18\x0f \x01(\x01\x12\x14\n\x0ctimes_chosen\x18\x10 \x01(\x03\x12\x12\n\ndivergence\x18\x11 \x01(\x01\x12\x10\n\x08window_s\x18\x12 \x01(\x01\x12\x14\n\x0cscores_total\x18\x13 \x01(\x03\x12\x14\n\x0cmissed_total\x18\x14 \x01(\x03\x12\x10\n\x08restarts\x18\x15 \x01(\x05\x12\x10\n\x08replicas\x18\x16 \x01(\x05\x12\x0e\n\x06shared\x18\x17 \x01(\x08\x12\x13\n\x0boutstanding\x18\x18 \x01(\x05\"\xd8\x01\n\x0bModelTotals\x12\x10\n\x08use_case\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x10\n\x08replicas\x18\x04 \x01(\x05\x12\x14\n\x0cscores_per_s\x18\x05 \x01(\x01\x12\x14\n\x0cscores_total\x18\x06 \x01(\x03\x12\x14\n\x0cmissed_total\x18\x07 \x01(\x03\x12\x14\n\x0ctimes_chosen\x18\x08 \x01(\x03\x12\x16\n\x0elatency_p50_ms\x18\t \x01(\x01\x12\x16\n\x0elatency_p99_ms\x18\n \x01(\x01\"\xea\x01\n\x12ListModelsResponse\x12#\n\x06models\x18\x01 \x03(\x0b\x32\x13.rvz.v1.ModelStatus\x12\x41\n\x0clast_changes\x18\x02 \x03(\x0b\x32+.rvz.v1.ListModelsResponse.LastChangesEntry\x12#\n\x06totals\x18\x03 \x03(\x0b\x32\x13.rvz.v1.ModelTotals\x1aG\n\x10LastChangesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\"\n\x05value\x18\x02 \x01(\x0b\x32\x13.rvz.v1.AuditRecord:\x02\x38\x01\"\x7f\n\x0b\x41uditRecord\x12\x0f\n\x07unix_ns\x18\x01 \x01(\x03\x12\x0b\n\x03who\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\x12\x10\n\x08use_case\x18\x04 \x01(\t\x12\x0b\n\x03old\x18\x05 \x01(\t\x12\x0b\n\x03new\x18\x06 \x01(\t\x12\x16\n\x0epolicy_version\x18\x07 \x01(\x05\"*\n\x06Window\x12\x10\n\x08until_ms\x18\x01 \x01(\x01\x12\x0e\n\x06\x61\x63\x63\x65pt\x18\x02 \x03(\t\"\x9b\x01\n\x06Policy\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\x01 \x01(\x01\x12\x12\n\non_timeout\x18\x02 \x01(\t\x12.\n\x0e\x64\x65\x66\x61ult_output\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\x12 \n\x08schedule\x18\x04 \x03(\x0b\x32\x0e.rvz.v1.Window\x12\x16\n\x0e\x65\x61rly_score_ms\x18\x05 \x01(\x01\"z\n\x0bPolicyState\x12\x10\n\x08use_case\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12\x1e\n\x06policy\x18\x03 \x01(\x0b\x32\x0e.rvz.v1.Policy\x12(\n\x0blast_change\x18\x04 \x01(\x0b\x32\x13.rvz.v1.AuditRecord\"$\n\x10GetPolicyRequest\x12\x10\n\x08use_case\x18\x01 \x01(\t\"^\n\x10SetPolicyRequest\x12\x10\n\x08use_case\x18\x01 \x01(\t\x12\x1e\n\x06policy\x18\x02 \x01(\x0b\x32\x0e.rvz.v1.Policy\x12\x18\n\x10\x65xpected_version\x18\x03 \x01(\x05\"&\n\x12ResetPolicyRequest\x12\x10\n\x08use_case\x18\x01 \x01(\t\"6\n\x0ePromoteRequest\x12\x10\n\x08use_case\x18\x01 \x01(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\"F\n\x0fPromoteResponse\x12\x10\n\x08use_case\x18\x01 \x01(\t\x12\x10\n\x08\x63hampion\x18\x02 \x01(\t\x12\x0f\n\x07\x64\x65moted\x18\x03 \x01(\t2\xc0\x02\n\x05\x41\x64min\x12\x43\n\nListModels\x12\x19.rvz.v1.ListModelsRequest\x1a\x1a.rvz.v1.ListModelsResponse\x12:\n\tGetPolicy\x12\x18.rvz.v1.GetPolicyRequest\x1a\x13.rvz.v1.PolicyState\x12:\n\tSetPolicy\x12\x18.rvz.v1.SetPolicyRequest\x1a\x13.rvz.v1.PolicyState\x12>\n\x0bResetPolicy\x12\x1a.rvz.v1.ResetPolicyRequest\x1a\x13.rvz.v1.PolicyState\x12:\n\x07Promote\x12\x16.rvz.v1.PromoteRequest\x1a\x17.rvz.v1.PromoteResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,29 +37,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTMODELSREQUEST']._serialized_start=60
   _globals['_LISTMODELSREQUEST']._serialized_end=97
   _globals['_MODELSTATUS']._serialized_start=100
-  _globals['_MODELSTATUS']._serialized_end=521
-  _globals['_LISTMODELSRESPONSE']._serialized_start=524
-  _globals['_LISTMODELSRESPONSE']._serialized_end=721
-  _globals['_LISTMODELSRESPONSE_LASTCHANGESENTRY']._serialized_start=650
-  _globals['_LISTMODELSRESPONSE_LASTCHANGESENTRY']._serialized_end=721
-  _globals['_AUDITRECORD']._serialized_start=723
-  _globals['_AUDITRECORD']._serialized_end=850
-  _globals['_WINDOW']._serialized_start=852
-  _globals['_WINDOW']._serialized_end=894
-  _globals['_POLICY']._serialized_start=897
-  _globals['_POLICY']._serialized_end=1052
-  _globals['_POLICYSTATE']._serialized_start=1054
-  _globals['_POLICYSTATE']._serialized_end=1176
-  _globals['_GETPOLICYREQUEST']._serialized_start=1178
-  _globals['_GETPOLICYREQUEST']._serialized_end=1214
-  _globals['_SETPOLICYREQUEST']._serialized_start=1216
-  _globals['_SETPOLICYREQUEST']._serialized_end=1310
-  _globals['_RESETPOLICYREQUEST']._serialized_start=1312
-  _globals['_RESETPOLICYREQUEST']._serialized_end=1350
-  _globals['_PROMOTEREQUEST']._serialized_start=1352
-  _globals['_PROMOTEREQUEST']._serialized_end=1406
-  _globals['_PROMOTERESPONSE']._serialized_start=1408
-  _globals['_PROMOTERESPONSE']._serialized_end=1478
-  _globals['_ADMIN']._serialized_start=1481
-  _globals['_ADMIN']._serialized_end=1801
+  _globals['_MODELSTATUS']._serialized_end=576
+  _globals['_MODELTOTALS']._serialized_start=579
+  _globals['_MODELTOTALS']._serialized_end=795
+  _globals['_LISTMODELSRESPONSE']._serialized_start=798
+  _globals['_LISTMODELSRESPONSE']._serialized_end=1032
+  _globals['_LISTMODELSRESPONSE_LASTCHANGESENTRY']._serialized_start=961
+  _globals['_LISTMODELSRESPONSE_LASTCHANGESENTRY']._serialized_end=1032
+  _globals['_AUDITRECORD']._serialized_start=1034
+  _globals['_AUDITRECORD']._serialized_end=1161
+  _globals['_WINDOW']._serialized_start=1163
+  _globals['_WINDOW']._serialized_end=1205
+  _globals['_POLICY']._serialized_start=1208
+  _globals['_POLICY']._serialized_end=1363
+  _globals['_POLICYSTATE']._serialized_start=1365
+  _globals['_POLICYSTATE']._serialized_end=1487
+  _globals['_GETPOLICYREQUEST']._serialized_start=1489
+  _globals['_GETPOLICYREQUEST']._serialized_end=1525
+  _globals['_SETPOLICYREQUEST']._serialized_start=1527
+  _globals['_SETPOLICYREQUEST']._serialized_end=1621
+  _globals['_RESETPOLICYREQUEST']._serialized_start=1623
+  _globals['_RESETPOLICYREQUEST']._serialized_end=1661
+  _globals['_PROMOTEREQUEST']._serialized_start=1663
+  _globals['_PROMOTEREQUEST']._serialized_end=1717
+  _globals['_PROMOTERESPONSE']._serialized_start=1719
+  _globals['_PROMOTERESPONSE']._serialized_end=1789
+  _globals['_ADMIN']._serialized_start=1792
+  _globals['_ADMIN']._serialized_end=2112
 # @@protoc_insertion_point(module_scope)

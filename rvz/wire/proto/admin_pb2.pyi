@@ -14,7 +14,7 @@ class ListModelsRequest(_message.Message):
     def __init__(self, use_case: _Optional[str] = ...) -> None: ...
 
 class ModelStatus(_message.Message):
-    __slots__ = ("use_case", "name", "version", "role", "started_role", "worker_id", "pid", "host", "last_heartbeat_age_s", "live", "scores_per_s", "error_rate", "latency_p50_ms", "latency_p99_ms", "on_time_pct", "times_chosen", "divergence", "window_s", "scores_total", "missed_total", "restarts")
+    __slots__ = ("use_case", "name", "version", "role", "started_role", "worker_id", "pid", "host", "last_heartbeat_age_s", "live", "scores_per_s", "error_rate", "latency_p50_ms", "latency_p99_ms", "on_time_pct", "times_chosen", "divergence", "window_s", "scores_total", "missed_total", "restarts", "replicas", "shared", "outstanding")
     USE_CASE_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -36,6 +36,9 @@ class ModelStatus(_message.Message):
     SCORES_TOTAL_FIELD_NUMBER: _ClassVar[int]
     MISSED_TOTAL_FIELD_NUMBER: _ClassVar[int]
     RESTARTS_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    SHARED_FIELD_NUMBER: _ClassVar[int]
+    OUTSTANDING_FIELD_NUMBER: _ClassVar[int]
     use_case: str
     name: str
     version: str
@@ -57,10 +60,37 @@ class ModelStatus(_message.Message):
     scores_total: int
     missed_total: int
     restarts: int
-    def __init__(self, use_case: _Optional[str] = ..., name: _Optional[str] = ..., version: _Optional[str] = ..., role: _Optional[str] = ..., started_role: _Optional[str] = ..., worker_id: _Optional[str] = ..., pid: _Optional[int] = ..., host: _Optional[str] = ..., last_heartbeat_age_s: _Optional[float] = ..., live: _Optional[bool] = ..., scores_per_s: _Optional[float] = ..., error_rate: _Optional[float] = ..., latency_p50_ms: _Optional[float] = ..., latency_p99_ms: _Optional[float] = ..., on_time_pct: _Optional[float] = ..., times_chosen: _Optional[int] = ..., divergence: _Optional[float] = ..., window_s: _Optional[float] = ..., scores_total: _Optional[int] = ..., missed_total: _Optional[int] = ..., restarts: _Optional[int] = ...) -> None: ...
+    replicas: int
+    shared: bool
+    outstanding: int
+    def __init__(self, use_case: _Optional[str] = ..., name: _Optional[str] = ..., version: _Optional[str] = ..., role: _Optional[str] = ..., started_role: _Optional[str] = ..., worker_id: _Optional[str] = ..., pid: _Optional[int] = ..., host: _Optional[str] = ..., last_heartbeat_age_s: _Optional[float] = ..., live: _Optional[bool] = ..., scores_per_s: _Optional[float] = ..., error_rate: _Optional[float] = ..., latency_p50_ms: _Optional[float] = ..., latency_p99_ms: _Optional[float] = ..., on_time_pct: _Optional[float] = ..., times_chosen: _Optional[int] = ..., divergence: _Optional[float] = ..., window_s: _Optional[float] = ..., scores_total: _Optional[int] = ..., missed_total: _Optional[int] = ..., restarts: _Optional[int] = ..., replicas: _Optional[int] = ..., shared: _Optional[bool] = ..., outstanding: _Optional[int] = ...) -> None: ...
+
+class ModelTotals(_message.Message):
+    __slots__ = ("use_case", "name", "version", "replicas", "scores_per_s", "scores_total", "missed_total", "times_chosen", "latency_p50_ms", "latency_p99_ms")
+    USE_CASE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    SCORES_PER_S_FIELD_NUMBER: _ClassVar[int]
+    SCORES_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    MISSED_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    TIMES_CHOSEN_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_P50_MS_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_P99_MS_FIELD_NUMBER: _ClassVar[int]
+    use_case: str
+    name: str
+    version: str
+    replicas: int
+    scores_per_s: float
+    scores_total: int
+    missed_total: int
+    times_chosen: int
+    latency_p50_ms: float
+    latency_p99_ms: float
+    def __init__(self, use_case: _Optional[str] = ..., name: _Optional[str] = ..., version: _Optional[str] = ..., replicas: _Optional[int] = ..., scores_per_s: _Optional[float] = ..., scores_total: _Optional[int] = ..., missed_total: _Optional[int] = ..., times_chosen: _Optional[int] = ..., latency_p50_ms: _Optional[float] = ..., latency_p99_ms: _Optional[float] = ...) -> None: ...
 
 class ListModelsResponse(_message.Message):
-    __slots__ = ("models", "last_changes")
+    __slots__ = ("models", "last_changes", "totals")
     class LastChangesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -70,9 +100,11 @@ class ListModelsResponse(_message.Message):
         def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[AuditRecord, _Mapping]] = ...) -> None: ...
     MODELS_FIELD_NUMBER: _ClassVar[int]
     LAST_CHANGES_FIELD_NUMBER: _ClassVar[int]
+    TOTALS_FIELD_NUMBER: _ClassVar[int]
     models: _containers.RepeatedCompositeFieldContainer[ModelStatus]
     last_changes: _containers.MessageMap[str, AuditRecord]
-    def __init__(self, models: _Optional[_Iterable[_Union[ModelStatus, _Mapping]]] = ..., last_changes: _Optional[_Mapping[str, AuditRecord]] = ...) -> None: ...
+    totals: _containers.RepeatedCompositeFieldContainer[ModelTotals]
+    def __init__(self, models: _Optional[_Iterable[_Union[ModelStatus, _Mapping]]] = ..., last_changes: _Optional[_Mapping[str, AuditRecord]] = ..., totals: _Optional[_Iterable[_Union[ModelTotals, _Mapping]]] = ...) -> None: ...
 
 class AuditRecord(_message.Message):
     __slots__ = ("unix_ns", "who", "action", "use_case", "old", "new", "policy_version")

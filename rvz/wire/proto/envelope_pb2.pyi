@@ -221,7 +221,7 @@ class AdminReply(_message.Message):
     def __init__(self, call_id: _Optional[int] = ..., status_code: _Optional[int] = ..., status_message: _Optional[str] = ..., models: _Optional[_Union[_admin_pb2.ListModelsResponse, _Mapping]] = ..., policy: _Optional[_Union[_admin_pb2.PolicyState, _Mapping]] = ..., promoted: _Optional[_Union[_admin_pb2.PromoteResponse, _Mapping]] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("use_case", "name", "version", "role", "worker_id", "pid", "host", "features", "missed", "restarts")
+    __slots__ = ("use_case", "name", "version", "role", "worker_id", "pid", "host", "features", "missed", "restarts", "capacity")
     USE_CASE_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -232,6 +232,7 @@ class ModelInfo(_message.Message):
     FEATURES_FIELD_NUMBER: _ClassVar[int]
     MISSED_FIELD_NUMBER: _ClassVar[int]
     RESTARTS_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_FIELD_NUMBER: _ClassVar[int]
     use_case: str
     name: str
     version: str
@@ -242,7 +243,8 @@ class ModelInfo(_message.Message):
     features: _containers.RepeatedCompositeFieldContainer[FeatureSpec]
     missed: int
     restarts: int
-    def __init__(self, use_case: _Optional[str] = ..., name: _Optional[str] = ..., version: _Optional[str] = ..., role: _Optional[str] = ..., worker_id: _Optional[str] = ..., pid: _Optional[int] = ..., host: _Optional[str] = ..., features: _Optional[_Iterable[_Union[FeatureSpec, _Mapping]]] = ..., missed: _Optional[int] = ..., restarts: _Optional[int] = ...) -> None: ...
+    capacity: int
+    def __init__(self, use_case: _Optional[str] = ..., name: _Optional[str] = ..., version: _Optional[str] = ..., role: _Optional[str] = ..., worker_id: _Optional[str] = ..., pid: _Optional[int] = ..., host: _Optional[str] = ..., features: _Optional[_Iterable[_Union[FeatureSpec, _Mapping]]] = ..., missed: _Optional[int] = ..., restarts: _Optional[int] = ..., capacity: _Optional[int] = ...) -> None: ...
 
 class FeatureSpec(_message.Message):
     __slots__ = ("name", "type")

@@ -11,12 +11,14 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from rvz.admin.state import AdminState
 from rvz.config import Config, ModelConfig
 from rvz.frontend.server import Frontend
+from rvz.process.child import STOP_GRACE_S
 from rvz.process.heartbeat import HEARTBEAT_ENV, RESTARTS_ENV, Heartbeat
 from rvz.process.scheduling import lower_priority, precise_timers
 from rvz.rendezvous.loop import Rendezvous
@@ -142,12 +144,27 @@ def freeze_heap() -> None:
 
 @contextlib.contextmanager
 def _exit_on_signal(should_exit: threading.Event) -> Iterator[None]:
-    previous = {sig: signal.signal(sig, lambda *_: should_exit.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    """SIGINT/SIGTERM set ``should_exit`` (the loop decides how to stop) and arm a hard exit after
+    STOP_GRACE_S: a model stuck in its own code never stops on a flag, and once `rvz up` itself is gone
+    (killed) nobody would send the SIGKILL its stop sends after the same grace."""
+
+    def on_signal(sig: int, _frame: object) -> None:
+        if not should_exit.is_set():
+            threading.Thread(target=_exit_later, args=(128 + sig,), name="hard-exit", daemon=True).start()
+        should_exit.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _exit_later(status: int) -> None:
+    time.sleep(STOP_GRACE_S)  # a deadline, not a wait for readiness: a clean stop ends the process first
+    logger.error("still running %g s after being asked to stop: exiting now", STOP_GRACE_S)
+    os._exit(status)
 
 
 def die_with_parent() -> None:

@@ -28,6 +28,7 @@ import signal
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
@@ -284,8 +285,17 @@ class Supervisor:
             child.process.kill()
 
     def stop(self) -> None:
-        """Stop each child in order (SIGTERM, then SIGKILL after its grace period). Idempotent."""
-        for child in self.children:
+        """Stop the children in order (each SIGTERM, then SIGKILL after its grace period): the frontend,
+        then every model at once (a hung one costs one grace period, not one each), the rendezvous last.
+        Idempotent."""
+        children = self.children
+        models = [c for c in children if any(c is m for m in self.models)]
+        for child in (c for c in children if c is self.frontend):
+            child.process.stop()
+        if models:
+            with ThreadPoolExecutor(max_workers=len(models), thread_name_prefix="stop") as pool:
+                list(pool.map(lambda model: model.process.stop(), models))
+        for child in (c for c in children if c is self.rendezvous):
             child.process.stop()
         if self._lock_fd >= 0:
             os.ftruncate(self._lock_fd, 0)

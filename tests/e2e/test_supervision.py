@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 from harness import Proc, base_config, spawn
 from rvz.client import Client
 from rvz.errors import CallFailed
+from rvz.process.child import ChildProcess, ChildSpec
 from rvz.process.entry import MODEL_READY
 
 pytestmark = pytest.mark.timeout(120)
@@ -57,6 +59,7 @@ def test_a_second_deployment_fails_before_any_of_its_models_joins_the_first(root
     config = root / "rvz.toml"
     config.write_text(base_config(root, extra=models(("champ", "rvz_test_models:echo", "champion"))))
     first = start_up(root, config)
+    seconds: list[Proc] = []
     try:
         address = first.wait_line(SERVING_PREFIX, timeout_s=90).split()[0]
         client = Client(address)
@@ -64,6 +67,7 @@ def test_a_second_deployment_fails_before_any_of_its_models_joins_the_first(root
             other = root / f"second-{data_dir}.toml"
             other.write_text(config.read_text().replace(f'dir = "{root}/data"', f'dir = "{root}/{data_dir}"'))
             second = start_up(root, other, name=f"second-{data_dir}", env={"RVZ_TEST_TAG": "intruder"})
+            seconds.append(second)
             outputs = []
             while second.poll() is None:  # bounded by the second start failing, within a few seconds
                 try:
@@ -77,6 +81,8 @@ def test_a_second_deployment_fails_before_any_of_its_models_joins_the_first(root
         assert client.score({"x": 2}).output["by"] == "echo"
         client.close()
     finally:
+        for proc in seconds:  # a failed assertion must not leave a second `rvz up` running
+            proc.stop(signal.SIGTERM)
         first.stop(signal.SIGTERM)
 
 
@@ -102,3 +108,23 @@ def test_the_rendezvous_killed_is_back_within_two_seconds(root: Path) -> None:
         client.close()
     finally:
         up.stop()
+
+
+def test_a_process_stuck_in_a_model_exits_on_its_own_after_the_stop_grace(tmp_path: Path) -> None:
+    # Found as orphans: `rvz up` killed while stopping left a hung model's worker running forever (SIGTERM
+    # only sets a flag, and nobody was left to send the SIGKILL).
+    script = ("import threading, rvz.process.entry as entry\n"
+              "entry.STOP_GRACE_S = 0.3\n"
+              "with entry._exit_on_signal(threading.Event()):\n"
+              "    print('stuck', flush=True)\n"
+              "    threading.Event().wait()\n")
+    stuck = ChildProcess(ChildSpec("stuck", (sys.executable, "-c", script), cwd=tmp_path,
+                                   stderr_path=tmp_path / "stuck.stderr", announces=("stuck",)))
+    stuck.start()
+    try:
+        stuck.wait_line("stuck")
+        os.kill(stuck.pid, signal.SIGTERM)
+        assert stuck.wait(10) == 128 + signal.SIGTERM
+        assert "exiting now" in stuck.stderr_tail()
+    finally:
+        stuck.kill()

@@ -19,13 +19,13 @@ import zmq
 from harness import Deployment, Proc, admin, base_config, spawn
 from rvz.client import Client
 from rvz.client.types import models_of
+from rvz.process.banner import SERVING_PREFIX
 from rvz.process.entry import LISTENING_PREFIX, MODEL_READY
 from rvz.wire import streams
 from rvz.wire.proto import admin_pb2, envelope_pb2
 from security_tools import Attacker, StolenKey, drain
 
 pytestmark = pytest.mark.timeout(120)
-SERVING_PREFIX = "rvz serving on "
 SLOW = {"RVZ_TEST_DELAY_MS": "10"}
 # Long enough that no answer of the slow model comes too late for its window on a busy 2-core machine.
 POLICY = """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,3 +23,11 @@ def test_readme_opens_with_demo_and_test_commands() -> None:
 def test_ci_runs_the_readme_test_command() -> None:
     _, tests = readme_commands()
     assert tests in (ROOT / ".ci" / "run").read_text().splitlines()
+
+
+def test_the_first_command_installs_what_the_tour_uses() -> None:
+    """`pip install -e '.[demo]'` then the tour: `rvz report --html`, `rvz log export` (report), `rvz bench`."""
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert "rvz[report,bench]" in extras["demo"]
+    tour = (ROOT / "README.md").read_text().split("## A first tour", 1)[1]
+    assert "rvz report --html" in tour and "rvz bench" in tour

@@ -36,7 +36,7 @@ class AdminAuth:
         self.cert_names = frozenset(cert_names)
         self.reads_open = reads_open
         self._lock = threading.Lock()
-        self._mtime_ns = -1
+        self._stamp: tuple[int, int, int] | None = None
         self._tokens: dict[str, bytes] = {}
 
     @classmethod
@@ -58,15 +58,16 @@ class AdminAuth:
             return {}
         with self._lock:
             try:
-                mtime_ns = os.stat(self.path).st_mtime_ns
+                st = os.stat(self.path)
             except FileNotFoundError:
                 return {}
-            if mtime_ns != self._mtime_ns:
+            stamp = (st.st_ino, st.st_size, st.st_mtime_ns)  # the time alone misses a rewrite within one tick
+            if stamp != self._stamp:
                 try:
                     self._tokens = {k: v.encode() for k, v in read_tokens(self.path).items()}
                 except OSError as e:
                     raise ConfigError(f"cannot read the Admin token file {self.path}: {e.strerror}") from e
-                self._mtime_ns = mtime_ns
+                self._stamp = stamp
             return self._tokens
 
     def check(self, metadata: Sequence[tuple[str, Any]], auth_context: dict[str, list[bytes]], change: bool) -> str:

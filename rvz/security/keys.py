@@ -182,9 +182,17 @@ def write_certificate(path: Path, identity: KeyInfo, public: bytes, secret: byte
 
 
 def _write_new(path: Path, text: str, mode: int) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
+    """Create ``path`` with ``text``, whole or not at all: written under a temporary name, then linked into
+    place (FileExistsError if it exists). A reader never sees it empty or half written: the ZAP handler and
+    the Admin check reload their files when they change, and one that read an empty file would keep it."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.link(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def ensure_token(path: Path, name: str = "admin") -> bool:

@@ -8,6 +8,7 @@ whenever the directory changes: a key added by ``rvz keys add-model`` is admitte
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -39,7 +40,7 @@ class KeyDirectory:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self._lock = threading.Lock()
-        self._mtime_ns = -1
+        self._stamp: tuple[tuple[str, int, int], ...] | None = ()
         self._keys: dict[bytes, KeyInfo] = {}
 
     def lookup(self, public: bytes) -> KeyInfo | None:
@@ -49,14 +50,29 @@ class KeyDirectory:
             return self._keys.get(public)
 
     def _reload_if_changed(self) -> None:
-        try:
-            mtime_ns = os.stat(self.directory).st_mtime_ns
-        except OSError:
-            mtime_ns = -2
-        if mtime_ns != self._mtime_ns:
-            self._mtime_ns = mtime_ns
-            self._keys = authorized_keys(self.directory) if mtime_ns >= 0 else {}
+        # The names, sizes and times of the key files, not the directory's time alone: two changes within
+        # one tick of the filesystem's clock leave the directory's time as it was after the first.
+        stamp = _stamp(self.directory)
+        if stamp != self._stamp:
+            self._stamp = stamp
+            self._keys = authorized_keys(self.directory) if stamp is not None else {}
             logger.info("authorized keys: %d in %s", len(self._keys), self.directory)
+
+
+def _stamp(directory: Path) -> tuple[tuple[str, int, int], ...] | None:
+    """What a change of the directory's keys changes (None: no such directory). One scandir per call:
+    called per handshake, not per message."""
+    try:
+        with os.scandir(directory) as entries:
+            names = [e.name for e in entries if e.name.endswith(".key")]
+    except OSError:
+        return None
+    stamp = []
+    for name in sorted(names):
+        with contextlib.suppress(OSError):  # removed since the listing: the next call sees it gone
+            st = os.stat(directory / name)
+            stamp.append((name, st.st_size, st.st_mtime_ns))
+    return tuple(stamp)
 
 
 class _Provider:

@@ -19,11 +19,11 @@ from rvz.security.admin_auth import AdminAuth
 from rvz.security.audit import AuditLog, describe
 from rvz.security.curve import CurveClient, CurveServer
 from rvz.security.deployment import check_plaintext, ensure_keys, keyring_for, keys_dir
-from rvz.security.keys import KeyInfo, ModelKeyFile, read_info, routing_id_for
+from rvz.security.keys import KeyInfo, ModelKeyFile, read_info, routing_id_for, write_certificate
 from rvz.security.manage import add_remote_model, add_token, list_keys
 from rvz.security.peers import parse
 from rvz.security.tls import server_credentials
-from rvz.security.zap import start_authenticator
+from rvz.security.zap import KeyDirectory, start_authenticator
 from rvz.wire.proto import envelope_pb2
 
 MODEL = ModelConfig(name="gbm", entry="m:f")
@@ -215,3 +215,31 @@ def test_the_audit_log_records_changes_and_remembers_the_last(tmp_path: Path) ->
 def test_key_info_describes_itself() -> None:
     info = KeyInfo(b"x" * 40, "model", "u", "m")
     assert (info.stem, info.describe()) == ("model+u+m", "model 'm' of use case 'u'")
+
+
+def test_a_key_file_read_while_still_empty_is_read_again_once_written(tmp_path: Path) -> None:
+    """Found as an in-process deployment whose model never got a probe (1 run in ~10): the ZAP handler
+    reloaded the keys directory between a key file's creation and its content, then kept the empty read,
+    since writing a file does not change the directory's time."""
+    source = tmp_path / "made"
+    source.mkdir()
+    write_certificate(source / "m.key", KeyInfo(b"", "model", "default", "m"), b"x" * 40)
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    directory = KeyDirectory(keys)
+    assert directory.lookup(b"x" * 40) is None
+    (keys / "m.key").touch()  # as a writer that creates the file, then writes it
+    assert directory.lookup(b"x" * 40) is None  # read while empty
+    (keys / "m.key").write_bytes((source / "m.key").read_bytes())
+    info = directory.lookup(b"x" * 40)
+    assert info is not None and info.name == "m"
+
+
+def test_key_and_token_files_appear_whole_or_not_at_all(tmp_path: Path) -> None:
+    identity = KeyInfo(b"", "model", "default", "m")
+    write_certificate(tmp_path / "m.key", identity, b"y" * 40)
+    assert read_info(tmp_path / "m.key").public == b"y" * 40
+    with pytest.raises(FileExistsError):
+        write_certificate(tmp_path / "m.key", identity, b"z" * 40)
+    assert read_info(tmp_path / "m.key").public == b"y" * 40
+    assert [p.name for p in tmp_path.iterdir()] == ["m.key"]  # no temporary file left behind

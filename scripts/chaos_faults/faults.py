@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from chaos_faults import disk
 from chaos_faults.deployment import Deployment
 from rvz.process.child import ChildProcess, ChildSpec
 
@@ -67,17 +68,7 @@ def stuck_subscriber(d: Deployment, row: Path) -> Callable[[], None]:
 
 
 def fill_disk(d: Deployment, row: Path) -> Callable[[], None]:
-    filler = d.data_dir / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        for size in (1 << 16, 4096, 1):
-            while True:
-                try:
-                    os.write(fd, b"\0" * size)
-                except OSError:
-                    break
-    finally:
-        os.close(fd)
+    filler = disk.fill(d.data_dir)
     return lambda: filler.unlink(missing_ok=True)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import os
 import statistics
 import threading
@@ -11,7 +10,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from chaos_faults import deployment, load
+from chaos_faults import deployment, disk, load
 from chaos_faults.faults import Fault
 from rvz.errors import LogError
 from rvz.log.reader import iter_records
@@ -21,7 +20,6 @@ FAULT_AT_S = 2.0
 CLEAR_AT_S = 4.0
 CALLERS = 4
 SMALL_DISK_KIB = 16 * 1024
-_MNT_DETACH = 2
 
 
 @dataclass(frozen=True)
@@ -62,7 +60,7 @@ def run_row(fault: Fault, workdir: Path, load_s: float) -> Row:
     env = {**os.environ, "RVZ_CHAOS_DIR": str(row)}
     data = row / "data"
     if fault.small_disk:
-        _mount_tmpfs(data)
+        disk.mount_tmpfs(data, SMALL_DISK_KIB)
     try:
         d = deployment.start(row, env, fault.hwm, fault.challenger_entry, data)
         try:
@@ -72,7 +70,7 @@ def run_row(fault: Fault, workdir: Path, load_s: float) -> Row:
         logged = _logged_ids(data)
     finally:
         if fault.small_disk:
-            ctypes.CDLL(None, use_errno=True).umount2(str(data).encode(), _MNT_DETACH)
+            disk.unmount(data)
     return _summarize(fault, calls, logged, clear_s if fault.name.startswith(("stop-", "rendezvous-stop",
                                                                                 "disk-full")) else fault_s)
 
@@ -118,9 +116,3 @@ def _logged_ids(data: Path) -> set[str]:
     except LogError:
         return set()
 
-
-def _mount_tmpfs(where: Path) -> None:
-    where.mkdir(parents=True, exist_ok=True)
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.mount(b"tmpfs", str(where).encode(), b"tmpfs", 0, f"size={SMALL_DISK_KIB}k".encode()) != 0:
-        raise OSError(ctypes.get_errno(), f"cannot mount a tmpfs at {where} (a full disk needs root)")

@@ -11,31 +11,29 @@ import tomli_w
 from rich.console import Console
 from rich.table import Table
 
-from rvz.client.types import ModelStatus, PolicyState
+from rvz.client.types import ModelList, PolicyState
 from rvz.config import parse_policy
 from rvz.errors import ConfigError
 
 NA = "-"
 
 
-def models_json(models: list[ModelStatus]) -> list[dict[str, Any]]:
+def models_json(models: ModelList) -> list[dict[str, Any]]:
     """The rows (one per worker) as JSON objects: numbers as numbers, null where there is no figure; each
     row's ``model`` holds its model's totals over all its workers (replicas)."""
-    totals = getattr(models, "totals_of", None)
     rows = []
     for m in models:
-        total = totals(m.use_case, m.name, m.version) if totals is not None else None
+        total = models.totals_of(m.use_case, m.name, m.version)
         rows.append({**asdict(m), "model": asdict(total) if total is not None else None})
     return rows
 
 
-def print_models(models: list[ModelStatus], console: Console | None = None) -> None:
+def print_models(models: ModelList, console: Console | None = None) -> None:
     table = Table(title="rvz models (figures over the last 60 s; a gone worker has none; a replicated model's "
                   "total follows its replicas)")
     for column in ("use case", "model", "version", "role", "pid@host", "heartbeat", "held", "scores/s", "errors",
                    "p50 ms", "p99 ms", "on time", "chosen", "missed", "restarts", "drift"):
         table.add_column(column, justify="right" if column not in ("use case", "model", "role") else "left")
-    totals_of = getattr(models, "totals_of", None)
     for i, m in enumerate(models):
         role = m.role if m.role == m.started_role else f"{m.role} (was {m.started_role})"
         heartbeat = f"{m.last_heartbeat_age_s:.1f}s ago" if m.live else f"gone {m.last_heartbeat_age_s:.0f}s"
@@ -48,7 +46,7 @@ def print_models(models: list[ModelStatus], console: Console | None = None) -> N
         following = models[i + 1] if i + 1 < len(models) else None
         last_of_model = following is None or (following.use_case, following.name, following.version) != (
             m.use_case, m.name, m.version)
-        total = totals_of(m.use_case, m.name, m.version) if totals_of is not None and last_of_model else None
+        total = models.totals_of(m.use_case, m.name, m.version) if last_of_model else None
         if total is not None and (m.shared or total.replicas > 1):
             table.add_row(m.use_case, m.name, m.version, "", f"total of {total.replicas} live", "", "",
                           _number(total.scores_per_s, "{:.1f}"), "", _number(total.latency_p50_ms, "{:.2f}"),

@@ -12,7 +12,7 @@ from grpc_health.v1 import health_pb2
 from rvz.client.channel import Stubs, auth_metadata, open_aio_channel
 from rvz.client.types import (
     Answer,
-    ModelStatus,
+    ModelList,
     PolicyState,
     Promotion,
     answer_of,
@@ -75,7 +75,7 @@ class AsyncClient:
         reply = await self._call(self._health.Check, health_pb2.HealthCheckRequest(service=service))
         return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
 
-    async def models(self, use_case: str = "") -> list[ModelStatus]:
+    async def models(self, use_case: str = "") -> ModelList:
         return models_of(await self._call(self._admin.ListModels, admin_pb2.ListModelsRequest(use_case=use_case)))
 
     async def get_policy(self, use_case: str = "") -> PolicyState:

@@ -12,7 +12,7 @@ from grpc_health.v1 import health_pb2
 from rvz.client.channel import Stubs, auth_metadata, open_channel
 from rvz.client.types import (
     Answer,
-    ModelStatus,
+    ModelList,
     PolicyState,
     Promotion,
     answer_of,
@@ -88,7 +88,7 @@ class Client:
 
     # --- Admin ----------------------------------------------------------------------------------
 
-    def models(self, use_case: str = "") -> list[ModelStatus]:
+    def models(self, use_case: str = "") -> ModelList:
         """Every model worker seen (of ``use_case``, or of every use case), in a stable order."""
         return models_of(self._call(self._admin.ListModels, admin_pb2.ListModelsRequest(use_case=use_case)))
 

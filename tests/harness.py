@@ -9,6 +9,7 @@ health service. Processes are rvz.process.child.ChildProcess, as `rvz up`'s are.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -34,17 +35,14 @@ from security_tools import operator_admin
 TESTS_DIR = Path(__file__).resolve().parent
 SCRIPTS_DIR = TESTS_DIR.parent / "scripts"
 
-DEFAULT_POLICY = """
-[rendezvous]
-deadline_ms = 100
-on_timeout = "error"
-[[rendezvous.schedule]]
-until_ms = 30
-accept = ["champion"]
-[[rendezvous.schedule]]
-until_ms = 100
-accept = ["champion", "challenger", "canary"]
-"""
+def policy(deadline_ms: float, *windows: tuple[float, list[str]]) -> str:
+    """A [rendezvous] table: the SLA, ``on_timeout = "error"``, and each window as (until_ms, accept)."""
+    tables = "".join(f"[[rendezvous.schedule]]\nuntil_ms = {until_ms:g}\naccept = {json.dumps(accept)}\n"
+                     for until_ms, accept in windows)
+    return f'\n[rendezvous]\ndeadline_ms = {deadline_ms:g}\non_timeout = "error"\n{tables}'
+
+
+DEFAULT_POLICY = policy(100, (30, ["champion"]), (100, ["champion", "challenger", "canary"]))
 
 
 def base_config(root: Path, policy: str = DEFAULT_POLICY, frontend: str = "", extra: str = "",

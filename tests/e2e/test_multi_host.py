@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import Proc, spawn
+from harness import Proc, policy, spawn
 from rvz.log.reader import iter_records
 from rvz.process.supervisor import RUNNING_PREFIX
 from rvz.wire.proto import envelope_pb2
@@ -49,13 +49,7 @@ scores = "tcp://{ADDRESSES['rv']}:5556"
 results = "tcp://{ADDRESSES['rv']}:5557"
 
 # Only the champion answers, however long it takes on a loaded machine: the answers say which host scored.
-[rendezvous]
-deadline_ms = 5000
-on_timeout = "error"
-[[rendezvous.schedule]]
-until_ms = 5000
-accept = ["champion"]
-
+{policy(5000, (5000, ["champion"]))}
 [[models]]
 name = "champ"
 entry = "rvz_test_models:echo"

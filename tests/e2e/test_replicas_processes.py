@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import zmq
 
-from harness import Deployment, Proc, admin, base_config, spawn
+from harness import Deployment, Proc, admin, base_config, policy, spawn
 from rvz.client import Client
 from rvz.client.types import models_of
 from rvz.process.banner import SERVING_PREFIX
@@ -28,17 +28,7 @@ from security_tools import Attacker, StolenKey, drain
 pytestmark = pytest.mark.timeout(120)
 SLOW = {"RVZ_TEST_DELAY_MS": "10"}
 # Long enough that no answer of the slow model comes too late for its window on a busy 2-core machine.
-POLICY = """
-[rendezvous]
-deadline_ms = 2000
-on_timeout = "error"
-[[rendezvous.schedule]]
-until_ms = 1500
-accept = ["champion"]
-[[rendezvous.schedule]]
-until_ms = 2000
-accept = ["champion", "canary"]
-"""
+POLICY = policy(2000, (1500, ["champion"]), (2000, ["champion", "canary"]))
 MODELS = """
 [[models]]
 name = "slow"

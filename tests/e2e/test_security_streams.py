@@ -15,7 +15,7 @@ import grpc
 import pytest
 import zmq
 
-from harness import Deployment
+from harness import Deployment, policy
 from rvz.security.keys import routing_id_for
 from rvz.wire import streams
 from rvz.wire.proto import admin_pb2, admin_pb2_grpc, envelope_pb2
@@ -29,16 +29,7 @@ CHALLENGER = ("chall", "rvz_test_models:echo", "challenger", {"RVZ_TEST_TAG": "c
 CALLS = 60
 # The forger reads the request log as fast as it can: with a 1 s deadline a starved 2-core machine still
 # answers every call, and the champion-only window stays the forgeries' chance to win.
-ROOMY_POLICY = """
-[rendezvous]
-deadline_ms = 1000
-[[rendezvous.schedule]]
-until_ms = 30
-accept = ["champion"]
-[[rendezvous.schedule]]
-until_ms = 1000
-accept = ["champion", "challenger"]
-"""
+ROOMY_POLICY = policy(1000, (30, ["champion"]), (1000, ["champion", "challenger"]))
 
 
 def endpoint(d: Deployment, stream: str) -> str:

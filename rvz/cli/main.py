@@ -17,7 +17,7 @@ from rvz.cli.keys import keys
 from rvz.cli.logs import log
 from rvz.cli.replay import replay_command
 from rvz.cli.report import report_command
-from rvz.cli.serve import frontend, model, rendezvous, up
+from rvz.cli.serve import frontend, hub, model, rendezvous, up
 
 
 @click.group(context_settings={"auto_envvar_prefix": "RVZ", "help_option_names": ["-h", "--help"],
@@ -32,7 +32,7 @@ def cli(log_level: str, log_format: str) -> None:
     """rvz: serve a champion, its challengers, a canary and a decoy on the same live traffic."""
 
 
-for command in (up, frontend, rendezvous, model, score, check, feedback, models, policy, promote, log, report_command,
+for command in (up, frontend, hub, rendezvous, model, score, check, feedback, models, policy, promote, log, report_command,
                 replay_command, bench_command, keys):
     cli.add_command(command)
 

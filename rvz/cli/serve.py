@@ -109,17 +109,25 @@ def _hand_down_logging() -> None:
     os.environ["RVZ_LOG_FORMAT"] = options.get("log_format", "text")
 
 
-@click.command()
+@click.command(epilog="With the requests hub (streams.requests_in, or frontend.processes > 1), any number of "
+                     "frontends, on this host or others, join one deployment (docs/scaling.md).")
 @serve_options(listen=True)
-def frontend(config: Config, metrics_listen: str) -> None:
+@click.option("--name", default="", metavar="NAME", show_default="none",
+              help="Which of the deployment's frontends this is: it writes requests.NAME and feedback.NAME in "
+                   "the data directory (the unnamed one writes requests and feedback).")
+def frontend(config: Config, metrics_listen: str, name: str) -> None:
     """Run the gRPC frontend alone."""
     from rvz.frontend.grpc_overflow import reexec_for
+    from rvz.frontend.names import name_problem
     from rvz.process.entry import run_frontend
 
-    configure_logging("rvz-frontend")
+    problem = name_problem(name)
+    if problem:
+        fail(f"--name: {problem}")
+    configure_logging("rvz-frontend" + (f"-{name}" if name else ""))
     reexec_for(config.frontend)  # returns unless gRPC must be loaded with another experiment
     _supervised()
-    _run("frontend", lambda: run_frontend(config, metrics_listen))
+    _run("frontend", lambda: run_frontend(config, metrics_listen, name))
 
 
 @click.command()
@@ -131,6 +139,21 @@ def rendezvous(config: Config, metrics_listen: str) -> None:
     configure_logging("rvz-rendezvous")
     _supervised()
     _run("rendezvous", lambda: run_rendezvous(config, metrics_listen))
+
+
+@click.command(epilog="`rvz up` runs it when the config has streams.requests_in or frontend.processes > 1 "
+                     "(docs/scaling.md).")
+@serve_options()
+def hub(config: Config, metrics_listen: str) -> None:
+    """Run the requests hub alone: several frontends publish into one requests stream through it."""
+    from rvz.process.entry import run_hub
+
+    if not config.requests_hub:
+        fail("config error: the requests hub needs streams.requests_in, or frontend.processes > 1 "
+             f"({config.source} has neither)")
+    configure_logging("rvz-hub")
+    _supervised()
+    _run("requests hub", lambda: run_hub(config))
 
 
 @click.group()

@@ -52,6 +52,9 @@ class FrontendConfig:
                                     **POSITIVE)
     grpc_backlog: int = setting(1000, "Calls gRPC core may hold for the frontend before it turns new ones away at "
                                 "random (all of them at 3x this).", **POSITIVE)
+    processes: int = setting(1, "Frontend processes `rvz up` starts, serving frontend.listen together (SO_REUSEPORT: "
+                             "the kernel spreads connections over them); more than 1 runs the requests hub (see "
+                             "streams.requests_in).", minimum=1, maximum=64)
     grpc_overflow: GrpcOverflow = setting("cancel", "How gRPC core turns calls away past grpc_backlog: cancel "
                                           "(CANCELLED, counted by the frontend) or refuse (RESOURCE_EXHAUSTED, "
                                           "gRPC's promise-based HTTP/2 server).")
@@ -67,6 +70,12 @@ class StreamsConfig:
                            "it).", check=endpoint_problem, metavar="ENDPOINT")
     high_water_mark: int = setting(100_000, "Messages queued per peer before a sender refuses more (never "
                                    "silently drops).", **POSITIVE)
+    requests_in: str = setting("", "ZeroMQ endpoint of the requests hub's input: with it (or frontend.processes > "
+                               "1), `rvz hub` binds streams.requests and this endpoint, and every frontend, on this "
+                               "host or another, publishes to the hub instead of binding streams.requests, so any "
+                               "number of frontends share one deployment [default with frontend.processes > 1: "
+                               "from streams.requests: its ipc path + '.in', or its tcp port + 4].",
+                               check=optional_endpoint_problem, metavar="ENDPOINT")
     work: str = setting("", "ZeroMQ endpoint of the work stream: the rendezvous binds it when a model has replicas, "
                         "and each replica takes its share of that model's requests from it [default: from "
                         "streams.scores: its ipc path + '.work', or its tcp port + 2].",
@@ -277,6 +286,21 @@ class Config:
     tls: TlsConfig = field(default_factory=TlsConfig)
     # Where it was read from, named in every error about it.
     source: str = "<defaults>"
+
+    @property
+    def requests_hub(self) -> str:
+        """Where frontends publish their requests to the hub (``streams.requests_in``, or derived from
+        ``streams.requests`` with ``frontend.processes > 1``); "" when the frontend binds the stream itself."""
+        if self.streams.requests_in:
+            return self.streams.requests_in
+        if self.frontend.processes <= 1:
+            return ""
+        requests = self.streams.requests
+        if requests.startswith("tcp://"):
+            host, _, port = requests.rpartition(":")
+            if port.isdigit() and int(port) + 4 <= 65535:
+                return f"{host}:{int(port) + 4}"
+        return f"{requests}.in"
 
     def use_case(self, name: str) -> UseCaseConfig | None:
         """The [[use_cases]] entry of ``name``, if the config declares one."""

@@ -81,7 +81,21 @@ def parse_config(data: Mapping[str, Any], source: str) -> Config:
     _check_accept_names(config, data, source)
     check_limits(config.limits, source, "limits.message_bytes")
     check_work_stream(config.streams, source)
+    check_requests_hub(config, source)
     return config
+
+
+def check_requests_hub(config: Config, source: str) -> None:
+    """The requests hub's input (see ``StreamsConfig.requests_in``) cannot share an endpoint with a stream."""
+    hub = config.requests_hub
+    if not hub:
+        return
+    for name in ("requests", "scores", "results"):
+        if getattr(config.streams, name) == hub or (name == "scores" and config.streams.work_endpoint == hub):
+            key = "streams.requests_in" if config.streams.requests_in else "frontend.processes"
+            stream = "streams.work" if getattr(config.streams, name) != hub else f"streams.{name}"
+            raise config_error(source, key, f"the requests hub's input would be {hub!r}, the endpoint of {stream}; "
+                               "give streams.requests_in an endpoint of its own")
 
 
 def check_work_stream(streams: StreamsConfig, source: str) -> None:

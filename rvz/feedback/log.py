@@ -1,10 +1,11 @@
-"""The feedback log (DATA_DIR/feedback, records ``rvz.v1.FeedbackRecord``) and the checks on each truth.
+"""The feedback log (DATA_DIR/feedback, records ``rvz.v1.FeedbackRecord``; DATA_DIR/feedback.NAME of a
+frontend named NAME) and the checks on each truth.
 
 A truth names a request by the request id its ScoreResponse carried. The frontend cannot tell whether
 some request log holds the id (that needs an index of every request ever archived), so a well-formed
 id is kept and the readers (`rvz report`, `rvz log export`) count truths that match no request as
 unmatched. A malformed id, a missing or null truth and an oversized one are refused (``check_truth``).
-Several truths for one request: the last one recorded wins.
+Several truths for one request: the last one recorded wins (of several frontends' logs: the last received).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from pathlib import Path
 from google.protobuf import struct_pb2
 
 from rvz.config import LogConfig
-from rvz.log.reader import iter_records
+from rvz.log.dirs import read_by_time
+from rvz.frontend.names import log_name
 from rvz.log.writer import LogWriter
 from rvz.wire.ids import id_time_ms
 from rvz.wire.proto import envelope_pb2, scoring_pb2
@@ -35,9 +37,10 @@ CLOCK_SKEW_MS = 60_000
 _REQUEST_ID = re.compile(r"[0-9a-f]{32}")
 
 
-def open_feedback_log(config: LogConfig) -> LogWriter:
-    """The feedback log of ``config.dir`` (not started)."""
-    return LogWriter(Path(config.dir) / LOG_NAME, RECORD_TYPE, segment_bytes=config.segment_mb * 1024 * 1024,
+def open_feedback_log(config: LogConfig, frontend: str = "") -> LogWriter:
+    """The feedback log of ``config.dir`` written by the frontend named ``frontend`` ("" for the unnamed one,
+    and for `rvz feedback import`), not started."""
+    return LogWriter(Path(config.dir) / log_name(LOG_NAME, frontend), RECORD_TYPE, segment_bytes=config.segment_mb * 1024 * 1024,
                      fsync=config.fsync)
 
 
@@ -66,12 +69,11 @@ def records(truths: Iterable[scoring_pb2.Truth], received_ns: int) -> list[bytes
 
 
 def iter_feedback(data_dir: str | os.PathLike[str]) -> Iterator[envelope_pb2.FeedbackRecord]:
-    """Every record of DATA_DIR/feedback in log order; nothing when no truth was ever recorded."""
-    directory = Path(data_dir) / LOG_NAME
-    if not directory.is_dir():
-        return
-    for record in iter_records(directory):
-        yield envelope_pb2.FeedbackRecord.FromString(record.payload)
+    """Every record of every frontend's feedback log (DATA_DIR/feedback and each DATA_DIR/feedback.NAME),
+    merged by the time each was received, each log in its own order (``rvz.log.dirs.read_by_time``); nothing
+    when no truth was ever recorded."""
+    for _, record in read_by_time(Path(data_dir), LOG_NAME, envelope_pb2.FeedbackRecord.FromString):
+        yield record
 
 
 def read_truths(data_dir: str | os.PathLike[str]) -> dict[str, struct_pb2.Value]:

@@ -24,8 +24,8 @@ SERVICE_NAME = scoring_pb2.DESCRIPTOR.services_by_name["Feedback"].full_name
 class FeedbackService(scoring_pb2_grpc.FeedbackServicer):
     """Serves Record and RecordMany. ``add_to`` starts the log; ``stop`` syncs and closes it."""
 
-    def __init__(self, config: LogConfig) -> None:
-        self.log = open_feedback_log(config)
+    def __init__(self, config: LogConfig, frontend: str = "") -> None:
+        self.log = open_feedback_log(config, frontend)
         self._durable = DurableWaits()
 
     def add_to(self, server: grpc.aio.Server) -> None:

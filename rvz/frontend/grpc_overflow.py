@@ -40,11 +40,13 @@ HARD_LIMIT_FACTOR = 3
 GRPC_RECEIVE_FLOOR_BYTES = 4 * 1024 * 1024
 
 
-def server_options(config: FrontendConfig, request_bytes: int) -> list[tuple[str, int]]:
+def server_options(config: FrontendConfig, request_bytes: int, shared_port: bool = False) -> list[tuple[str, int]]:
     """gRPC's own options for the frontend's server. The frontend refuses requests past ``request_bytes``
     itself, naming limits.request_bytes; gRPC refuses what is far past it (its own 4 MiB default, or twice
-    the limit) before reading it whole, with its own message."""
-    return [("grpc.so_reuseport", 0),
+    the limit) before reading it whole, with its own message. SO_REUSEPORT only with ``shared_port`` (one of
+    several frontends, which may serve one port together): otherwise a second deployment on the same port
+    must fail to start, not take half of the first one's connections."""
+    return [("grpc.so_reuseport", int(shared_port)),
             ("grpc.server.max_pending_requests", config.grpc_backlog),
             ("grpc.server.max_pending_requests_hard_limit", config.grpc_backlog * HARD_LIMIT_FACTOR),
             ("grpc.max_receive_message_length", max(GRPC_RECEIVE_FLOOR_BYTES, 2 * request_bytes))]

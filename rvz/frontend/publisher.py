@@ -118,7 +118,11 @@ class Dispatcher:
         self._loop = asyncio.get_running_loop()
         self._deadlines = DeadlineTimers(self._loop, self._on_deadline)
         self.keys.start(self._ctx)
-        self._pub = streams.publisher(self._ctx, s.requests, s.high_water_mark, self.keys.server("requests"))
+        hub = self.config.requests_hub
+        if hub:  # one of several frontends: publish through the requests hub (rvz.hub), which binds the stream
+            self._pub = streams.hub_publisher(self._ctx, hub, s.high_water_mark, self.keys.client("frontend"))
+        else:
+            self._pub = streams.publisher(self._ctx, s.requests, s.high_water_mark, self.keys.server("requests"))
         self._dealer = streams.result_dealer(self._ctx, s.results, s.high_water_mark, self.identity,
                                              self.max_message_bytes, security=self.keys.client("rendezvous"))
         self._monitor = self._dealer.get_monitor_socket(zmq.EVENT_DISCONNECTED)

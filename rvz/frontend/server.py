@@ -23,17 +23,18 @@ from opentelemetry.trace import Span
 
 from rvz.admin.service import AdminService
 from rvz.config import Config
-from rvz.errors import NoAnswer, Overloaded, RvzError, status_from_value
+from rvz.errors import LogLockedError, NoAnswer, Overloaded, RvzError, status_from_value
 from rvz.frontend import feedback, grpc_overflow
 from rvz.frontend.admission import Admission
 from rvz.frontend.grpc_backlog import Shedder
+from rvz.frontend.names import log_name
 from rvz.frontend.publisher import Dispatcher
 from rvz.frontend.readiness import Readiness
 from rvz.frontend.validation import RequestCheck
 from rvz.log.writer import LogWriter
 from rvz.security.admin_auth import AdminAuth
 from rvz.security.deployment import keyring_for
-from rvz.security.keys import routing_id_for
+from rvz.security.keys import frontend_routing_id
 from rvz.security.process import ProcessKeys
 from rvz.security.tls import server_credentials
 from rvz.telemetry import metrics, tracing
@@ -77,7 +78,10 @@ class Call:
 
 
 class Frontend:
-    def __init__(self, config: Config, telemetry: Telemetry | None = None) -> None:
+    """One frontend process. ``name`` says which of the deployment's frontends it is ("" for the unnamed
+    one): it names the request and feedback logs it writes (``rvz.frontend.names``)."""
+
+    def __init__(self, config: Config, telemetry: Telemetry | None = None, name: str = "") -> None:
         self.config = config
         self.telemetry = telemetry or Telemetry("rvz-frontend")
         self.tracer = self.telemetry.tracer
@@ -98,20 +102,23 @@ class Frontend:
         self.credentials = server_credentials(config.tls)
         self.admin_auth = AdminAuth.from_config(config)
         # With CURVE, the routing id is bound to the key: the rendezvous refuses it from any other.
-        self.identity = routing_id_for(keyring.own.public) if keyring else b"fe-" + secrets.token_hex(6).encode()
+        process = secrets.token_hex(6).encode()
+        self.identity = frontend_routing_id(keyring.own.public, process) if keyring else b"fe-" + process
         self.ids = RequestIds()
         self.readiness = Readiness(config.frontend, config.streams)
-        self.request_log = LogWriter(f"{config.log.dir}/requests", "rvz.v1.RequestEnvelope",
+        self.name = name
+        self.request_log = LogWriter(f"{config.log.dir}/{log_name('requests', name)}", "rvz.v1.RequestEnvelope",
                                      segment_bytes=config.log.segment_mb * 1024 * 1024, fsync=config.log.fsync)
         self.dispatcher = Dispatcher(config, self.readiness, self.request_log, self.identity, self.tracer,
                                      ProcessKeys(keyring))
         self.health = health.aio.HealthServicer()
-        self.feedback = feedback.FeedbackService(config.log)
+        self.feedback = feedback.FeedbackService(config.log, name)
         # No maximum_concurrent_rpcs: grpc.aio enforces it by not taking new calls from gRPC core, where
         # they queue until core's backlog protection (grpc.server.max_pending_requests) turns them away.
         # Taking every call and refusing the excess ourselves (see Admission) keeps that queue short and
         # gives the client a RESOURCE_EXHAUSTED it can act on.
-        options = grpc_overflow.server_options(config.frontend, config.limits.request_bytes)
+        options = grpc_overflow.server_options(config.frontend, config.limits.request_bytes,
+                                               shared_port=bool(config.requests_hub))
         self.server = grpc.aio.server(options=options)
         # The Admin API on a listener of its own (security.admin_listen), or on the main one.
         self.admin_server = grpc.aio.server() if config.security.admin_listen else None
@@ -155,7 +162,11 @@ class Frontend:
         """Bind, connect the streams and start serving; returns the bound port."""
         if self.started:
             return self.port
-        self.request_log.start()
+        try:
+            self.request_log.start()
+        except LogLockedError as e:
+            raise LogLockedError(f"{e}: another frontend of this data directory writes it; give this one a name of "
+                                 "its own (`rvz frontend --name NAME` writes requests.NAME)") from e
         await self.dispatcher.start()
         handler = grpc.unary_unary_rpc_method_handler(self.score)  # raw bytes in, raw bytes out
         self.server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICE_NAME, {"Score": handler})])

@@ -37,28 +37,30 @@ LISTENING_PREFIX = "rvz frontend listening on "
 MODEL_READY = "rvz model ready: "
 # Printed on stdout by the rendezvous once its logs are open and its endpoints bound.
 RENDEZVOUS_READY = "rvz rendezvous ready"
+# Printed on stdout by the requests hub once both of its endpoints are bound.
+HUB_READY = "rvz hub ready"
 _PR_SET_PDEATHSIG = 1
 
 
-def run_frontend(config: Config, metrics_listen: str = "") -> None:
+def run_frontend(config: Config, metrics_listen: str = "", name: str = "") -> None:
     telemetry = telemetry_setup("frontend", config.tracing, config.metrics, metrics_listen or config.metrics.listen)
     try:
         try:
             import uvloop
         except ImportError:
-            asyncio.run(_serve_frontend(config, telemetry))
+            asyncio.run(_serve_frontend(config, telemetry, name))
         else:
-            uvloop.run(_serve_frontend(config, telemetry))
+            uvloop.run(_serve_frontend(config, telemetry, name))
     finally:
         telemetry.shutdown()
 
 
-async def _serve_frontend(config: Config, telemetry: Telemetry) -> None:
+async def _serve_frontend(config: Config, telemetry: Telemetry, name: str) -> None:
     should_exit = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, should_exit.set)
-    frontend = Frontend(config, telemetry)
+    frontend = Frontend(config, telemetry, name)
     port = await frontend.start()
     freeze_heap()
     host = config.frontend.listen.rsplit(":", 1)[0]
@@ -94,6 +96,15 @@ def run_rendezvous(config: Config, metrics_listen: str = "") -> None:
             rendezvous.run()
     finally:
         telemetry.shutdown()
+
+
+def run_hub(config: Config) -> None:
+    from rvz.hub.relay import RequestsHub
+
+    hub = RequestsHub(config)
+    hub.on_ready = lambda: print(HUB_READY, flush=True)
+    with _exit_on_signal(hub.should_exit):
+        hub.run()
 
 
 def run_model(config: Config, model: ModelConfig, metrics_listen: str = "") -> None:

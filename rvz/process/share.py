@@ -6,9 +6,12 @@ spread over several hosts. Each stream has one endpoint in [streams]: the part t
 exactly that address (an IP or a name that resolves to one of its host's addresses), every other part
 connects to it (``rvz.wire.streams``):
 
-    requests  bound by the frontend,   connected to by the rendezvous and every model
-    scores    bound by the rendezvous, connected to by every model
-    results   bound by the rendezvous, connected to by the frontend
+    requests     bound by the frontend,   connected to by the rendezvous and every model
+    scores       bound by the rendezvous, connected to by every model
+    results      bound by the rendezvous, connected to by the frontend
+
+With the requests hub (``Config.requests_hub``: several frontends), the hub is a part of its own: it binds
+requests and requests_in, and every frontend connects to requests_in instead of binding requests.
 """
 
 from __future__ import annotations
@@ -21,14 +24,18 @@ from typing import Literal
 from rvz.config import Config, ModelConfig
 from rvz.errors import ConfigError
 
-Part = Literal["rendezvous", "frontend", "models"]
-PARTS: tuple[Part, ...] = ("rendezvous", "frontend", "models")
-Stream = Literal["requests", "scores", "results"]
-STREAMS: tuple[Stream, ...] = ("requests", "scores", "results")
+Part = Literal["rendezvous", "hub", "frontend", "models"]
+PARTS: tuple[Part, ...] = ("rendezvous", "hub", "frontend", "models")
+Stream = Literal["requests", "requests_in", "scores", "results"]
+STREAMS: tuple[Stream, ...] = ("requests", "requests_in", "scores", "results")
 # Which streams each kind of process binds and which it connects to (see the module docstring).
-BINDS: dict[str, tuple[Stream, ...]] = {"frontend": ("requests",), "rendezvous": ("scores", "results"), "model": ()}
+BINDS: dict[str, tuple[Stream, ...]] = {"frontend": ("requests",), "rendezvous": ("scores", "results"), "model": (),
+                                        "hub": ("requests", "requests_in")}
 CONNECTS: dict[str, tuple[Stream, ...]] = {"frontend": ("results",), "rendezvous": ("requests",),
-                                           "model": ("requests", "scores")}
+                                           "model": ("requests", "scores"), "hub": ()}
+# A frontend behind the hub binds no stream: it connects to the hub's input.
+HUB_FRONTEND_BINDS: tuple[Stream, ...] = ()
+HUB_FRONTEND_CONNECTS: tuple[Stream, ...] = ("requests_in", "results")
 
 
 @dataclass(frozen=True)
@@ -40,21 +47,24 @@ class Share:
     models: tuple[ModelConfig, ...]
     # The models of the config this share does not run: they run elsewhere.
     elsewhere: tuple[ModelConfig, ...] = ()
+    # The requests hub (only in a config that has one: ``Config.requests_hub``), and whether it runs elsewhere.
+    hub: bool = False
+    hub_elsewhere: bool = False
 
     @property
     def whole(self) -> bool:
         """Whether this is the whole deployment (plain `rvz up`): then it waits for it to serve end to end."""
-        return self.rendezvous and self.frontend and not self.elsewhere
+        return self.rendezvous and self.frontend and not self.elsewhere and not self.hub_elsewhere
 
     @property
     def kinds(self) -> list[str]:
-        """The kinds of process this share runs ("rendezvous", "frontend", "model"), in start order."""
-        return [k for k, runs in (("rendezvous", self.rendezvous), ("frontend", self.frontend),
+        """The kinds of process this share runs ("rendezvous", "hub", "frontend", "model"), in start order."""
+        return [k for k, runs in (("rendezvous", self.rendezvous), ("hub", self.hub), ("frontend", self.frontend),
                                   ("model", bool(self.models))) if runs]
 
 
 def whole_share(config: Config) -> Share:
-    return Share(rendezvous=True, frontend=True, models=config.models)
+    return Share(rendezvous=True, frontend=True, models=config.models, hub=bool(config.requests_hub))
 
 
 def share_from(config: Config, only: Sequence[str]) -> Share:
@@ -68,6 +78,10 @@ def share_from(config: Config, only: Sequence[str]) -> Share:
         return whole_share(config)
     chosen: list[ModelConfig] = []
     for name in only:
+        if name == "hub" and not config.requests_hub:
+            raise ConfigError(f"--only hub: {config.source} has no requests hub (it has one with streams.requests_in "
+                              "or frontend.processes > 1): give one of "
+                              f"{', '.join(n for n in valid_names(config))}")
         if name in PARTS:
             if name == "models":
                 chosen.extend(config.models)
@@ -78,12 +92,15 @@ def share_from(config: Config, only: Sequence[str]) -> Share:
         chosen.extend(matched)
     models = tuple(m for m in config.models if m in chosen)  # the config's order, each once
     return Share(rendezvous="rendezvous" in only, frontend="frontend" in only, models=models,
-                 elsewhere=tuple(m for m in config.models if m not in chosen))
+                 elsewhere=tuple(m for m in config.models if m not in chosen), hub="hub" in only,
+                 hub_elsewhere=bool(config.requests_hub) and "hub" not in only)
 
 
 def valid_names(config: Config) -> list[str]:
-    """What --only accepts for ``config``: the parts, then each model's name (each also as USE_CASE/NAME)."""
-    return list(dict.fromkeys([*PARTS, *(m.name for m in config.models)]))
+    """What --only accepts for ``config``: the parts (the hub only if the config has one), then each model's
+    name (each also as USE_CASE/NAME)."""
+    parts = [p for p in PARTS if p != "hub" or config.requests_hub]
+    return list(dict.fromkeys([*parts, *(m.name for m in config.models)]))
 
 
 def _unknown(name: str, config: Config) -> str:
@@ -97,15 +114,17 @@ def _unknown(name: str, config: Config) -> str:
 def describe(share: Share, config: Config, address: str = "") -> str:
     """What this share runs, what it binds and connects to, and what it expects elsewhere (the banner of
     `rvz up --only`). ``address``: where its frontend listens, once known."""
-    runs = [k for k in ("rendezvous", "frontend") if getattr(share, k)]
+    runs = [_frontends(config) if k == "frontend" else k for k in ("rendezvous", "hub", "frontend") if getattr(share, k)]
     if share.models:
         runs.append("models " + ", ".join(_model_names(share.models)))
-    binds = [s for s in STREAMS if any(s in BINDS[kind] for kind in share.kinds)]
-    connects = [s for s in STREAMS if s not in binds and any(s in CONNECTS[kind] for kind in share.kinds)]
+    binds = [s for s in STREAMS if any(s in _binds(kind, config) for kind in share.kinds)]
+    connects = [s for s in STREAMS if s not in binds and any(s in _connects(kind, config) for kind in share.kinds)]
     parts = [f"binds {_streams(binds, config)}" if binds else "",
              f"connects to {_streams(connects, config)}" if connects else "",
              f"gRPC on {address}" if address else ""]
     elsewhere = [k for k in ("rendezvous", "frontend") if not getattr(share, k)]
+    if share.hub_elsewhere:
+        elsewhere.append("hub")
     if share.elsewhere:
         elsewhere.append("models " + ", ".join(_model_names(share.elsewhere)))
     return (f"{', '.join(runs)} ({'; '.join(p for p in parts if p)}); "
@@ -116,5 +135,23 @@ def _model_names(models: Sequence[ModelConfig]) -> list[str]:
     return [f"{m.use_case}/{m.name}" for m in models]
 
 
-def _streams(names: Sequence[str], config: Config) -> str:
-    return ", ".join(f"{n} {getattr(config.streams, n)}" for n in names)
+def _frontends(config: Config) -> str:
+    processes = config.frontend.processes
+    return f"frontend ({processes} processes)" if processes > 1 else "frontend"
+
+
+def _binds(kind: str, config: Config) -> tuple[Stream, ...]:
+    return HUB_FRONTEND_BINDS if kind == "frontend" and config.requests_hub else BINDS[kind]
+
+
+def _connects(kind: str, config: Config) -> tuple[Stream, ...]:
+    return HUB_FRONTEND_CONNECTS if kind == "frontend" and config.requests_hub else CONNECTS[kind]
+
+
+def endpoint(stream: Stream, config: Config) -> str:
+    """The endpoint of ``stream`` in ``config`` (requests_in: the hub's input, derived or given)."""
+    return config.requests_hub if stream == "requests_in" else str(getattr(config.streams, stream))
+
+
+def _streams(names: Sequence[Stream], config: Config) -> str:
+    return ", ".join(f"{n} {endpoint(n, config)}" for n in names)

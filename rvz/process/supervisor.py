@@ -1,6 +1,7 @@
 """`rvz up`: run the rendezvous, the frontend and every model as child processes.
 
-Children are `rvz rendezvous`, `rvz frontend` and one `rvz model run --name N --use-case U` per
+Children are `rvz rendezvous`, `rvz frontend` (``frontend.processes`` of them, and `rvz hub` when the config
+has a requests hub) and one `rvz model run --name N --use-case U` per
 [[models]] entry (``replicas`` of them for a model with replicas > 1, each watched and restarted alone),
 or with `rvz up --only ...` this host's share of them (``rvz.process.share``). Each gets the effective
 configuration as JSON (RVZ_CONFIG_JSON), runs in its own session (so Ctrl-C reaches only us and we stop
@@ -39,7 +40,7 @@ from rvz.errors import ChildExited, Interrupted, StartupFailed
 from rvz.process import serving
 from rvz.process.banner import serving_banner
 from rvz.process.child import TICK_S, ChildProcess, ChildSpec
-from rvz.process.entry import LISTENING_PREFIX, MODEL_READY, RENDEZVOUS_READY
+from rvz.process.entry import HUB_READY, LISTENING_PREFIX, MODEL_READY, RENDEZVOUS_READY
 from rvz.process.heartbeat import HEARTBEAT_ENV, RESTARTS_ENV, last_beat_ns
 from rvz.process.share import Share, describe, whole_share
 from rvz.security.deployment import ensure_keys, missing_public_keys, model_identity, own_connection
@@ -91,16 +92,29 @@ class Supervisor:
         self._run_dir = Path(config.log.dir) / RUN_DIR
         self._lock_fd = -1
         self.rendezvous = self._child("rendezvous", ["rendezvous"], RENDEZVOUS_READY)
-        self.frontend = self._child("frontend", ["frontend"], LISTENING_PREFIX)
+        self.hub = self._child("requests hub", ["hub"], HUB_READY)
+        workers = [(m, r) for m in config.models for r in range(m.replicas)]
+        # frontend.processes of them, serving one port: the first is the unnamed frontend (the only one of a
+        # deployment with one), the others are named 1, 2, ... for their logs (requests.1, ...).
+        self.frontends = [self._frontend_child(i, len(workers)) for i in range(config.frontend.processes)]
+        self.frontend = self.frontends[0]
         # Metrics ports stay those of the whole deployment: a model's is the same whichever host runs it.
-        self.models = [self._model_child(m, replica, i)
-                       for i, (m, replica) in enumerate((m, r) for m in config.models for r in range(m.replicas))
+        self.models = [self._model_child(m, replica, i) for i, (m, replica) in enumerate(workers)
                        if m in self.share.models]
 
     def _child(self, name: str, command: list[str], announces: str = "") -> Supervised:
         spec = ChildSpec(name, (sys.executable, "-m", "rvz", *command), env=self._env,
                          announces=(announces,) if announces else (), own_session=True)
         return Supervised(ChildProcess(spec))
+
+    def _frontend_child(self, index: int, workers: int) -> Supervised:
+        """The child of frontend process ``index`` (from 0); its metrics port comes after every model's."""
+        if index == 0:
+            return self._child("frontend", ["frontend"], LISTENING_PREFIX)
+        processes = self.config.frontend.processes
+        return self._child(f"frontend {index + 1}/{processes}",
+                           ["frontend", "--name", str(index), *_metrics_args(self.config, workers + 1 + index)],
+                           LISTENING_PREFIX)
 
     def _model_child(self, model: ModelConfig, replica: int, index: int) -> Supervised:
         """The child of one worker of ``model``: replica number ``replica`` (from 0), the ``index``-th worker."""
@@ -113,13 +127,19 @@ class Supervisor:
 
     @property
     def children(self) -> list[Supervised]:
-        # Stop order: the frontend first so calls in flight can still be answered, the rendezvous last.
-        return [c for c in (self.frontend, *self.models, self.rendezvous) if self._runs(c)]
+        # Stop order: the frontends first so calls in flight can still be answered, the rendezvous last.
+        return [c for c in (*self.frontends, *self.models, self.hub, self.rendezvous) if self._runs(c)]
 
     def _runs(self, child: Supervised) -> bool:
-        if child is self.frontend:
+        if any(child is f for f in self.frontends):
             return self.share.frontend
+        if child is self.hub:
+            return self.share.hub
         return self.share.rendezvous if child is self.rendezvous else True
+
+    def _is_server(self, child: Supervised) -> bool:
+        """The rendezvous, the hub or a frontend: one that exits while starting ends the start."""
+        return child is self.rendezvous or child is self.hub or any(child is f for f in self.frontends)
 
     def request_stop(self, signum: int) -> None:
         """Ask ``run`` to stop (safe in a signal handler): at once during start-up, at its next tick after."""
@@ -185,17 +205,24 @@ class Supervisor:
     def _start_servers(self) -> str:
         """Start the rendezvous and the frontend of this share and wait until both hold their endpoints;
         return the frontend's address ("" when it runs elsewhere)."""
-        servers = [c for c in (self.rendezvous, self.frontend) if self._runs(c)]
+        servers = [c for c in (self.rendezvous, self.hub, self.frontend) if self._runs(c)]
         for child in servers:
             self._spawn(child)
         if self.share.rendezvous:
             self.rendezvous.process.wait_line(RENDEZVOUS_READY, stop=self.should_exit, check=self._check_startup)
+        if self.share.hub:
+            self.hub.process.wait_line(HUB_READY, stop=self.should_exit, check=self._check_startup)
         if not self.share.frontend:
             return ""
         address = self.frontend.process.wait_line(LISTENING_PREFIX, stop=self.should_exit, check=self._check_startup)
-        # A restarted frontend must come back on the same port, even when the configured one was 0.
-        spec = self.frontend.process.spec
-        self.frontend.process.spec = replace(spec, argv=(*spec.argv, "--listen", address))
+        # A restarted frontend must come back on the same port, even when the configured one was 0; the other
+        # frontend processes serve that port with it (SO_REUSEPORT).
+        for child in self.frontends:
+            child.process.spec = replace(child.process.spec, argv=(*child.process.spec.argv, "--listen", address))
+        for child in self.frontends[1:]:
+            self._spawn(child)
+        for child in self.frontends[1:]:
+            child.process.wait_line(LISTENING_PREFIX, stop=self.should_exit, check=self._check_startup)
         return address
 
     def _check_keys_elsewhere(self) -> None:
@@ -247,7 +274,7 @@ class Supervisor:
                 continue
             if code == EXIT_USAGE:
                 raise StartupFailed(f"{child.name} refused its configuration (see its error above)", EXIT_USAGE)
-            if child in (self.frontend, self.rendezvous):
+            if self._is_server(child):
                 raise StartupFailed(f"{child.name} exited with code {code} while starting (see above)")
         self._tend()
 
@@ -285,17 +312,18 @@ class Supervisor:
             child.process.kill()
 
     def stop(self) -> None:
-        """Stop the children in order (each SIGTERM, then SIGKILL after its grace period): the frontend,
-        then every model at once (a hung one costs one grace period, not one each), the rendezvous last.
+        """Stop the children in order (each SIGTERM, then SIGKILL after its grace period): the frontends at
+        once, then every model at once (a hung one costs one grace period, not one each), the requests hub,
+        the rendezvous last.
         Idempotent."""
         children = self.children
         models = [c for c in children if any(c is m for m in self.models)]
-        for child in (c for c in children if c is self.frontend):
-            child.process.stop()
-        if models:
-            with ThreadPoolExecutor(max_workers=len(models), thread_name_prefix="stop") as pool:
-                list(pool.map(lambda model: model.process.stop(), models))
-        for child in (c for c in children if c is self.rendezvous):
+        frontends = [c for c in children if any(c is f for f in self.frontends)]
+        for group in (frontends, models):  # each group at once: a hung one costs one grace period, not one each
+            if group:
+                with ThreadPoolExecutor(max_workers=len(group), thread_name_prefix="stop") as pool:
+                    list(pool.map(lambda child: child.process.stop(), group))
+        for child in (c for c in children if c is self.hub or c is self.rendezvous):
             child.process.stop()
         if self._lock_fd >= 0:
             os.ftruncate(self._lock_fd, 0)

@@ -35,6 +35,7 @@ from rvz.rendezvous.timing import ScoreTiming
 from rvz.rendezvous.work import WorkStream
 from rvz.security.audit import AuditLog
 from rvz.security.deployment import keyring_for
+from rvz.security.keys import routing_id_matches
 from rvz.security.peers import Peer, Peers
 from rvz.security.process import ProcessKeys
 from rvz.telemetry import metrics
@@ -319,7 +320,7 @@ class Rendezvous:
     def _drain_admin(self, router: zmq.Socket[bytes], send: Send) -> None:
         """Admin calls forwarded by frontends: [frontend id, ADMIN, AdminCall]."""
         for peer, (address, kind, payload, *_) in self._peer_messages(router, 3, 1):
-            if peer is not None and peer.user_id.encode() != address:
+            if peer is not None and not routing_id_matches(peer.user_id, address):
                 self._refuse(peer, f"an Admin call through routing id {address!r}")
                 continue
             call = self._decode(envelope_pb2.AdminCall, payload, "admin call")

@@ -85,8 +85,21 @@ class Keyring:
 
 
 def routing_id_for(public: bytes) -> bytes:
-    """A frontend's routing id on the results stream, bound to its key (the rendezvous checks it)."""
+    """The routing-id prefix of a frontend's processes on the results stream, bound to its key (the
+    rendezvous checks it); each process adds its own suffix (``frontend_routing_id``)."""
     return b"fe-" + hashlib.sha256(public).hexdigest()[:16].encode()
+
+
+def frontend_routing_id(public: bytes, process: bytes) -> bytes:
+    """One frontend process's routing id: its key's prefix, a dot, ``process`` (unique to the process). Several
+    frontends share one key; each needs an id of its own, or ROUTER_HANDOVER would give one's answers to another."""
+    return routing_id_for(public) + b"." + process
+
+
+def routing_id_matches(user_id: str, address: bytes) -> bool:
+    """Whether ``address`` is a routing id the frontend key of ``user_id`` may use (``frontend_routing_id``)."""
+    prefix = user_id.encode()
+    return address.startswith(prefix + b".") and len(address) > len(prefix) + 1
 
 
 # --- reading -------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ _refused = ThrottledLog(logger)
 # Who may connect to each stream's binding side.
 STREAM_ROLES: dict[Stream, frozenset[str]] = {
     "requests": frozenset({"rendezvous", "model"}),  # subscribers
+    "requests_in": frozenset({"frontend"}),          # frontends publishing to the requests hub
     "scores": frozenset({"model", "replay"}),        # pushers
     "results": frozenset({"frontend"}),              # dealers
     "work": frozenset({"model"}),                    # replicas' dealers

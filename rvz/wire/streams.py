@@ -7,6 +7,11 @@
     work      rendezvous ROUTER (bind) -> DEALER (connect): replicas of a model (replicas > 1),
               each given its share of the model's requests (see rvz.rendezvous.replicas)
 
+With several frontends (``Config.requests_hub``), the requests hub (`rvz hub`, ZeroMQ's own proxy) binds
+the requests stream instead: every frontend's XPUB connects to the hub's XSUB (requests_in), and the
+hub republishes what they send, unchanged, to the same subscribers as before; their subscriptions travel
+the other way, so each frontend still sends only what someone takes.
+
 Messages are multipart: a first frame that says what follows (the use case topic
 on the requests stream, a one-byte kind on the others) and protobuf payloads, one
 or several (requests, scores and results travel several to a message under load).
@@ -218,12 +223,33 @@ def publisher(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, hwm: int,
               security: Security | None = None) -> zmq.Socket[bytes]:
     """The input stream. XPUB without NODROP on purpose: a subscriber whose queue is full (hung, stopped,
     too slow) misses messages, counted by it from the sequence frames; it never blocks the others."""
+    sock = _input_stream(ctx, hwm)
+    _bind(sock, endpoint, "requests", security)
+    return sock
+
+
+def hub_publisher(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, hwm: int,
+                  security: Security | None = None) -> zmq.Socket[bytes]:
+    """A frontend's input stream when a requests hub relays it: the same XPUB as ``publisher``, connected to the
+    hub's input instead of bound, so any number of frontends publish into one stream."""
+    sock = _input_stream(ctx, hwm)
+    _connect(sock, endpoint, "requests hub", security)
+    return sock
+
+
+def _input_stream(ctx: zmq.Context[zmq.Socket[bytes]], hwm: int) -> zmq.Socket[bytes]:
     sock = ctx.socket(zmq.XPUB)
     sock.setsockopt(zmq.SNDHWM, hwm)
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.MAXMSGSIZE, SUBSCRIPTION_MAX_BYTES)  # all it receives are subscriptions
-    _bind(sock, endpoint, "requests", security)
     return sock
+
+
+def hub_inbound(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, hwm: int,
+                max_message_bytes: int = MAX_MESSAGE_BYTES, *,
+                security: Security | None = None) -> zmq.Socket[bytes]:
+    """The requests hub's input (XSUB, bound): frontends connect to it and publish."""
+    return _bound_receiver(ctx, zmq.XSUB, endpoint, hwm, max_message_bytes, "requests hub's input", security)
 
 
 def subscriber(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, hwm: int, topics: list[bytes],
@@ -269,11 +295,17 @@ def _await_handshake(sock: zmq.Socket[bytes], monitor: zmq.Socket[bytes], endpoi
 def score_puller(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, hwm: int,
                  max_message_bytes: int = MAX_MESSAGE_BYTES, *,
                security: Security | None = None) -> zmq.Socket[bytes]:
-    sock = ctx.socket(zmq.PULL)
+    return _bound_receiver(ctx, zmq.PULL, endpoint, hwm, max_message_bytes, "scores", security)
+
+
+def _bound_receiver(ctx: zmq.Context[zmq.Socket[bytes]], kind: int, endpoint: str, hwm: int, max_message_bytes: int,
+                    stream: str, security: Security | None) -> zmq.Socket[bytes]:
+    """A bound socket that many peers send to (PULL, XSUB): a peer past ``max_message_bytes`` is dropped."""
+    sock = ctx.socket(kind)
     sock.setsockopt(zmq.RCVHWM, hwm)
     sock.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
     sock.setsockopt(zmq.LINGER, 0)
-    _bind(sock, endpoint, "scores", security)
+    _bind(sock, endpoint, stream, security)
     return sock
 
 

@@ -291,7 +291,7 @@ ERRORS = [
     ("unknown frontend key", "[frontend]\nport = 9090",
      "frontend.port: unknown key (known: default_use_case, grpc_backlog, grpc_overflow, heartbeat_ms, listen, "
      "max_in_flight, "
-     "model_timeout_ms, rendezvous_timeout_ms)"),
+     "model_timeout_ms, processes, rendezvous_timeout_ms)"),
     ("frontend not a table", 'frontend = "x"', "frontend: must be a table, got str"),
     ("max_in_flight float", "[frontend]\nmax_in_flight = 1.5", "frontend.max_in_flight: must be an integer, got 1.5"),
     ("max_in_flight bool", "[frontend]\nmax_in_flight = true",

@@ -1,0 +1,1 @@
+"""The requests hub (`rvz hub`): one input stream for any number of frontends."""

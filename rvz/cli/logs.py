@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from rvz.cli.options import EXIT_FAILURE, Deployment, deployment_options, fail, require_extra
 from rvz.cli.report import existing_data_dir, time_option
 from rvz.telemetry import logging_setup
+
+if TYPE_CHECKING:
+    from google.protobuf.message import Message
 
 LOGS = ("requests", "scores", "results", "feedback", "policies", "audit")
 
@@ -26,20 +30,22 @@ def log() -> None:
 @click.option("--strict", is_flag=True, help="Fail at the first damaged record instead of reading around it.")
 def log_cat(log_name: str, deployment: Deployment, strict: bool) -> None:
     """Print every record of LOG as JSON lines: requests, scores, results, feedback, policies or audit (of the
-    deployment's log.dir), or the path of a log directory (e.g. rvz-data/requests). Damaged bytes are skipped and
-    said on stderr."""
+    deployment's log.dir), or the path of a log directory (e.g. rvz-data/requests). Requests and feedback are
+    every frontend's (LOG and each LOG.NAME of a named frontend), merged by the time each record was received,
+    each log in its own order. Damaged bytes are skipped and said on stderr."""
     from rvz.errors import LogError
+    from rvz.log.dirs import by_time
     from rvz.log.format import Damage
-    from rvz.log.reader import json_lines
+    from rvz.log.reader import json_line, messages
 
     def say(damage: Damage) -> None:
         click.echo(f"rvz: skipped {damage.describe()}", err=True)
 
-    directory = _directory(log_name, deployment)
+    streams = [messages(directory, strict, on_damage=say) for directory in _directories(log_name, deployment)]
     logging_setup.configure("rvz-log", "WARNING")
     try:
-        for line in json_lines(str(directory), strict, on_damage=say):
-            click.echo(line)
+        for message in by_time(streams, _received_ns):
+            click.echo(json_line(message))
     except (LogError, ValueError) as e:
         fail(str(e), EXIT_FAILURE)
     except BrokenPipeError:
@@ -69,16 +75,25 @@ def log_check(directory: str | None, deployment: Deployment) -> None:
         sys.exit(EXIT_FAILURE)
 
 
-def _directory(log_name: str, deployment: Deployment) -> Path:
+def _directories(log_name: str, deployment: Deployment) -> list[Path]:
+    """The directories `rvz log cat LOG_NAME` reads; exits 2 when there is none."""
+    from rvz.log.dirs import FRONTEND_LOGS, log_dirs
+
     path = Path(log_name)
     if path.is_dir():
-        return path
+        return [path]
     if log_name in LOGS:
         directory = deployment.data_dir / log_name
-        if directory.is_dir():
-            return directory
+        found = log_dirs(deployment.data_dir, log_name) if log_name in FRONTEND_LOGS else [directory]
+        if found and found[0].is_dir():
+            return found
         fail(f"{directory} does not exist: give --data-dir or --config (log.dir of the deployment)")
     fail(f"{log_name} is neither a log directory nor one of {', '.join(LOGS)}")
+
+
+def _received_ns(message: Message) -> int:
+    # Requests and feedback, the logs merged from several directories, all say when they were received.
+    return int(getattr(message, "received_unix_ns", 0))
 
 
 @log.command("export")
@@ -108,6 +123,7 @@ def log_export(deployment: Deployment, fmt: str, out: Path, since: int | None, u
     except (LogError, OSError) as e:
         fail(f"export failed: {e}", EXIT_FAILURE)
     if not written:
-        click.echo(f"no request in {directory / 'requests'} in the time and use case asked for: nothing written")
+        click.echo(f"no request in the request logs of {directory} in the time and use case asked for: nothing "
+                   "written")
     for done in written:
         click.echo(f"{done.path}: use case {done.use_case}, {done.rows} requests, {done.models} models")

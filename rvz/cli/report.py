@@ -14,6 +14,7 @@ from rvz.config import UseCaseConfig
 from rvz.config.cli import setting_options
 from rvz.config.overrides import Given
 from rvz.errors import ConfigError, LogError
+from rvz.log.dirs import log_dirs
 from rvz.report.command import DEFINITIONS, ReportOptions, output_specs, parse_time, run_report
 
 if TYPE_CHECKING:
@@ -31,10 +32,12 @@ def time_option(ctx: click.Context, param: click.Parameter, value: str | None) -
 
 
 def existing_data_dir(deployment: Deployment, log: str = "") -> Path:
-    """The deployment's log.dir (or its ``log`` directory); exits 2 when it does not exist."""
+    """The deployment's log.dir; exits 2 when it does not exist, or, given ``log``, when it holds no
+    directory of that log (neither LOG nor a frontend's LOG.NAME, ``rvz.log.dirs``)."""
     directory = deployment.data_dir / log
-    if not directory.is_dir():
-        fail(f"{directory} does not exist; give --data-dir or --config (log.dir of the deployment)")
+    if not (log_dirs(deployment.data_dir, log) if log else directory.is_dir()):
+        named = f" (nor any {log}.NAME of a named frontend)" if log else ""
+        fail(f"{directory} does not exist{named}; give --data-dir or --config (log.dir of the deployment)")
     return deployment.data_dir
 
 

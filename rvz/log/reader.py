@@ -103,13 +103,23 @@ class Tail:
 
 def json_lines(directory: str, strict: bool, on_damage: OnDamage | None = None) -> Iterator[str]:
     """Every record of a log as one JSON line, decoded by the record type in the log's header."""
+    return map(json_line, messages(directory, strict, on_damage))
+
+
+def messages(directory: str | os.PathLike[str], strict: bool, on_damage: OnDamage | None = None) -> Iterator[Message]:
+    """Every record of a log decoded by the record type in the log's header (lazy: a LogError for a
+    directory that is no log, or a ValueError for a type this rvz cannot decode, comes at the first read)."""
     message_class = _message_class(read_record_type(directory))
     for record in iter_records(directory, strict=strict, on_damage=on_damage):
-        message = message_class.FromString(record.payload)
-        line = json_format.MessageToDict(message, preserving_proto_field_name=True)
-        if isinstance(message, envelope_pb2.RequestEnvelope | envelope_pb2.ResultEnvelope):
-            _inline_embedded(message, line)
-        yield json.dumps(line, sort_keys=False)
+        yield message_class.FromString(record.payload)
+
+
+def json_line(message: Message) -> str:
+    """A record as one JSON line (fields by their proto names, embedded messages decoded)."""
+    line = json_format.MessageToDict(message, preserving_proto_field_name=True)
+    if isinstance(message, envelope_pb2.RequestEnvelope | envelope_pb2.ResultEnvelope):
+        _inline_embedded(message, line)
+    return json.dumps(line, sort_keys=False)
 
 
 def _inline_embedded(message: Message, line: dict[str, Any]) -> None:

@@ -4,7 +4,9 @@ The logs can hold millions of records, so nothing keeps a protobuf object per re
 a row index (the only per-record Python object is the request-id -> row dict); each score becomes one
 element in its model's compact arrays (request row, latencies, flags, label code, number). The three
 logs are read in the order requests, results, scores, so that every score can be joined to its
-request, and to what was answered for that request, as it streams past.
+request, and to what was answered for that request, as it streams past. The requests of every frontend
+(DATA/requests and each DATA/requests.NAME, ``rvz.log.dirs``) are read as one log, merged by time; rows
+are keyed by request id, which is unique across frontends (a log's record offsets are not).
 
 Output values are reduced to at most a label and a number, read as each use case declares
 (``OutputSpec``), and the class probabilities where outputs carry them; an output that gives neither
@@ -30,6 +32,7 @@ import numpy.typing as npt
 
 from rvz.compare.outputs import OutputSpec, shape_of
 from rvz.feedback.log import iter_feedback
+from rvz.log.dirs import read_by_time
 from rvz.log.reader import iter_records
 from rvz.rendezvous.outcome import Outcome, outcome_of
 from rvz.report.arrays import (
@@ -110,12 +113,12 @@ class LogData:
 
 def load(data_dir: str | os.PathLike[str], history: PolicyHistory, keep: Filter,
          outputs: dict[str, OutputSpec] | None = None, other: OutputSpec | None = None) -> LogData:
-    """Read DATA_DIR/requests, results, feedback and scores (each may be absent) into one LogData; each
-    use case's outputs are read by ``outputs`` (by ``other`` for one not in it: default, the
+    """Read DATA_DIR/requests (every frontend's), results, feedback and scores (each may be absent) into
+    one LogData; each use case's outputs are read by ``outputs`` (by ``other`` for one not in it: default, the
     conventional shapes)."""
     loader = _Loader(history, keep, dict(outputs or {}), other or OutputSpec())
     root = Path(data_dir)
-    loader.read_requests(root / "requests")
+    loader.read_requests(root)
     loader.read_results(root / "results")
     loader.read_feedback(root)
     loader.read_scores(root / "scores")
@@ -167,10 +170,9 @@ class _Loader:
     def _use_case(self, row: int) -> str:
         return self.use_cases[self.use_case_code[row]]
 
-    def read_requests(self, directory: Path) -> None:
+    def read_requests(self, data_dir: Path) -> None:
         codes: dict[str, int] = {}
-        for payload in payloads(directory):
-            request = envelope_pb2.RequestEnvelope.FromString(payload)
+        for _, request in read_by_time(data_dir, "requests", envelope_pb2.RequestEnvelope.FromString):
             if request.request_id in self.ids:
                 continue
             if not self.keep.keeps(request.use_case, request.received_unix_ns):

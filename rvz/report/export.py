@@ -1,13 +1,14 @@
 """`rvz log export` (the click command is in ``rvz.cli.logs``): the logs joined into one table per use
 case, written as Parquet or CSV with pyarrow, for pandas, DuckDB, Spark and the rest.
 
-One row per request in the requests log (of the use case, in the time asked for), in log order:
+One row per request in the request logs (of the use case, in the time asked for): every frontend's
+(``rvz.log.dirs``), merged by the time each was received, each log in its own order:
 
 - ``request_id``, ``received``, ``deadline`` (UTC timestamps), ``features`` (JSON);
 - the answer: ``outcome`` (answered | default | timeout | failed), ``rule``, ``status_code``,
   ``answered_model``, ``answered_version``, ``answered_role``, ``answer`` (JSON), ``elapsed_ms``,
   ``policy_version`` (null when no result was logged);
-- the truth (the feedback log, the last one recorded winning): ``truth`` (JSON), ``truth_label``,
+- the truth (every frontend's feedback log, the last one received winning): ``truth`` (JSON), ``truth_label``,
   ``truth_number``;
 - per model ``M`` (``name:version``, `` (replayed)`` for `rvz replay`'s): ``M/output`` (JSON),
   ``M/label`` and ``M/number`` (read as the use case declares, see ``OutputSpec``), ``M/latency_ms``
@@ -33,6 +34,7 @@ from google.protobuf.message import DecodeError
 
 from rvz.compare.outputs import OutputSpec
 from rvz.feedback.log import iter_feedback
+from rvz.log.dirs import read_by_time
 from rvz.rendezvous.outcome import outcome_of
 from rvz.report.data import Filter, payloads
 from rvz.wire.codec import struct_to_dict, value_to_python
@@ -81,9 +83,8 @@ class _Join:
         self.use_cases: dict[str, _UseCase] = {}
         self.rows: dict[str, tuple[_UseCase, int]] = {}
 
-    def requests(self, directory: Path) -> None:
-        for payload in payloads(directory):
-            request = envelope_pb2.RequestEnvelope.FromString(payload)
+    def requests(self, data_dir: Path) -> None:
+        for _, request in read_by_time(data_dir, "requests", envelope_pb2.RequestEnvelope.FromString):
             if request.request_id in self.rows or not self.keep.keeps(request.use_case, request.received_unix_ns):
                 continue
             table = self.use_cases.get(request.use_case)
@@ -147,7 +148,7 @@ def export(data_dir: str | os.PathLike[str], out: Path, fmt: ExportFormat, keep:
     Raises ``LogError`` if a log cannot be read and ``OSError`` if OUT cannot be written."""
     root = Path(data_dir)
     join = _Join(keep, spec_of)
-    join.requests(root / "requests")
+    join.requests(root)
     join.results(root / "results")
     join.truths(root)
     join.scores(root / "scores")

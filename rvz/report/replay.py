@@ -1,7 +1,8 @@
 """`rvz replay` (the click command is ``rvz.cli.replay``): score archived requests with a model that
 was not live at the time.
 
-The request log is read in order (filtered by use case and time), the model
+The request logs of every frontend (``rvz.log.dirs``) are read merged by the
+time each request was received (filtered by use case and time), the model
 scores the requests exactly as they were sent (``predict_batch`` when it has
 one), and each score goes to the scores log marked ``replayed``:
 
@@ -29,7 +30,8 @@ from rich.progress import Progress
 
 from rvz.config import Config, ModelConfig
 from rvz.errors import LogLockedError, ReplayFailed, StreamError
-from rvz.log.reader import Tail, iter_records
+from rvz.log.dirs import log_dirs, read_by_time
+from rvz.log.reader import Tail
 from rvz.log.writer import LogWriter
 from rvz.security.curve import CurveClient
 from rvz.security.deployment import keyring_for
@@ -134,12 +136,12 @@ class StreamSink:
             time.sleep(CONFIRM_POLL_S)  # a log file has no signal to wait on
 
 
-def archived(directory: Path, options: ReplayOptions) -> tuple[list[bytes], set[str]]:
-    """Request envelopes of the use case in [since, until), in log order; and every use case seen."""
+def archived(data_dir: Path, options: ReplayOptions) -> tuple[list[bytes], set[str]]:
+    """Request envelopes of the use case in [since, until) from every frontend's request log, merged by
+    time (``read_by_time``); and every use case seen."""
     payloads: list[bytes] = []
     use_cases: set[str] = set()
-    for record in iter_records(directory):
-        envelope = envelope_pb2.RequestEnvelope.FromString(record.payload)
+    for payload, envelope in read_by_time(data_dir, "requests", envelope_pb2.RequestEnvelope.FromString):
         use_cases.add(envelope.use_case)
         if envelope.use_case != options.model.use_case:
             continue
@@ -147,7 +149,7 @@ def archived(directory: Path, options: ReplayOptions) -> tuple[list[bytes], set[
             continue
         if options.until_ns is not None and envelope.received_unix_ns >= options.until_ns:
             continue
-        payloads.append(record.payload)
+        payloads.append(payload)
     return payloads, use_cases
 
 
@@ -164,10 +166,11 @@ def open_sink(config: Config, data_dir: Path) -> ScoreSink:
 def run_replay(config: Config, options: ReplayOptions, model: Model, show_progress: bool) -> Replayed:
     """Score the archived requests into the scores log; raises ``ReplayFailed`` unless every score is there
     (and ``LogError`` or ``zmq.ZMQError`` if a log or the stream cannot be used)."""
-    payloads, use_cases = archived(options.data_dir / "requests", options)
+    payloads, use_cases = archived(options.data_dir, options)
     if not payloads:
+        searched = ", ".join(map(str, log_dirs(options.data_dir, "requests"))) or options.data_dir / "requests"
         raise ReplayFailed(f"no archived request of use case {options.model.use_case!r} in the time asked for in "
-                           f"{options.data_dir / 'requests'} (use cases in it: "
+                           f"{searched} (use cases in it: "
                            f"{', '.join(map(repr, sorted(use_cases))) or 'none'}); give --use-case")
     worker_id = f"{socket.gethostname()}:{os.getpid()}:replay-{options.model.name}-{time.time_ns():x}"
     sink = open_sink(config, options.data_dir)

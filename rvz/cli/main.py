@@ -32,8 +32,8 @@ def cli(log_level: str, log_format: str) -> None:
     """rvz: serve a champion, its challengers, a canary and a decoy on the same live traffic."""
 
 
-for command in (up, frontend, hub, rendezvous, model, score, check, feedback, models, policy, promote, log, report_command,
-                replay_command, bench_command, keys):
+for command in (up, frontend, hub, rendezvous, model, score, check, feedback, models, policy, promote, log,
+                report_command, replay_command, bench_command, keys):
     cli.add_command(command)
 
 

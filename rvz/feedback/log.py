@@ -19,8 +19,8 @@ from pathlib import Path
 from google.protobuf import struct_pb2
 
 from rvz.config import LogConfig
-from rvz.log.dirs import read_by_time
 from rvz.frontend.names import log_name
+from rvz.log.dirs import read_by_time
 from rvz.log.writer import LogWriter
 from rvz.wire.ids import id_time_ms
 from rvz.wire.proto import envelope_pb2, scoring_pb2
@@ -40,8 +40,8 @@ _REQUEST_ID = re.compile(r"[0-9a-f]{32}")
 def open_feedback_log(config: LogConfig, frontend: str = "") -> LogWriter:
     """The feedback log of ``config.dir`` written by the frontend named ``frontend`` ("" for the unnamed one,
     and for `rvz feedback import`), not started."""
-    return LogWriter(Path(config.dir) / log_name(LOG_NAME, frontend), RECORD_TYPE, segment_bytes=config.segment_mb * 1024 * 1024,
-                     fsync=config.fsync)
+    return LogWriter(Path(config.dir) / log_name(LOG_NAME, frontend), RECORD_TYPE,
+                     segment_bytes=config.segment_mb * 1024 * 1024, fsync=config.fsync)
 
 
 def check_truth(truth: scoring_pb2.Truth, now_ms: int | None = None) -> str | None:

@@ -17,6 +17,7 @@ sockets, admits only frontend keys on its input and only rendezvous and model ke
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -94,10 +95,8 @@ class RequestsHub:
 
 
 def _proxy(inbound: zmq.Socket[bytes], outbound: zmq.Socket[bytes], control: zmq.Socket[bytes]) -> None:
-    try:
+    with contextlib.suppress(zmq.ContextTerminated):
         zmq.proxy_steerable(inbound, outbound, None, control)
-    except zmq.ContextTerminated:
-        pass
 
 
 # libzmq's proxy statistics: messages and bytes received and sent on each side (the frontends' side first), in

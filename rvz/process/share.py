@@ -114,7 +114,8 @@ def _unknown(name: str, config: Config) -> str:
 def describe(share: Share, config: Config, address: str = "") -> str:
     """What this share runs, what it binds and connects to, and what it expects elsewhere (the banner of
     `rvz up --only`). ``address``: where its frontend listens, once known."""
-    runs = [_frontends(config) if k == "frontend" else k for k in ("rendezvous", "hub", "frontend") if getattr(share, k)]
+    runs = [_frontends(config) if k == "frontend" else k
+            for k in ("rendezvous", "hub", "frontend") if getattr(share, k)]
     if share.models:
         runs.append("models " + ", ".join(_model_names(share.models)))
     binds = [s for s in STREAMS if any(s in _binds(kind, config) for kind in share.kinds)]

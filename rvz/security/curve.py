@@ -1,8 +1,9 @@
 """CURVE options of the streams' sockets (applied by the factories in ``rvz.wire.streams``).
 
 The binding side of a stream is its CURVE server (the frontend for requests, or the requests hub with
-the frontend's key for requests and requests_in; the rendezvous for scores, results and work), with a ZAP domain naming the stream so the authenticator admits the roles it serves;
-connecting sides know the server's public key, so they talk to no impostor either.
+the frontend's key for requests and requests_in; the rendezvous for scores, results and work), with a
+ZAP domain naming the stream so the authenticator admits the roles it serves; connecting sides know the
+server's public key, so they talk to no impostor either.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ import zmq
 from harness import Deployment, base_config, spawn
 from rvz.log.reader import iter_records
 from rvz.process.banner import SERVING_PREFIX
-from rvz.process.entry import HUB_READY, LISTENING_PREFIX, MODEL_READY
+from rvz.process.entry import HUB_READY, LISTENING_PREFIX
 from rvz.wire import streams
 from rvz.wire.proto import envelope_pb2, scoring_pb2, scoring_pb2_grpc
 from security_tools import Attacker, StolenKey
@@ -78,7 +78,7 @@ def test_rvz_up_with_two_frontend_processes_serves_one_port_from_both_each_with_
         hub_pid = int(re.findall(r"started requests hub \(pid (\d+)\)", up.stderr())[-1])
         os.kill(hub_pid, signal.SIGKILL)
         up.wait_stderr(r"requests hub \(pid \d+\) exited with code -9")
-        up.wait_stderr(r"started requests hub \(pid (?!%d\))\d+\)" % hub_pid)
+        up.wait_stderr(rf"started requests hub \(pid (?!{hub_pid}\))\d+\)")
         deadline = time.monotonic() + 10
         while True:
             try:

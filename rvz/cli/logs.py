@@ -5,18 +5,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
 from rvz.cli.options import EXIT_FAILURE, Deployment, deployment_options, fail, require_extra
 from rvz.cli.report import existing_data_dir, time_option
+from rvz.log.dirs import LOGS
 from rvz.telemetry import logging_setup
-
-if TYPE_CHECKING:
-    from google.protobuf.message import Message
-
-LOGS = ("requests", "scores", "results", "feedback", "policies", "audit")
 
 
 @click.group()
@@ -30,21 +25,26 @@ def log() -> None:
 @click.option("--strict", is_flag=True, help="Fail at the first damaged record instead of reading around it.")
 def log_cat(log_name: str, deployment: Deployment, strict: bool) -> None:
     """Print every record of LOG as JSON lines: requests, scores, results, feedback, policies or audit (of the
-    deployment's log.dir), or the path of a log directory (e.g. rvz-data/requests). Requests and feedback are
-    every frontend's (LOG and each LOG.NAME of a named frontend), merged by the time each record was received,
-    each log in its own order. Damaged bytes are skipped and said on stderr."""
+    deployment's log.dir), or the path of a log directory (e.g. rvz-data/requests). A LOG of the deployment is
+    every writer's (LOG and each LOG.NAME: requests and feedback of every frontend, the others of every
+    rendezvous), merged by the time each record was written, each log in its own order; a policy change or Admin
+    action that every rendezvous recorded is printed once, the earliest. Damaged bytes are skipped and said on
+    stderr."""
     from rvz.errors import LogError
-    from rvz.log.dirs import by_time
+    from rvz.log.dirs import SAME_CHANGE, by_time, time_of
     from rvz.log.format import Damage
     from rvz.log.reader import json_line, messages
 
     def say(damage: Damage) -> None:
         click.echo(f"rvz: skipped {damage.describe()}", err=True)
 
-    streams = [messages(directory, strict, on_damage=say) for directory in _directories(log_name, deployment)]
+    directories = _directories(log_name, deployment)
+    streams = [messages(directory, strict, on_damage=say) for directory in directories]
     logging_setup.configure("rvz-log", "WARNING")
     try:
-        for message in by_time(streams, _received_ns):
+        # A log given by its path is read as it is: one stream, whatever its records (a decoy's archive too).
+        records = streams[0] if len(streams) == 1 else by_time(streams, time_of(log_name), SAME_CHANGE.get(log_name))
+        for message in records:
             click.echo(json_line(message))
     except (LogError, ValueError) as e:
         fail(str(e), EXIT_FAILURE)
@@ -76,24 +76,20 @@ def log_check(directory: str | None, deployment: Deployment) -> None:
 
 
 def _directories(log_name: str, deployment: Deployment) -> list[Path]:
-    """The directories `rvz log cat LOG_NAME` reads; exits 2 when there is none."""
-    from rvz.log.dirs import FRONTEND_LOGS, log_dirs
+    """The directories `rvz log cat LOG_NAME` reads (several only for one of ``LOGS``); exits 2 when there is
+    none."""
+    from rvz.log.dirs import log_dirs
 
     path = Path(log_name)
     if path.is_dir():
         return [path]
     if log_name in LOGS:
-        directory = deployment.data_dir / log_name
-        found = log_dirs(deployment.data_dir, log_name) if log_name in FRONTEND_LOGS else [directory]
-        if found and found[0].is_dir():
+        found = log_dirs(deployment.data_dir, log_name)
+        if found:
             return found
-        fail(f"{directory} does not exist: give --data-dir or --config (log.dir of the deployment)")
+        fail(f"{deployment.data_dir / log_name} does not exist: give --data-dir or --config (log.dir of the "
+             "deployment)")
     fail(f"{log_name} is neither a log directory nor one of {', '.join(LOGS)}")
-
-
-def _received_ns(message: Message) -> int:
-    # Requests and feedback, the logs merged from several directories, all say when they were received.
-    return int(getattr(message, "received_unix_ns", 0))
 
 
 @log.command("export")

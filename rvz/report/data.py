@@ -4,9 +4,12 @@ The logs can hold millions of records, so nothing keeps a protobuf object per re
 a row index (the only per-record Python object is the request-id -> row dict); each score becomes one
 element in its model's compact arrays (request row, latencies, flags, label code, number). The three
 logs are read in the order requests, results, scores, so that every score can be joined to its
-request, and to what was answered for that request, as it streams past. The requests of every frontend
-(DATA/requests and each DATA/requests.NAME, ``rvz.log.dirs``) are read as one log, merged by time; rows
-are keyed by request id, which is unique across frontends (a log's record offsets are not).
+request, and to what was answered for that request, as it streams past. Each is read as one log made of
+every writer's (``rvz.log.dirs``), merged by time: the requests of every frontend (DATA/requests and each
+DATA/requests.NAME), the results and scores of every rendezvous (DATA/results and each DATA/results.i,
+scores likewise). Rows are keyed by request id, which is unique across frontends (a log's record offsets
+are not); a request's results and scores are those of the one rendezvous that decided it, so nothing is
+deduplicated: a request id met twice counts as it does twice in one log.
 
 Output values are reduced to at most a label and a number, read as each use case declares
 (``OutputSpec``), and the class probabilities where outputs carry them; an output that gives neither
@@ -22,7 +25,6 @@ import math
 import os
 from array import array
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,7 +35,6 @@ import numpy.typing as npt
 from rvz.compare.outputs import OutputSpec, shape_of
 from rvz.feedback.log import iter_feedback
 from rvz.log.dirs import read_by_time
-from rvz.log.reader import iter_records
 from rvz.rendezvous.outcome import Outcome, outcome_of
 from rvz.report.arrays import (
     ERROR,
@@ -113,15 +114,15 @@ class LogData:
 
 def load(data_dir: str | os.PathLike[str], history: PolicyHistory, keep: Filter,
          outputs: dict[str, OutputSpec] | None = None, other: OutputSpec | None = None) -> LogData:
-    """Read DATA_DIR/requests (every frontend's), results, feedback and scores (each may be absent) into
-    one LogData; each use case's outputs are read by ``outputs`` (by ``other`` for one not in it: default, the
-    conventional shapes)."""
+    """Read DATA_DIR/requests, feedback (every frontend's), results and scores (every rendezvous's; each
+    may be absent) into one LogData; each use case's outputs are read by ``outputs`` (by ``other`` for one
+    not in it: default, the conventional shapes)."""
     loader = _Loader(history, keep, dict(outputs or {}), other or OutputSpec())
     root = Path(data_dir)
     loader.read_requests(root)
-    loader.read_results(root / "results")
+    loader.read_results(root)
     loader.read_feedback(root)
-    loader.read_scores(root / "scores")
+    loader.read_scores(root)
     return loader.data()
 
 
@@ -187,9 +188,8 @@ class _Loader:
             self.use_case_code.append(code)
         self._allocate(len(self.received))
 
-    def read_results(self, directory: Path) -> None:
-        for payload in payloads(directory):
-            result = envelope_pb2.ResultEnvelope.FromString(payload)
+    def read_results(self, data_dir: Path) -> None:
+        for _, result in read_by_time(data_dir, "results", envelope_pb2.ResultEnvelope.FromString):
             row = self.ids.get(result.request_id, -1)
             if row < 0 and not self.keep.keeps(result.use_case, result.received_unix_ns):
                 continue
@@ -236,9 +236,8 @@ class _Loader:
         self.answered_number[row] = math.nan if number is None else number
         self.answered_known[row] = True
 
-    def read_scores(self, directory: Path) -> None:
-        for payload in payloads(directory):
-            record = envelope_pb2.ScoreRecord.FromString(payload)
+    def read_scores(self, data_dir: Path) -> None:
+        for _, record in read_by_time(data_dir, "scores", envelope_pb2.ScoreRecord.FromString):
             score = record.score
             row = self.ids.get(score.request_id, -1)
             if row < 0 and not self._keeps_unmatched(score, record.received_unix_ns):
@@ -337,11 +336,3 @@ def _holds(hashes: npt.NDArray[np.int64], request_id: str) -> bool:
     key = hash(request_id)
     at = int(np.searchsorted(hashes, key))
     return at < hashes.size and int(hashes[at]) == key
-
-
-def payloads(directory: Path) -> Iterator[bytes]:
-    """Payloads of a log; an absent log is an empty one (e.g. nothing was ever replayed or answered)."""
-    if not directory.is_dir():
-        return
-    for record in iter_records(directory):
-        yield record.payload

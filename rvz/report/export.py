@@ -2,7 +2,9 @@
 case, written as Parquet or CSV with pyarrow, for pandas, DuckDB, Spark and the rest.
 
 One row per request in the request logs (of the use case, in the time asked for): every frontend's
-(``rvz.log.dirs``), merged by the time each was received, each log in its own order:
+(``rvz.log.dirs``), merged by the time each was received, each log in its own order. The results and
+scores are every rendezvous's (DATA/results and each DATA/results.i, scores likewise), merged by time:
+a request's are those of the one rendezvous that decided it.
 
 - ``request_id``, ``received``, ``deadline`` (UTC timestamps), ``features`` (JSON);
 - the answer: ``outcome`` (answered | default | timeout | failed), ``rule``, ``status_code``,
@@ -36,7 +38,7 @@ from rvz.compare.outputs import OutputSpec
 from rvz.feedback.log import iter_feedback
 from rvz.log.dirs import read_by_time
 from rvz.rendezvous.outcome import outcome_of
-from rvz.report.data import Filter, payloads
+from rvz.report.data import Filter
 from rvz.wire.codec import struct_to_dict, value_to_python
 from rvz.wire.proto import envelope_pb2, scoring_pb2
 
@@ -96,9 +98,8 @@ class _Join:
             table.deadline.append(request.deadline_unix_ns)
             table.features.append(_features(request.request))
 
-    def results(self, directory: Path) -> None:
-        for payload in payloads(directory):
-            result = envelope_pb2.ResultEnvelope.FromString(payload)
+    def results(self, data_dir: Path) -> None:
+        for _, result in read_by_time(data_dir, "results", envelope_pb2.ResultEnvelope.FromString):
             found = self.rows.get(result.request_id)
             if found is None:
                 continue
@@ -121,9 +122,8 @@ class _Join:
             table.column("truth_label")[row] = label
             table.column("truth_number")[row] = number
 
-    def scores(self, directory: Path) -> None:
-        for payload in payloads(directory):
-            record = envelope_pb2.ScoreRecord.FromString(payload)
+    def scores(self, data_dir: Path) -> None:
+        for _, record in read_by_time(data_dir, "scores", envelope_pb2.ScoreRecord.FromString):
             score = record.score
             found = self.rows.get(score.request_id)
             if found is None:
@@ -149,9 +149,9 @@ def export(data_dir: str | os.PathLike[str], out: Path, fmt: ExportFormat, keep:
     root = Path(data_dir)
     join = _Join(keep, spec_of)
     join.requests(root)
-    join.results(root / "results")
+    join.results(root)
     join.truths(root)
-    join.scores(root / "scores")
+    join.scores(root)
     out.mkdir(parents=True, exist_ok=True)
     return [_write(name, table, out / f"{name}.{fmt}", fmt) for name, table in sorted(join.use_cases.items())]
 

@@ -4,6 +4,11 @@ Every result carries the version of the policy that decided it; the policy histo
 (``rvz.admin.history``) holds the schedule of each version the Admin API put in force. Version 1 is
 the config's own schedule (from --config), as is any version the history does not hold, which the
 report then names (``missing``).
+
+Every live rendezvous carries out, and records, each change: the history is read from all of their logs
+(DATA/policies and each DATA/policies.i, ``rvz.log.dirs``), merged by the time of each change, and shows
+each change once, the earliest record of it (``rvz.log.dirs.SAME_CHANGE``: same use case, same version,
+same kind of change).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from pathlib import Path
 
 from rvz.admin.history import LOG_NAME
 from rvz.config import Window
-from rvz.log.reader import iter_records
+from rvz.log.dirs import read_by_time
 from rvz.wire.proto import envelope_pb2
 
 
@@ -60,13 +65,10 @@ def window_end_ms(schedule: tuple[Window, ...], role: str, name: str) -> float |
 
 
 def read_history(data_dir: str | os.PathLike[str], config_schedule: tuple[Window, ...]) -> PolicyHistory:
-    """DATA_DIR/policies, if any; raises ``LogError`` if it cannot be read."""
+    """The policy history of every rendezvous (DATA_DIR/policies and each DATA_DIR/policies.i; none when
+    there is none), each change once, merged by time; raises ``LogError`` if a log cannot be read."""
     history = PolicyHistory(config_schedule)
-    directory = Path(data_dir) / LOG_NAME
-    if not directory.is_dir():
-        return history
-    for record in iter_records(directory):
-        change = envelope_pb2.PolicyChange.FromString(record.payload)
+    for _, change in read_by_time(Path(data_dir), LOG_NAME, envelope_pb2.PolicyChange.FromString):
         schedule = tuple(Window(w.until_ms, tuple(w.accept)) for w in change.policy.schedule)
         history.schedules[(change.use_case, change.version)] = schedule or config_schedule
         history.changes.append(Change(change.use_case, change.changed_unix_ns, change.change, change.version,

@@ -10,8 +10,9 @@ one), and each score goes to the scores log marked ``replayed``:
 - through the scores stream, when a rendezvous is running: it logs replayed
   scores as they are, without treating them as answers. Replay starts only once
   a rendezvous answers on the stream, and succeeds only once every score is read
-  back from this log directory (a rendezvous of another deployment would log
-  them elsewhere).
+  back from the scores logs of this data directory (DATA/scores or a DATA/scores.i
+  of another rendezvous, ``rvz.log.dirs``; a rendezvous of another deployment would
+  log them elsewhere).
 
 `rvz report` then compares the replayed model with what was actually answered.
 """
@@ -97,10 +98,12 @@ class StreamSink:
 
     via = "the running rendezvous"
 
-    def __init__(self, config: Config, scores_log: Path) -> None:
+    def __init__(self, config: Config, data_dir: Path) -> None:
         self.endpoint = config.streams.scores
         self.where = f"streams.scores of {config.source}"
-        self.tail = Tail(scores_log)  # before the first send: what follows is this replay's
+        scores_log = data_dir / "scores"
+        # Before the first send: what follows is this replay's, in whichever rendezvous's log it lands.
+        self.tails = [Tail(directory) for directory in log_dirs(data_dir, "scores")]
         keyring = keyring_for(config, "replay")  # the replay key: the rendezvous takes only replayed scores from it
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         try:
@@ -120,19 +123,19 @@ class StreamSink:
         self.ctx.term()
 
     def confirm(self, worker_id: str, sent: int) -> None:
-        """Wait until the scores log holds every score sent; raises ``ReplayFailed`` if it does not in time."""
+        """Wait until the scores logs hold every score sent; raises ``ReplayFailed`` if they do not in time."""
         found = 0
         deadline = time.monotonic() + CONFIRM_TIMEOUT_S
         while True:
             found += sum(envelope_pb2.ScoreRecord.FromString(p).score.worker_id == worker_id
-                         for p in self.tail.new_records())
+                         for tail in self.tails for p in tail.new_records())
             if found >= sent:
                 return
             if time.monotonic() > deadline:
                 raise ReplayFailed(f"only {found} of the {sent} scores sent to the rendezvous at {self.endpoint} "
-                                   f"({self.where}) reached {self.tail.directory} in {CONFIRM_TIMEOUT_S:g} s: that "
-                                   "rendezvous writes another log directory; give --config with this deployment's "
-                                   "config file")
+                                   f"({self.where}) reached {', '.join(str(t.directory) for t in self.tails)} in "
+                                   f"{CONFIRM_TIMEOUT_S:g} s: that rendezvous writes another log directory; give "
+                                   "--config with this deployment's config file")
             time.sleep(CONFIRM_POLL_S)  # a log file has no signal to wait on
 
 
@@ -160,7 +163,7 @@ def open_sink(config: Config, data_dir: Path) -> ScoreSink:
         log.start()
         return LogSink(log)
     except LogLockedError:
-        return StreamSink(config, data_dir / "scores")
+        return StreamSink(config, data_dir)
 
 
 def run_replay(config: Config, options: ReplayOptions, model: Model, show_progress: bool) -> Replayed:

@@ -1,4 +1,5 @@
-"""The policy history log (DATA_DIR/policies, records ``rvz.v1.PolicyChange``): every change the Admin
+"""The policy history log (DATA_DIR/policies, and DATA_DIR/policies.i of rendezvous i of several; records
+``rvz.v1.PolicyChange``): every change the Admin
 API made, with the policy and roles in force from then on, so `rvz report` can judge each request by
 the policy that decided it rather than by the one in force when the report runs.
 
@@ -13,6 +14,7 @@ import os
 from pathlib import Path
 
 from rvz.errors import LogError
+from rvz.log.naming import log_name
 from rvz.log.writer import LogWriter
 from rvz.wire.proto import envelope_pb2
 
@@ -22,11 +24,12 @@ LOG_NAME = "policies"
 RECORD_TYPE = "rvz.v1.PolicyChange"
 
 
-def record_change(data_dir: str | os.PathLike[str], change: envelope_pb2.PolicyChange) -> None:
-    """Append ``change`` durably. A log that cannot be written costs the report its history, not the
-    change (already in force and saved): it is logged, never raised."""
+def record_change(data_dir: str | os.PathLike[str], change: envelope_pb2.PolicyChange, rendezvous: str = "") -> None:
+    """Append ``change`` durably to the history of the rendezvous named ``rendezvous`` (``rvz.log.naming``:
+    each of several writes its own; the readers show a change once). A log that cannot be written costs the
+    report its history, not the change (already in force and saved): it is logged, never raised."""
     try:
-        with LogWriter(Path(data_dir) / LOG_NAME, RECORD_TYPE) as log:
+        with LogWriter(Path(data_dir) / log_name(LOG_NAME, rendezvous), RECORD_TYPE) as log:
             log.append(change.SerializeToString())
     except (LogError, OSError) as e:
         logger.error("use case %r: policy version %d is in force but not in the policy history (%s); `rvz report` "

@@ -35,9 +35,12 @@ STATE_FILE = "admin-state.json"
 
 
 class AdminState:
-    def __init__(self, default: RendezvousConfig, data_dir: str | os.PathLike[str]) -> None:
+    def __init__(self, default: RendezvousConfig, data_dir: str | os.PathLike[str], rendezvous: str = "") -> None:
         self.default = Policy.from_config(default)
         self.data_dir = Path(data_dir)
+        # Several rendezvous of one data directory share the saved state (each carries out every change, and
+        # one restarted after a change it missed loads it) but write their own policy history.
+        self.rendezvous = rendezvous
         self.path = self.data_dir / STATE_FILE
         self.policies: dict[str, Policy] = {}
         # use case -> model name -> role, for models whose role was changed by Promote.
@@ -133,7 +136,7 @@ class AdminState:
         policy = self.policy_for(use_case)
         record_change(self.data_dir, envelope_pb2.PolicyChange(
             use_case=use_case, changed_unix_ns=time.time_ns(), change=change, version=policy.version,
-            policy=policy_message(policy.config), roles=self.roles.get(use_case, {})))
+            policy=policy_message(policy.config), roles=self.roles.get(use_case, {})), self.rendezvous)
 
     def _save(self) -> None:
         state = {"policies": {u: {"version": p.version, "from_config": True} if u in self.from_config else
@@ -141,7 +144,7 @@ class AdminState:
                               for u, p in self.policies.items()},
                  "roles": self.roles}
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
+        tmp = self.path.with_suffix(f".{os.getpid()}.tmp")  # several rendezvous may save at once
         with open(tmp, "w") as f:
             json.dump(state, f, indent=2)
             f.flush()

@@ -130,15 +130,19 @@ def frontend(config: Config, metrics_listen: str, name: str) -> None:
     _run("frontend", lambda: run_frontend(config, metrics_listen, name))
 
 
-@click.command()
+@click.command(epilog="With streams.rendezvous_processes = N, N of them share the requests, each started with its "
+                     "--index (docs/scaling.md).")
 @serve_options()
-def rendezvous(config: Config, metrics_listen: str) -> None:
+@click.option("--index", default=0, type=click.IntRange(0, 15), metavar="I",
+              help="Which of the deployment's rendezvous this is (from 0): it binds that one's endpoints and "
+                   "writes its logs.")
+def rendezvous(config: Config, metrics_listen: str, index: int) -> None:
     """Run the rendezvous alone."""
     from rvz.process.entry import run_rendezvous
 
-    configure_logging("rvz-rendezvous")
+    configure_logging("rvz-rendezvous" + (f"-{index}" if index else ""))
     _supervised()
-    _run("rendezvous", lambda: run_rendezvous(config, metrics_listen))
+    _run("rendezvous", lambda: run_rendezvous(config, metrics_listen, index))
 
 
 @click.command(epilog="`rvz up` runs it when the config has streams.requests_in or frontend.processes > 1 "

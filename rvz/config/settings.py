@@ -7,7 +7,7 @@ Each field's default, range, format and help text are here and nowhere else: the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, get_args
 
 from rvz.config.fields import (
@@ -76,10 +76,28 @@ class StreamsConfig:
                                "number of frontends share one deployment [default with frontend.processes > 1: "
                                "from streams.requests: its ipc path + '.in', or its tcp port + 4].",
                                check=optional_endpoint_problem, metavar="ENDPOINT")
+    rendezvous_processes: int = setting(1, "Rendezvous processes sharing the requests: the frontend gives each "
+                                        "request to one of the live ones, whose scores the models send there. "
+                                        "The first binds streams.scores, results and work; rendezvous i (from 0) "
+                                        "binds them with their tcp port + 10 x i (ipc: path + '.i').",
+                                        minimum=1, maximum=16)
     work: str = setting("", "ZeroMQ endpoint of the work stream: the rendezvous binds it when a model has replicas, "
                         "and each replica takes its share of that model's requests from it [default: from "
                         "streams.scores: its ipc path + '.work', or its tcp port + 2].",
                         check=optional_endpoint_problem, metavar="ENDPOINT")
+
+    def of_rendezvous(self, index: int) -> StreamsConfig:
+        """The streams as rendezvous ``index`` (from 0) binds them: these for the first, derived for the others
+        (see ``rendezvous_processes``); the requests stream is everyone's."""
+        if index == 0:
+            return self
+        return replace(self, scores=_nth(self.scores, index), results=_nth(self.results, index),
+                       work=_nth(self.work_endpoint, index))
+
+    @property
+    def rendezvous(self) -> list[StreamsConfig]:
+        """The streams of every rendezvous process, in index order."""
+        return [self.of_rendezvous(i) for i in range(self.rendezvous_processes)]
 
     @property
     def work_endpoint(self) -> str:
@@ -91,6 +109,15 @@ class StreamsConfig:
             if port.isdigit() and int(port) + 2 <= 65535:
                 return f"{host}:{int(port) + 2}"
         return f"{self.scores}.work"
+
+
+def _nth(endpoint: str, index: int) -> str:
+    """The endpoint of rendezvous ``index``: a tcp port + 10 x index, or an ipc path + '.index'."""
+    if endpoint.startswith("tcp://"):
+        host, _, port = endpoint.rpartition(":")
+        if port.isdigit():
+            return f"{host}:{int(port) + 10 * index}"
+    return f"{endpoint}.{index}"
 
 
 @dataclass(frozen=True)

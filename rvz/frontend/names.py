@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import re
 
+from rvz.log.naming import log_name
+
+__all__ = ["NAME", "log_name", "name_problem"]
+
 NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
@@ -17,8 +21,3 @@ def name_problem(name: str) -> str | None:
     if not name or NAME.fullmatch(name):
         return None
     return f"a frontend's name is 1 to 64 letters, digits, '-' or '_' (it names its logs), got {name!r}"
-
-
-def log_name(log: str, frontend: str) -> str:
-    """The directory name of the log ``log`` (requests, feedback) written by the frontend named ``frontend``."""
-    return f"{log}.{frontend}" if frontend else log

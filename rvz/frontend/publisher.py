@@ -14,10 +14,12 @@ drains everything queued in one go.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import itertools
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 import zmq
@@ -25,9 +27,11 @@ from opentelemetry import trace
 from opentelemetry.trace import Span
 from zmq.utils.monitor import recv_monitor_message
 
+from rvz.admin.merge import merge_replies
 from rvz.config import Config
 from rvz.errors import LogError, NoAnswer, Overloaded, RvzError, Unavailable
 from rvz.frontend.deadlines import DeadlineTimers
+from rvz.frontend.links import Link, RendezvousLinks
 from rvz.frontend.readiness import Readiness
 from rvz.log.writer import LogWriter
 from rvz.security.process import ProcessKeys
@@ -59,6 +63,17 @@ class Waiter:
     log_seq: int = 0
     # Its answer, held until the record is synced (log.durable_answers) or the deadline comes.
     parked: envelope_pb2.ResultEnvelope | None = None
+    # The index of the rendezvous that decides it (streams.rendezvous_processes > 1).
+    rendezvous: int = 0
+
+
+@dataclass(eq=False)
+class AdminCall:
+    """An Admin call sent to every live rendezvous, and the replies come so far."""
+
+    expected: set[int]
+    done: asyncio.Future[None]
+    replies: dict[int, envelope_pb2.AdminReply] = field(default_factory=dict)
 
 
 @dataclass(eq=False)
@@ -104,11 +119,10 @@ class Dispatcher:
         self._sequence: dict[bytes, int] = {}
         self._ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self._pub: zmq.Socket[bytes] | None = None
-        self._dealer: zmq.Socket[bytes] | None = None
-        self._monitor: zmq.Socket[bytes] | None = None
+        self.links: RendezvousLinks | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._admin_calls: dict[int, asyncio.Future[envelope_pb2.AdminReply]] = {}
+        self._admin_calls: dict[int, AdminCall] = {}
         self._admin_ids = itertools.count(1)
         # The SLAs the rendezvous last said are in force (policies set through the Admin API), for the log.
         self._deadlines_ms: dict[str, float] = {}
@@ -123,14 +137,13 @@ class Dispatcher:
             self._pub = streams.hub_publisher(self._ctx, hub, s.high_water_mark, self.keys.client("frontend"))
         else:
             self._pub = streams.publisher(self._ctx, s.requests, s.high_water_mark, self.keys.server("requests"))
-        self._dealer = streams.result_dealer(self._ctx, s.results, s.high_water_mark, self.identity,
-                                             self.max_message_bytes, security=self.keys.client("rendezvous"))
-        self._monitor = self._dealer.get_monitor_socket(zmq.EVENT_DISCONNECTED)
-        self._loop.add_reader(self._dealer.FD, self._on_results)
-        self._loop.add_reader(self._monitor.FD, self._on_monitor)
-        # A ZeroMQ fd signals edges, not levels: drain once now so anything already queued re-arms it.
-        self._loop.call_soon(self._on_results)
-        self._loop.call_soon(self._on_monitor)
+        self.links = RendezvousLinks(self._ctx, self.config, self.identity, self.keys)
+        for link in self.links:
+            self._loop.add_reader(link.dealer.FD, functools.partial(self._on_results, link))
+            self._loop.add_reader(link.monitor.FD, functools.partial(self._on_monitor, link))
+            # A ZeroMQ fd signals edges, not levels: drain once now so anything already queued re-arms it.
+            self._loop.call_soon(self._on_results, link)
+            self._loop.call_soon(self._on_monitor, link)
         self.request_log.add_durable_listener(self._durable_from_thread)
         self._tasks = [asyncio.create_task(self._housekeeping(), name="rvz-housekeeping")]
 
@@ -140,10 +153,11 @@ class Dispatcher:
         if self._deadlines is not None:
             self._deadlines.close()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._loop is not None and self._dealer is not None and self._monitor is not None:
-            self._loop.remove_reader(self._dealer.FD)
-            self._loop.remove_reader(self._monitor.FD)
-            self._dealer.disable_monitor()
+        if self._loop is not None and self.links is not None:
+            for link in self.links:
+                self._loop.remove_reader(link.dealer.FD)
+                self._loop.remove_reader(link.monitor.FD)
+            self.links.close()
         for item in self._outbox:  # never flushed, never logged: their callers get the error below
             if item.publish is not None:
                 item.publish.end()
@@ -165,6 +179,9 @@ class Dispatcher:
         if span is not None and self.tracer is not None:
             publish = tracing.start_publish(self.tracer, span, use_case, request_id, envelope.trace_context)
         waiter = Waiter(self._loop.create_future(), deadline_ns, time.time_ns())
+        assert self.links is not None
+        if self.links.shared:
+            envelope.rendezvous = waiter.rendezvous = self.links.choose()
         if not self._outbox:
             self._loop.call_soon(self._gather, FLUSH_PASSES, 0, 0)
         self._outbox.append(Outgoing(streams.topic_for(use_case), envelope.SerializeToString(), waiter, publish))
@@ -234,25 +251,32 @@ class Dispatcher:
 
     # --- results ------------------------------------------------------------------------------
 
-    def _on_results(self) -> None:
-        dealer = self._dealer
-        assert dealer is not None
-        for _ in range(DRAIN_BATCH):
+    def _on_results(self, link: Link) -> None:
+        dealer = link.dealer
+        for taken in range(DRAIN_BATCH):
             try:
                 kind, *payloads = dealer.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
             self.rendezvous_heard_ns = time.time_ns()
+            if not taken and self.links is not None:
+                self.links.heard(link, self.rendezvous_heard_ns)
             if kind == streams.RESULT:
                 for payload in payloads:
                     self._on_result(payload)
             elif kind == streams.CONTROL and payloads:
                 self._on_control(payloads[0])
             elif kind == streams.ADMIN and payloads:
-                self._on_admin_reply(payloads[0])
+                self._on_admin_reply(link, payloads[0])
         # More is queued: continue after other callbacks had a turn (the fd is edge-triggered).
         assert self._loop is not None
-        self._loop.call_soon(self._on_results)
+        self._loop.call_soon(self._on_results, link)
+
+    def _read_all(self) -> None:
+        """Read what every rendezvous sent (safety nets under the readers)."""
+        if self.links is not None:
+            for link in self.links:
+                self._on_results(link)
 
     def _on_result(self, payload: bytes) -> None:
         result = streams.decode(envelope_pb2.ResultEnvelope, payload, "result envelope")
@@ -315,7 +339,7 @@ class Dispatcher:
             return
         if time.time_ns() < waiter.deadline_ns + BACKSTOP_GRACE_NS:
             return  # this was the parked answer's timer; the call's own comes after the grace
-        self._on_results()  # a busy loop may not have read a decision that already came
+        self._read_all()  # a busy loop may not have read a decision that already came
         if not waiter.future.done():
             self.backstopped += 1
             waiter.future.set_exception(self._no_decision(request_id, waiter))
@@ -331,29 +355,49 @@ class Dispatcher:
                            "decision by its deadline; check that `rvz rendezvous` is running")
 
     async def call_admin(self, call: envelope_pb2.AdminCall, timeout_s: float) -> envelope_pb2.AdminReply | None:
-        """Send an Admin call to the rendezvous and wait for its reply (None: no reply in time)."""
-        assert self._dealer is not None and self._loop is not None
+        """Send an Admin call to every live rendezvous (to all of them when none is known live) and wait for
+        their replies, merged (``rvz.admin.merge``): each carries out every change, and each knows the
+        figures of its own share of the requests. None: no reply in time. Replies that have not come
+        within ``timeout_s`` are left out, as long as one came."""
+        assert self.links is not None and self._loop is not None
         call.call_id = next(self._admin_ids)
-        future = self._loop.create_future()
-        self._admin_calls[call.call_id] = future
+        targets = self.links.live() or [link.index for link in self.links]
+        pending = AdminCall(set(), self._loop.create_future())
+        self._admin_calls[call.call_id] = pending
+        payload = call.SerializeToString()
         try:
-            self._dealer.send_multipart([streams.ADMIN, call.SerializeToString()], zmq.NOBLOCK)
-            # A send can take the socket's read edge with it (ZeroMQ's fd signals changes, not levels):
-            # read what may have come meanwhile, or the reader would wait for an edge that never comes.
-            self._loop.call_soon(self._on_results)
-            return await asyncio.wait_for(future, timeout_s)  # rare calls: a timer task each is fine
-        except (zmq.Again, TimeoutError):
-            return None
+            for index in targets:
+                link = self.links.links[index]
+                try:
+                    link.dealer.send_multipart([streams.ADMIN, payload], zmq.NOBLOCK)
+                except zmq.Again:
+                    continue
+                pending.expected.add(index)
+                # A send can take the socket's read edge with it (ZeroMQ's fd signals changes, not levels):
+                # read what may have come meanwhile, or the reader would wait for an edge that never comes.
+                self._loop.call_soon(self._on_results, link)
+            if not pending.expected:
+                return None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(pending.done), timeout_s)  # rare calls: a timer each is fine
+            if len(pending.replies) < len(pending.expected):
+                missing = sorted(pending.expected - pending.replies.keys())
+                logger.warning("Admin call %s: no reply from rendezvous %s within %g s", call.WhichOneof("request"),
+                               ", ".join(str(i) for i in missing), timeout_s)
+            return merge_replies([pending.replies[i] for i in sorted(pending.replies)]) if pending.replies else None
         finally:
             del self._admin_calls[call.call_id]
 
-    def _on_admin_reply(self, payload: bytes) -> None:
+    def _on_admin_reply(self, link: Link, payload: bytes) -> None:
         reply = streams.decode(envelope_pb2.AdminReply, payload, "admin reply")
         if reply is None:
             return
-        future = self._admin_calls.get(reply.call_id)
-        if future is not None and not future.done():
-            future.set_result(reply)
+        pending = self._admin_calls.get(reply.call_id)
+        if pending is None or link.index not in pending.expected:
+            return
+        pending.replies[link.index] = reply
+        if pending.replies.keys() >= pending.expected and not pending.done.done():
+            pending.done.set_result(None)
 
     def _on_control(self, payload: bytes) -> None:
         message = streams.decode(envelope_pb2.Control, payload, "control message")
@@ -373,22 +417,32 @@ class Dispatcher:
         logger.info("SLA in force, from the rendezvous: %s (set through the Admin API); %g ms (configured) "
                     "for every other use case", learned, configured)
 
-    def _on_monitor(self) -> None:
-        monitor = self._monitor
-        assert monitor is not None
+    def _on_monitor(self, link: Link) -> None:
+        assert self.links is not None
         while True:
             try:
-                event = recv_monitor_message(monitor, zmq.NOBLOCK)
+                event = recv_monitor_message(link.monitor, zmq.NOBLOCK)
             except zmq.Again:
                 return
             if event["event"] == zmq.EVENT_DISCONNECTED:
-                logger.warning("lost the connection to the rendezvous at %s", self.config.streams.results)
-                self.readiness.on_rendezvous_lost()
-                self._fail_all(Unavailable("the rendezvous went away before answering; retry"))
+                self.links.lost(link, time.time_ns())
+                if not self.links.shared:
+                    logger.warning("lost the connection to the rendezvous at %s", link.endpoint)
+                    self.readiness.on_rendezvous_lost()
+                    self._fail(Unavailable("the rendezvous went away before answering; retry"))
+                    continue
+                logger.warning("lost the connection to rendezvous %d at %s: its share of the requests goes to %s",
+                               link.index, link.endpoint,
+                               ", ".join(f"rendezvous {i}" for i in self.links.live()) or "none (no other is live)")
+                if self.links.all_lost:
+                    self.readiness.on_rendezvous_lost()
+                self._fail(Unavailable(f"rendezvous {link.index}, which was deciding this request, went away "
+                                       "before answering; retry"), link.index)
 
-    def _fail_all(self, error: Exception) -> None:
+    def _fail(self, error: Exception, rendezvous: int | None = None) -> None:
+        """End every call waiting (for the decision of ``rendezvous`` only, if given) with ``error``."""
         for waiter in self.waiting.values():
-            if not waiter.future.done():
+            if not waiter.future.done() and (rendezvous is None or waiter.rendezvous == rendezvous):
                 waiter.future.set_exception(error)
 
     # --- housekeeping -------------------------------------------------------------------------
@@ -402,7 +456,9 @@ class Dispatcher:
                 self._probe(now)
                 self.readiness.refresh(now)
                 next_probe = now + probe_every_ns
-                self._on_results()  # a safety net under the reader: a missed edge costs one heartbeat at most
+                self._read_all()  # a safety net under the readers: a missed edge costs one heartbeat at most
+                if self.links is not None:
+                    self.links.refresh(now)
             await asyncio.sleep(HOUSEKEEPING_S)
 
     def _probe(self, now: int) -> None:

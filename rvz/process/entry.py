@@ -82,10 +82,10 @@ def frontend_grace_s(config: Config) -> float:
     return max(1.0, config.rendezvous.deadline_ms / 1000 * 2)
 
 
-def run_rendezvous(config: Config, metrics_listen: str = "") -> None:
-    listen = metrics_listen or offset_listen(config.metrics.listen, 1)
+def run_rendezvous(config: Config, metrics_listen: str = "", index: int = 0) -> None:
+    listen = metrics_listen or (offset_listen(config.metrics.listen, 1) if index == 0 else "")
     telemetry = telemetry_setup("rendezvous", config.tracing, config.metrics, listen)
-    rendezvous = Rendezvous(config, telemetry)
+    rendezvous = Rendezvous(config, telemetry, index)
     rendezvous.on_ready = lambda: print(RENDEZVOUS_READY, flush=True)
     logger.info("in force: %s", in_force(rendezvous.admin_state))
     freeze_heap()

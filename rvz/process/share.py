@@ -114,8 +114,7 @@ def _unknown(name: str, config: Config) -> str:
 def describe(share: Share, config: Config, address: str = "") -> str:
     """What this share runs, what it binds and connects to, and what it expects elsewhere (the banner of
     `rvz up --only`). ``address``: where its frontend listens, once known."""
-    runs = [_frontends(config) if k == "frontend" else k
-            for k in ("rendezvous", "hub", "frontend") if getattr(share, k)]
+    runs = [_counted(k, config) for k in ("rendezvous", "hub", "frontend") if getattr(share, k)]
     if share.models:
         runs.append("models " + ", ".join(_model_names(share.models)))
     binds = [s for s in STREAMS if any(s in _binds(kind, config) for kind in share.kinds)]
@@ -136,9 +135,10 @@ def _model_names(models: Sequence[ModelConfig]) -> list[str]:
     return [f"{m.use_case}/{m.name}" for m in models]
 
 
-def _frontends(config: Config) -> str:
-    processes = config.frontend.processes
-    return f"frontend ({processes} processes)" if processes > 1 else "frontend"
+def _counted(part: str, config: Config) -> str:
+    """``part``, with its number of processes when it has several."""
+    processes = {"frontend": config.frontend.processes, "rendezvous": config.streams.rendezvous_processes}.get(part, 1)
+    return f"{part} ({processes} processes)" if processes > 1 else part
 
 
 def _binds(kind: str, config: Config) -> tuple[Stream, ...]:
@@ -150,8 +150,13 @@ def _connects(kind: str, config: Config) -> tuple[Stream, ...]:
 
 
 def endpoint(stream: Stream, config: Config) -> str:
-    """The endpoint of ``stream`` in ``config`` (requests_in: the hub's input, derived or given)."""
-    return config.requests_hub if stream == "requests_in" else str(getattr(config.streams, stream))
+    """The endpoint of ``stream`` in ``config`` (requests_in: the hub's input, derived or given; scores and
+    results: every rendezvous's, in index order)."""
+    if stream == "requests_in":
+        return config.requests_hub
+    if stream in ("scores", "results"):
+        return " ".join(str(getattr(r, stream)) for r in config.streams.rendezvous)
+    return str(getattr(config.streams, stream))
 
 
 def _streams(names: Sequence[Stream], config: Config) -> str:

@@ -91,9 +91,12 @@ class Supervisor:
         self._env = {**os.environ, "RVZ_CONFIG_JSON": config_to_json(config), "RVZ_PARENT_PID": str(os.getpid())}
         self._run_dir = Path(config.log.dir) / RUN_DIR
         self._lock_fd = -1
-        self.rendezvous = self._child("rendezvous", ["rendezvous"], RENDEZVOUS_READY)
-        self.hub = self._child("requests hub", ["hub"], HUB_READY)
         workers = [(m, r) for m in config.models for r in range(m.replicas)]
+        # streams.rendezvous_processes of them: the first is `rvz rendezvous` as ever, the others get --index.
+        self.rendezvous_all = [self._rendezvous_child(i, len(workers))
+                               for i in range(config.streams.rendezvous_processes)]
+        self.rendezvous = self.rendezvous_all[0]
+        self.hub = self._child("requests hub", ["hub"], HUB_READY)
         # frontend.processes of them, serving one port: the first is the unnamed frontend (the only one of a
         # deployment with one), the others are named 1, 2, ... for their logs (requests.1, ...).
         self.frontends = [self._frontend_child(i, len(workers)) for i in range(config.frontend.processes)]
@@ -106,6 +109,14 @@ class Supervisor:
         spec = ChildSpec(name, (sys.executable, "-m", "rvz", *command), env=self._env,
                          announces=(announces,) if announces else (), own_session=True)
         return Supervised(ChildProcess(spec))
+
+    def _rendezvous_child(self, index: int, workers: int) -> Supervised:
+        """The child of rendezvous ``index`` (from 0); its metrics port comes after every frontend's."""
+        if index == 0:
+            return self._child("rendezvous", ["rendezvous"], RENDEZVOUS_READY)
+        offset = workers + 1 + self.config.frontend.processes + index
+        return self._child(f"rendezvous {index + 1}/{self.config.streams.rendezvous_processes}",
+                           ["rendezvous", "--index", str(index), *_metrics_args(self.config, offset)], RENDEZVOUS_READY)
 
     def _frontend_child(self, index: int, workers: int) -> Supervised:
         """The child of frontend process ``index`` (from 0); its metrics port comes after every model's."""
@@ -128,18 +139,21 @@ class Supervisor:
     @property
     def children(self) -> list[Supervised]:
         # Stop order: the frontends first so calls in flight can still be answered, the rendezvous last.
-        return [c for c in (*self.frontends, *self.models, self.hub, self.rendezvous) if self._runs(c)]
+        return [c for c in (*self.frontends, *self.models, self.hub, *self.rendezvous_all) if self._runs(c)]
 
     def _runs(self, child: Supervised) -> bool:
         if any(child is f for f in self.frontends):
             return self.share.frontend
         if child is self.hub:
             return self.share.hub
-        return self.share.rendezvous if child is self.rendezvous else True
+        return self.share.rendezvous if self._is_rendezvous(child) else True
+
+    def _is_rendezvous(self, child: Supervised) -> bool:
+        return any(child is r for r in self.rendezvous_all)
 
     def _is_server(self, child: Supervised) -> bool:
-        """The rendezvous, the hub or a frontend: one that exits while starting ends the start."""
-        return child is self.rendezvous or child is self.hub or any(child is f for f in self.frontends)
+        """A rendezvous, the hub or a frontend: one that exits while starting ends the start."""
+        return self._is_rendezvous(child) or child is self.hub or any(child is f for f in self.frontends)
 
     def request_stop(self, signum: int) -> None:
         """Ask ``run`` to stop (safe in a signal handler): at once during start-up, at its next tick after."""
@@ -205,11 +219,12 @@ class Supervisor:
     def _start_servers(self) -> str:
         """Start the rendezvous and the frontend of this share and wait until both hold their endpoints;
         return the frontend's address ("" when it runs elsewhere)."""
-        servers = [c for c in (self.rendezvous, self.hub, self.frontend) if self._runs(c)]
+        servers = [c for c in (*self.rendezvous_all, self.hub, self.frontend) if self._runs(c)]
         for child in servers:
             self._spawn(child)
         if self.share.rendezvous:
-            self.rendezvous.process.wait_line(RENDEZVOUS_READY, stop=self.should_exit, check=self._check_startup)
+            for child in self.rendezvous_all:
+                child.process.wait_line(RENDEZVOUS_READY, stop=self.should_exit, check=self._check_startup)
         if self.share.hub:
             self.hub.process.wait_line(HUB_READY, stop=self.should_exit, check=self._check_startup)
         if not self.share.frontend:
@@ -323,8 +338,12 @@ class Supervisor:
             if group:
                 with ThreadPoolExecutor(max_workers=len(group), thread_name_prefix="stop") as pool:
                     list(pool.map(lambda child: child.process.stop(), group))
-        for child in (c for c in children if c is self.hub or c is self.rendezvous):
+        for child in (c for c in children if c is self.hub):
             child.process.stop()
+        rendezvous = [c for c in children if self._is_rendezvous(c)]
+        if rendezvous:
+            with ThreadPoolExecutor(max_workers=len(rendezvous), thread_name_prefix="stop") as pool:
+                list(pool.map(lambda child: child.process.stop(), rendezvous))
         if self._lock_fd >= 0:
             os.ftruncate(self._lock_fd, 0)
             os.close(self._lock_fd)

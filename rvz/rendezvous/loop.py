@@ -22,6 +22,8 @@ from opentelemetry.metrics import Meter
 from rvz.admin.handler import AdminHandler
 from rvz.admin.state import AdminState
 from rvz.config import Config
+from rvz.errors import ConfigError
+from rvz.log.naming import rendezvous_name
 from rvz.rendezvous import counters as counting
 from rvz.rendezvous.control import ControlPlane
 from rvz.rendezvous.counters import Counters
@@ -61,10 +63,24 @@ _refused = ThrottledLog(logger)
 
 class Rendezvous:
     """One rendezvous process's state and loop. ``run`` once, on the thread that owns it; set
-    ``should_exit`` from anywhere to stop it."""
+    ``should_exit`` from anywhere to stop it.
 
-    def __init__(self, config: Config, telemetry: Telemetry | None = None) -> None:
+    ``index``: which of the deployment's ``streams.rendezvous_processes`` this is (from 0). It binds its own
+    endpoints (``StreamsConfig.of_rendezvous``), writes its own logs (``rvz.log.naming``), and decides only
+    the requests whose frontend gave them to it (``RequestEnvelope.rendezvous``); it hears every request and
+    probe, so it answers every frontend's probes and counts what it missed of the stream as one does alone.
+    """
+
+    def __init__(self, config: Config, telemetry: Telemetry | None = None, index: int = 0) -> None:
+        if not 0 <= index < config.streams.rendezvous_processes:
+            raise ConfigError(f"rendezvous {index} of {config.streams.rendezvous_processes}: give --index from 0 to "
+                              f"{config.streams.rendezvous_processes - 1} (streams.rendezvous_processes)")
         self.config = config
+        self.index = index
+        self.streams = config.streams.of_rendezvous(index)
+        # Only with several: one rendezvous decides every request, whatever its envelope says.
+        self.shared = config.streams.rendezvous_processes > 1
+        name = rendezvous_name(index)
         self.telemetry = telemetry or Telemetry("rvz-rendezvous")
         self.tracer = self.telemetry.tracer
         self.should_exit = threading.Event()
@@ -80,17 +96,17 @@ class Rendezvous:
         self.replicas = ReplicaGroups(int(config.frontend.model_timeout_ms * 1e6),
                                       {(m.use_case, m.name, m.version): int(m.late_limit_ms * 1e6)
                                        for m in config.models})
-        self.admin_state = AdminState(config.rendezvous, config.log.dir)
+        self.admin_state = AdminState(config.rendezvous, config.log.dir, name)
         self.stats = StatsBook(config.drift.threshold)
         meter = self.telemetry.meter
         latency = None if meter is None else metrics.latency_histogram(
             meter, "rvz.rendezvous.score.latency", "From the frontend receiving a request to a score arriving")
         timing = ScoreTiming(self.stats, self.admin_state.policy_for, latency)
-        self.sink = DecisionSink(config.log, self.counters, self.stats, timing, self.tracer)
+        self.sink = DecisionSink(config.log, self.counters, self.stats, timing, self.tracer, name)
         self.sink.max_message_bytes = config.limits.message_bytes
         self.matcher = Matcher(self.sink, self.admin_state.policy_for, config.rendezvous.early_score_ms,
                                self.models.live_count, config.limits.early_scores, config.limits.early_score_bytes)
-        self.audit = AuditLog(config.log)
+        self.audit = AuditLog(config.log, name)
         self.control = ControlPlane(self.admin_state, self.models,
                                     AdminHandler(self.admin_state, self.models, self.stats, self.audit,
                                                  self.replicas))
@@ -116,7 +132,7 @@ class Rendezvous:
 
     def run(self) -> None:
         """Serve until ``should_exit`` is set; logs are flushed and synced on the way out. Call once."""
-        s = self.config.streams
+        s = self.streams
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self.sink.start()
         self.audit.start()
@@ -128,7 +144,8 @@ class Rendezvous:
         router = Router(streams.result_router(ctx, s.results, s.high_water_mark, largest,
                                               security=keys.server("results")), self.counters)
         work = self._bind_work(ctx)
-        logger.info("rendezvous listening: requests %s, scores %s, results %s%s (%s)", s.requests, s.scores,
+        logger.info("rendezvous%s listening: requests %s, scores %s, results %s%s (%s)",
+                    f" {self.index + 1}/{s.rendezvous_processes}" if self.shared else "", s.requests, s.scores,
                     s.results, f", work {s.work_endpoint}" if work is not None else "",
                     "CURVE" if keys.active else "plaintext")
         if self.on_ready is not None:
@@ -149,8 +166,8 @@ class Rendezvous:
     def _bind_work(self, ctx: zmq.Context[zmq.Socket[bytes]]) -> WorkStream | None:
         """The work stream, bound only for a deployment that has replicas (or names the stream): a model's
         replicas started by hand take their share from it."""
-        s = self.config.streams
-        if not s.work and not any(m.shared for m in self.config.models):
+        s = self.streams
+        if not self.config.streams.work and not any(m.shared for m in self.config.models):
             return None
         sock = streams.work_router(ctx, s.work_endpoint, s.high_water_mark, self.config.limits.message_bytes,
                                    security=self.keys.server("work"))
@@ -269,6 +286,8 @@ class Rendezvous:
         request = self._decode(envelope_pb2.RequestEnvelope, payload, "request envelope")
         if request is None:
             return
+        if self.shared and request.rendezvous != self.index:
+            return  # another rendezvous's share
         self.counters.requests += 1
         now = time.time_ns()
         if self.tracer is not None and request.trace_context and not self.matcher.knows(request.request_id):

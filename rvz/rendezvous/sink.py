@@ -17,6 +17,7 @@ from opentelemetry.trace import Span, Tracer
 
 from rvz.config import LogConfig
 from rvz.errors import LogError
+from rvz.log.naming import log_name
 from rvz.log.writer import LogWriter
 from rvz.rendezvous.counters import Counters
 from rvz.rendezvous.live_stats import StatsBook
@@ -32,11 +33,12 @@ logger = logging.getLogger(__name__)
 SCORE_FIELD_TAG = envelope_pb2.ScoreRecord.SCORE_FIELD_NUMBER << 3 | 2  # wire type 2: length-delimited
 
 
-def open_logs(config: LogConfig) -> tuple[LogWriter, LogWriter]:
-    """The rendezvous's scores and results logs (not started)."""
+def open_logs(config: LogConfig, rendezvous: str = "") -> tuple[LogWriter, LogWriter]:
+    """The scores and results logs of the rendezvous named ``rendezvous`` (``rvz.log.naming``), not started."""
     def writer(name: str, message_type: str) -> LogWriter:
-        return LogWriter(Path(config.dir) / name, message_type, segment_bytes=config.segment_mb * 1024 * 1024,
-                         fsync=config.fsync, sync_delay_s=config.sync_every_ms / 1000)
+        return LogWriter(Path(config.dir) / log_name(name, rendezvous), message_type,
+                         segment_bytes=config.segment_mb * 1024 * 1024, fsync=config.fsync,
+                         sync_delay_s=config.sync_every_ms / 1000)
 
     return writer("scores", "rvz.v1.ScoreRecord"), writer("results", "rvz.v1.ResultEnvelope")
 
@@ -46,8 +48,8 @@ class DecisionSink:
     between ``start`` and ``stop`` of the logs for anything that is flushed."""
 
     def __init__(self, config: LogConfig, counters: Counters, stats: StatsBook, timing: ScoreTiming,
-                 tracer: Tracer | None = None) -> None:
-        self.scores_log, self.results_log = open_logs(config)
+                 tracer: Tracer | None = None, rendezvous: str = "") -> None:
+        self.scores_log, self.results_log = open_logs(config, rendezvous)
         self.counters = counters
         self.stats = stats
         self.timing = timing

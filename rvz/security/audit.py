@@ -12,6 +12,7 @@ from typing import Any
 
 from rvz.config import LogConfig
 from rvz.errors import LogError
+from rvz.log.naming import log_name
 from rvz.log.reader import iter_records
 from rvz.log.writer import LogWriter
 from rvz.wire.proto import admin_pb2
@@ -26,8 +27,8 @@ class AuditLog:
     """Single-threaded (the rendezvous's loop). ``record`` between ``start`` and ``stop``; without them
     (a handler in a test) records are kept in memory only."""
 
-    def __init__(self, config: LogConfig) -> None:
-        self.directory = Path(config.dir) / AUDIT_LOG
+    def __init__(self, config: LogConfig, rendezvous: str = "") -> None:
+        self.directory = Path(config.dir) / log_name(AUDIT_LOG, rendezvous)
         self.writer = LogWriter(self.directory, RECORD_TYPE, fsync=config.fsync)
         self.last: dict[str, admin_pb2.AuditRecord] = {}
 

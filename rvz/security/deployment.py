@@ -95,8 +95,11 @@ def check_plaintext(config: Config) -> None:
     """Refuse plaintext tcp:// streams to a non-loopback address unless ``security.allow_plaintext_tcp``."""
     if config.security.allow_plaintext_tcp:
         return
-    for name in ("requests", "scores", "results", "work"):
-        endpoint: str = config.streams.work_endpoint if name == "work" else getattr(config.streams, name)
+    endpoints = {name: config.streams.work_endpoint if name == "work" else getattr(config.streams, name)
+                 for name in ("requests", "scores", "results", "work")}
+    if config.requests_hub:
+        endpoints["requests_in"] = config.requests_hub
+    for name, endpoint in endpoints.items():
         host = _tcp_host(endpoint)
         if host is not None and not _is_loopback(host):
             raise ConfigError(f"{config.source}: streams.{name} = {endpoint!r} is a plaintext stream to another "

@@ -2,6 +2,9 @@
 
 One process per model, or several (replicas > 1): a replica subscribes only to the probes, and takes
 its share of the model's requests from the rendezvous's work stream instead (rvz.rendezvous.replicas).
+With several rendezvous (streams.rendezvous_processes), a worker pushes each score to the rendezvous
+that decides its request (``RequestEnvelope.rendezvous``), announces itself to all of them, and a
+replica takes work from every one's work stream.
 The loop is synchronous on purpose: a model call blocks
 anyway, and a plain poll-and-drain loop costs far less per message than asyncio.
 Whatever a model does (raise, return garbage, hang on bad input) turns into an
@@ -66,6 +69,10 @@ class WorkerConfig:
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
 
 
+# A serialized score and the index of the rendezvous to send it to.
+Scored = tuple[int, bytes]
+
+
 @dataclass
 class Received:
     """A request as it arrived, decoded far enough to score it."""
@@ -103,7 +110,9 @@ class Worker:
         self._info.restarts = restarts
         # A replica's hello on the work stream: who it is and how many requests it holds at most.
         self._shared = config.model.shared and model is not None
-        self._work: zmq.Socket[bytes] | None = None
+        # One per rendezvous, in index order: the work streams (replicas only) and the scores streams.
+        self._works: list[zmq.Socket[bytes]] = []
+        self._pushers: list[zmq.Socket[bytes]] = []
         # When the rendezvous last sent this replica anything (work or a ping), to say so if it never does.
         self._work_heard_ns = time.monotonic_ns()
         self._unheard = ThrottledLog(logger)
@@ -145,11 +154,12 @@ class Worker:
         topics = [streams.CONTROL_TOPIC] if self._shared else [self._topic, streams.CONTROL_TOPIC]
         sub = streams.subscriber(ctx, cfg.streams.requests, cfg.streams.high_water_mark, topics,
                                  cfg.max_message_bytes, security=self.keys.client("frontend"))
-        push = streams.score_pusher(ctx, cfg.streams.scores, cfg.streams.high_water_mark,
-                                    security=self.keys.client("rendezvous"))
-        work = streams.work_dealer(ctx, cfg.streams.work_endpoint, cfg.streams.high_water_mark, cfg.max_message_bytes,
-                                   security=self.keys.client("rendezvous")) if self._shared else None
-        self._work = work
+        rendezvous = cfg.streams.rendezvous
+        self._pushers = [streams.score_pusher(ctx, r.scores, cfg.streams.high_water_mark,
+                                              security=self.keys.client("rendezvous")) for r in rendezvous]
+        if self._shared:
+            self._works = [streams.work_dealer(ctx, r.work_endpoint, cfg.streams.high_water_mark, cfg.max_message_bytes,
+                                               security=self.keys.client("rendezvous")) for r in rendezvous]
         if cfg.model.role == "decoy":
             self._archive = LogWriter(Path(cfg.log_dir, "decoy", cfg.model.use_case, cfg.model.name),
                                       "rvz.v1.RequestEnvelope", fsync=cfg.fsync)
@@ -159,14 +169,15 @@ class Worker:
         if self.model is not None:
             # Listed by the rendezvous at once (restarts and all), even if its model then hangs on the
             # first request before any probe is answered.
-            self._announce(push)
+            self._announce()
         try:
-            self._loop(sub, push)
+            self._loop(sub)
         finally:
             sub.close()
-            if work is not None:
+            for work in self._works:
                 work.close()
-            push.close()  # lingers up to FLUSH_MS so queued scores still reach the rendezvous
+            for push in self._pushers:
+                push.close()  # lingers up to FLUSH_MS so queued scores still reach the rendezvous
             ctx.term()
             if self._archive is not None:
                 self._archive.stop()
@@ -178,11 +189,11 @@ class Worker:
                 logger.info("model %s stopped after %d scores (%d errors, %d dropped, %d expired unscored)",
                             cfg.model.name, self.scored, self.errors, self.dropped, self.expired)
 
-    def _loop(self, sub: zmq.Socket[bytes], push: zmq.Socket[bytes]) -> None:
+    def _loop(self, sub: zmq.Socket[bytes]) -> None:
         poller = zmq.Poller()
         poller.register(sub, zmq.POLLIN)
-        if self._work is not None:
-            poller.register(self._work, zmq.POLLIN)
+        for work in self._works:
+            poller.register(work, zmq.POLLIN)
         batch_max = self.config.model.batch_max if self.model is None or self.model.batches else 1
         backlog: deque[bytes] = deque()
         beat = self.heartbeat.beat if self.heartbeat is not None else _no_beat
@@ -191,8 +202,8 @@ class Worker:
             if not poller.poll(POLL_MS):
                 continue
             # Take everything queued before scoring: one wake-up, many requests.
-            self._drain(sub, push, backlog)
-            scores: list[bytes] = []
+            self._drain(sub, backlog)
+            scores: list[Scored] = []
             first_ns = 0
             while backlog and not self.should_exit.is_set():
                 payloads = [backlog.popleft() for _ in range(min(batch_max, len(backlog)))]
@@ -203,16 +214,16 @@ class Worker:
                 # Scores travel several to a message; a fast model's first score waits at most
                 # SCORE_FLUSH_NS for the others, a slow model's goes out alone.
                 if scores and time.perf_counter_ns() - first_ns >= SCORE_FLUSH_NS:
-                    self._send(push, scores)
+                    self._send(scores)
                     scores = []
                 if not backlog:
-                    self._drain(sub, push, backlog)
+                    self._drain(sub, backlog)
             if scores:
-                self._send(push, scores)
+                self._send(scores)
 
-    def _drain(self, sub: zmq.Socket[bytes], push: zmq.Socket[bytes], backlog: deque[bytes]) -> None:
-        if self._work is not None:
-            self._drain_work(self._work, backlog)
+    def _drain(self, sub: zmq.Socket[bytes], backlog: deque[bytes]) -> None:
+        for work in self._works:
+            self._drain_work(work, backlog)
         while len(backlog) < DRAIN_MAX:
             try:
                 topic, *payloads = sub.recv_multipart(zmq.NOBLOCK)
@@ -227,7 +238,7 @@ class Worker:
                                           self.config.model.name, missed, self.gaps.missed)
                 backlog.extend(requests)
             elif topic == streams.CONTROL_TOPIC and payloads:
-                self._answer_probe(payloads[0], push)
+                self._answer_probe(payloads[0])
 
     def _drain_work(self, work: zmq.Socket[bytes], backlog: deque[bytes]) -> None:
         """A replica's share, [WORK, request, ...]: never more than its capacity, which the rendezvous keeps to."""
@@ -240,8 +251,8 @@ class Worker:
             if kind == streams.WORK:
                 backlog.extend(payloads)
 
-    def _handle(self, payloads: list[bytes]) -> list[bytes]:
-        """Score (or archive) the payloads; returns the serialized scores to send."""
+    def _handle(self, payloads: list[bytes]) -> list[Scored]:
+        """Score (or archive) the payloads; returns the serialized scores to send, each with its rendezvous."""
         if self._archive is not None:
             self._archive.append_many(payloads)
             self.archived += len(payloads)
@@ -254,7 +265,10 @@ class Worker:
         self.expired += len(received) - len(live)
         if not live:
             return []
-        return [score.SerializeToString() for score in self.score_batch(live)]
+        last = len(self._pushers) - 1
+        # A rendezvous index past the deployment's (a forged or stale request) goes to the first: it logs it.
+        return [(r.envelope.rendezvous if r.envelope.rendezvous <= last else 0, score.SerializeToString())
+                for r, score in zip(live, self.score_batch(live), strict=True)]
 
     def score_batch(self, received: list[Received]) -> list[envelope_pb2.ScoreEnvelope]:
         """One model call for the batch; one score per request, errors included."""
@@ -316,7 +330,18 @@ class Worker:
             tracing.inject(span, score.trace_context)
             tracing.end_scoring(span, score.error_type, score.error, finished)
 
-    def _send(self, push: zmq.Socket[bytes], scores: list[bytes]) -> None:
+    def _send(self, scores: list[Scored]) -> None:
+        """Send each score to its request's rendezvous, several to a message."""
+        if len(self._pushers) == 1:
+            self._send_to(self._pushers[0], [payload for _, payload in scores])
+            return
+        by_rendezvous: dict[int, list[bytes]] = {}
+        for index, payload in scores:
+            by_rendezvous.setdefault(index, []).append(payload)
+        for index, payloads in by_rendezvous.items():
+            self._send_to(self._pushers[index], payloads)
+
+    def _send_to(self, push: zmq.Socket[bytes], scores: list[bytes]) -> None:
         for batch in streams.batches(scores, self.config.max_message_bytes, len):
             self._send_batch(push, batch)
 
@@ -328,20 +353,21 @@ class Worker:
             if passed_milestone(before, self.dropped):
                 logger.error("scores stream full (rendezvous down or slow): %d scores dropped so far", self.dropped)
 
-    def _announce(self, push: zmq.Socket[bytes], frontend_id: bytes = b"") -> None:
-        """Tell the rendezvous this model is live (and, through it, the probing frontend, if any)."""
+    def _announce(self, frontend_id: bytes = b"") -> None:
+        """Tell every rendezvous this model is live (and, through them, the probing frontend, if any)."""
         self._info.missed = self.gaps.missed
         announce = envelope_pb2.Control(kind=envelope_pb2.Control.ANNOUNCE, frontend_id=frontend_id,
                                         sent_unix_ns=time.time_ns(), model=self._info)
         payload = announce.SerializeToString()
-        with contextlib.suppress(zmq.Again):  # the next probe asks again
-            push.send_multipart([streams.ANNOUNCE, payload], zmq.NOBLOCK)
-        if self._work is not None:
+        for push in self._pushers:
+            with contextlib.suppress(zmq.Again):  # the next probe asks again
+                push.send_multipart([streams.ANNOUNCE, payload], zmq.NOBLOCK)
+        for work in self._works:
             # Said again at every probe: a rendezvous that restarted learns of this replica within a heartbeat.
             with contextlib.suppress(zmq.Again):
-                self._work.send_multipart([streams.HELLO, payload], zmq.NOBLOCK)
+                work.send_multipart([streams.HELLO, payload], zmq.NOBLOCK)
 
-    def _answer_probe(self, payload: bytes, push: zmq.Socket[bytes]) -> None:
+    def _answer_probe(self, payload: bytes) -> None:
         probe = streams.decode(envelope_pb2.Control, payload, "control message")
         if probe is None:
             return
@@ -349,8 +375,8 @@ class Worker:
             self.on_ready()
             self.on_ready = None
         self.gaps.note_probe(probe.frontend_id, probe.next_sequence, (self._topic,))
-        self._announce(push, probe.frontend_id)
-        if self._work is not None and time.monotonic_ns() - self._work_heard_ns > UNHEARD_NS:
+        self._announce(probe.frontend_id)
+        if self._works and time.monotonic_ns() - self._work_heard_ns > UNHEARD_NS:
             self._unheard.warning("work", "replica of model %s: the rendezvous has sent nothing on the work stream "
                                   "%s for %.0f s (it pings every replica it knows): does its config have this "
                                   "model with replicas > 1, or streams.work?", self.config.model.name,

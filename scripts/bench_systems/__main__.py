@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from bench_systems import measure, report, scale, wakeups
+from bench_systems import frontends, measure, report, scale, wakeups
 from rvz.errors import BenchError, StartupFailed
 
 
@@ -38,13 +38,23 @@ from rvz.errors import BenchError, StartupFailed
                                  "tracing"]),
               help="Leave out an extra measurement (repeatable).")
 @click.option("--keep", is_flag=True, help="Keep the working directory (configs, logs, stderr of every process).")
-@click.option("--scale", is_flag=True, help="Instead: throughput of an I/O-bound model at 1, 2 and 4 replicas, "
-              "and exactly-once per model from the same runs' logs (with --quick: shorter runs).")
+@click.option("--scale", "scale_run", is_flag=True,
+              help="Instead: throughput of an I/O-bound model at 1, 2 and 4 replicas, and exactly-once per model "
+                   "from the same runs' logs (with --quick: shorter runs).")
+@click.option("--frontends", "frontends_run", is_flag=True,
+              help="Instead: throughput with 1 frontend (direct, then through the requests hub) and 2 frontend "
+                   "processes, cheap models, and the cores each run used.")
 def main(quick: bool, json_path: str | None, rounds: int | None, concurrency: int, processes: int,
-         overload_processes: int, streams: str, skip: tuple[str, ...], keep: bool, scale: bool) -> None:
+         overload_processes: int, streams: str, skip: tuple[str, ...], keep: bool, scale_run: bool,
+         frontends_run: bool) -> None:
     """Run direct, fan-out and rvz on this machine and print one table (Markdown) with rvz's ratios."""
-    if scale:
-        _scale(quick, json_path, keep)
+    if scale_run:
+        _apart("--scale", lambda root: scale.measure(root, scale.QUICK if quick else scale.FULL), scale.table,
+               quick, json_path, keep)
+        return
+    if frontends_run:
+        _apart("--frontends", lambda root: frontends.measure(root, frontends.QUICK if quick else frontends.FULL),
+               frontends.table, quick, json_path, keep)
         return
     plan = measure.QUICK if quick else measure.FULL
     plan = dataclasses.replace(plan, rounds=rounds or plan.rounds, concurrency=concurrency, processes=processes,
@@ -66,11 +76,13 @@ def main(quick: bool, json_path: str | None, rounds: int | None, concurrency: in
         click.echo(f"\n(working directory: {root})", err=True)
 
 
-def _scale(quick: bool, json_path: str | None, keep: bool) -> None:
+def _apart(flag: str, run: Callable[[Path], dict[str, Any]], table: Callable[[dict[str, Any]], str], quick: bool,
+           json_path: str | None, keep: bool) -> None:
+    """A measurement run instead of the main table (``flag``): its figures and its own table."""
     root = Path(tempfile.mkdtemp(prefix="rvzs-", dir="/tmp"))  # short: ipc:// paths are limited to ~100 bytes
     started = time.monotonic()
     try:
-        figures = scale.measure(root, scale.QUICK if quick else scale.FULL)
+        figures = run(root)
     except (BenchError, StartupFailed) as e:
         click.echo(f"scripts/bench: {e}\n(working directory kept: {root})", err=True)
         sys.exit(1)
@@ -78,8 +90,8 @@ def _scale(quick: bool, json_path: str | None, keep: bool) -> None:
         shutil.rmtree(root, ignore_errors=True)
     figures.update(machine=report.machine(), wall_s=round(time.monotonic() - started, 1),
                    date=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
-    click.echo(f"rvz benchmark: scripts/bench --scale{' --quick' if quick else ''}, {figures['date']}, "
-               f"{figures['wall_s']:g} s in all\n\n{report.machine_line(figures['machine'])}\n\n{scale.table(figures)}")
+    click.echo(f"rvz benchmark: scripts/bench {flag}{' --quick' if quick else ''}, {figures['date']}, "
+               f"{figures['wall_s']:g} s in all\n\n{report.machine_line(figures['machine'])}\n\n{table(figures)}")
     if json_path:
         Path(json_path).write_text(json.dumps(figures, indent=1) + "\n")
     if keep:

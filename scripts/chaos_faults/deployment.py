@@ -18,7 +18,8 @@ MODELS = (("champion", "champion", "default"), ("challenger", "challenger", "def
           ("canary", "canary", "default"), ("other", "champion", "other"))
 
 
-def config_text(root: Path, data_dir: Path, hwm: int, challenger_entry: str) -> str:
+def config_text(root: Path, data_dir: Path, hwm: int, challenger_entry: str, frontends: int = 1,
+                rendezvous: int = 1) -> str:
     models = "".join(
         f'[[models]]\nname = "{name}"\nrole = "{role}"\nuse_case = "{use_case}"\n'
         f'entry = "{challenger_entry if name == "challenger" else f"chaos_faults.models:{name}"}"\n'
@@ -28,12 +29,14 @@ def config_text(root: Path, data_dir: Path, hwm: int, challenger_entry: str) -> 
 [frontend]
 listen = "127.0.0.1:0"
 heartbeat_ms = 100
+processes = {frontends}
 
 [streams]
 requests = "ipc://{root}/requests.sock"
 scores = "ipc://{root}/scores.sock"
 results = "ipc://{root}/results.sock"
 high_water_mark = {hwm}
+rendezvous_processes = {rendezvous}
 
 [log]
 dir = "{data_dir}"
@@ -63,7 +66,8 @@ class Deployment:
         return Path(re.search(r'dir = "(.+)"', self.config.read_text()).group(1))  # type: ignore[union-attr]
 
     def pid_of(self, child: str) -> int:
-        """The current pid of one of `rvz up`'s children ("rendezvous", "frontend", "model NAME")."""
+        """The current pid of one of `rvz up`'s children ("rendezvous", "rendezvous 2/2", "frontend", "frontend 2/2",
+        "model NAME")."""
         pids = re.findall(rf"started {re.escape(child)} \(pid (\d+)\)", self.up.stderr_tail(200_000))
         return int(pids[-1])
 
@@ -74,11 +78,12 @@ class Deployment:
 
 
 def start(root: Path, env: dict[str, str], hwm: int = 1000, challenger_entry: str = "",
-          data_dir: Path | None = None, name: str = "up") -> Deployment:
-    """`rvz up` of the matrix's deployment, serving; raises StartupFailed if it does not start."""
+          data_dir: Path | None = None, name: str = "up", frontends: int = 1, rendezvous: int = 1) -> Deployment:
+    """`rvz up` of the matrix's deployment (``frontends`` frontend processes, ``rendezvous`` rendezvous),
+    serving; raises StartupFailed if it does not start."""
     config = root / f"{name}.toml"
     config.write_text(config_text(root, data_dir or root / "data", hwm,
-                                  challenger_entry or "chaos_faults.models:challenger"))
+                                  challenger_entry or "chaos_faults.models:challenger", frontends, rendezvous))
     spec = ChildSpec(name, (sys.executable, "-m", "rvz", "up", "--config", str(config)), env=env, cwd=root,
                      stderr_path=root / f"{name}.stderr", announces=(SERVING_PREFIX,))
     up = ChildProcess(spec)

@@ -32,6 +32,9 @@ class Fault:
     challenger_entry: str = ""
     small_disk: bool = False
     env: dict[str, str] = field(default_factory=dict)
+    # Frontend processes and rendezvous processes of the deployment.
+    frontends: int = 1
+    rendezvous: int = 1
 
 
 def switch(kind: str, model: str) -> Action:
@@ -109,5 +112,13 @@ FAULTS = (
     Fault("stop-champion", "champion's worker SIGSTOPped for 2 s", stop("model champion"), spares_champion=False,
           recovers=True),
     Fault("stop-challenger", "challenger's worker SIGSTOPped for 2 s", stop("model challenger"), recovers=True),
+    # Scaled out: one part of two fails; the other goes on with its share.
+    Fault("kill-rendezvous-of-2", "kill -9 of one rendezvous of two", kill("rendezvous 2/2"), rendezvous=2,
+          recovers=True),
+    # Recovery counted from the fault, not from SIGCONT: the other rendezvous takes the share meanwhile.
+    Fault("hang-rendezvous-of-2", "one rendezvous of two SIGSTOPped for 2 s", stop("rendezvous 2/2"), rendezvous=2,
+          spares_champion=False, recovers=True),
+    Fault("kill-frontend-of-2", "kill -9 of one frontend process of two", kill("frontend 2/2"), frontends=2,
+          spares_champion=False, recovers=True),
 )
 QUICK = ("none", "rendezvous-stop", "kill-champion", "challenger-contract")

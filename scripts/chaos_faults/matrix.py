@@ -13,6 +13,7 @@ from pathlib import Path
 from chaos_faults import deployment, disk, load
 from chaos_faults.faults import Fault
 from rvz.errors import LogError
+from rvz.log.dirs import log_dirs
 from rvz.log.reader import iter_records
 from rvz.wire.proto import envelope_pb2
 
@@ -62,7 +63,8 @@ def run_row(fault: Fault, workdir: Path, load_s: float) -> Row:
     if fault.small_disk:
         disk.mount_tmpfs(data, SMALL_DISK_KIB)
     try:
-        d = deployment.start(row, env, fault.hwm, fault.challenger_entry, data)
+        d = deployment.start(row, env, fault.hwm, fault.challenger_entry, data, frontends=fault.frontends,
+                             rendezvous=fault.rendezvous)
         try:
             calls, fault_s, clear_s = _load_with_fault(d, fault, row, load_s)
         finally:
@@ -110,9 +112,10 @@ def _summarize(fault: Fault, calls: list[load.Call], logged: set[str], recover_f
 
 
 def _logged_ids(data: Path) -> set[str]:
+    """The request ids in every frontend's request log."""
     try:
         return {envelope_pb2.RequestEnvelope.FromString(r.payload).request_id
-                for r in iter_records(data / "requests")}
+                for log in log_dirs(data, "requests") for r in iter_records(log)}
     except LogError:
         return set()
 

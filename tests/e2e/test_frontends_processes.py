@@ -8,9 +8,12 @@ requests stream", and no config could give a deployment a second frontend.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -88,6 +91,12 @@ def test_rvz_up_with_two_frontend_processes_serves_one_port_from_both_each_with_
                 assert time.monotonic() < deadline, "no call answered 10 s after the hub's restart"
     finally:
         assert up.stop() == 0, up.stderr()
+    # The report reads both frontends' request logs.
+    logged = len(request_ids(root, "requests")) + len(request_ids(root, "requests.1"))
+    report = subprocess.run([sys.executable, "-m", "rvz", "report", "--data-dir", str(root / "data"), "--json"],
+                            capture_output=True, text=True, timeout=60, cwd=root)
+    assert report.returncode == 0, report.stderr
+    assert json.loads(report.stdout)["use_cases"][0]["requests"] == logged
 
 
 def test_a_frontend_started_by_hand_joins_a_running_deployment_and_both_answer(

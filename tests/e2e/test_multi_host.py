@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,10 +125,11 @@ def our_namespaces(prefix: str) -> list[str]:
     return [line.split()[0] for line in listed.splitlines() if line.startswith(f"{prefix}-")]
 
 
-def make_hosts(prefix: str) -> Hosts:
-    """rv, fe and m1, each with a veth pair to the switch's bridge: one 198.18.0.0/24 link, no route off it.
-    The switch's namespace is made first (by the caller, to tell whether namespaces can be made at all)."""
-    hosts = Hosts({h: f"{prefix}-{h}" for h in ("sw", *ADDRESSES)})
+def make_hosts(prefix: str, addresses: dict[str, str]) -> Hosts:
+    """The hosts of ``addresses``, each with a veth pair to the switch's bridge: one 198.18.0.0/24 link, no
+    route off it. The switch's namespace is made first (by the caller, to tell whether namespaces can be
+    made at all)."""
+    hosts = Hosts({h: f"{prefix}-{h}" for h in ("sw", *addresses)})
     for host, name in hosts.names.items():
         if host != "sw":
             ip("netns", "add", name)
@@ -135,7 +137,7 @@ def make_hosts(prefix: str) -> Hosts:
     sw = hosts.names["sw"]
     ip("-n", sw, "link", "add", "br0", "type", "bridge")
     ip("-n", sw, "link", "set", "br0", "up")
-    for host, address in ADDRESSES.items():
+    for host, address in addresses.items():
         # Made in the switch's namespace, the peer moved straight into the host's: neither end is ever in
         # ours, and names inside namespaces of our own cannot clash with another run's.
         ip("-n", sw, "link", "add", f"to-{host}", "type", "veth", "peer", "name", "eth0", "netns", hosts.names[host])
@@ -167,8 +169,9 @@ def skip_reason() -> str:
     return ""
 
 
-@pytest.fixture
-def hosts() -> Iterator[Hosts]:
+@contextmanager
+def made_hosts(addresses: dict[str, str]) -> Iterator[Hosts]:
+    """Namespaces for ``addresses`` and their switch, deleted at the end; skips the test where they cannot be."""
     if reason := skip_reason():
         pytest.skip(reason)
     prefix = f"rvz-{secrets.token_hex(3)}"
@@ -177,17 +180,23 @@ def hosts() -> Iterator[Hosts]:
     except RuntimeError as e:
         pytest.skip(f"cannot make network namespaces here: {e}")
     try:
-        yield make_hosts(prefix)
+        yield make_hosts(prefix, addresses)
     finally:
         remove_hosts(prefix)
 
 
-def host_data(root: Path, made_keys: Path, host: str) -> Path:
+@pytest.fixture
+def hosts() -> Iterator[Hosts]:
+    with made_hosts(ADDRESSES) as made:
+        yield made
+
+
+def host_data(root: Path, made_keys: Path, host: str, secrets_of: dict[str, set[str]] = SECRETS) -> Path:
     """The host's data directory: a copy of the keys directory without the secrets of processes elsewhere."""
     keys = root / host / "keys"
     shutil.copytree(made_keys, keys)
     for path in keys.iterdir():
-        if (path.name.endswith(".key_secret") or path.name == "admin.token") and path.name not in SECRETS[host]:
+        if (path.name.endswith(".key_secret") or path.name == "admin.token") and path.name not in secrets_of[host]:
             path.unlink()
     return root / host
 
@@ -238,3 +247,58 @@ def test_three_hosts_in_network_namespaces_answer_calls_with_curve(root: Path, h
     finally:
         for proc in reversed(procs):  # the models first; the rendezvous, which the others talk to, last
             proc.stop()
+
+
+# Scaled out over four hosts: two rendezvous on rv, the requests hub and a frontend on fe, a second
+# frontend started by hand on fe2 (joining through the hub), the models on m1.
+SCALED = {**ADDRESSES, "fe2": "198.18.0.4"}
+SCALED_SECRETS = {**SECRETS, "fe2": {"frontend.key_secret"}}
+SCALED_CONFIG = CONFIG.replace('results = "tcp://198.18.0.1:5557"', '''results = "tcp://198.18.0.1:5557"
+requests_in = "tcp://198.18.0.2:5559"
+rendezvous_processes = 2''')
+
+
+def test_frontends_on_two_hosts_through_the_hub_and_two_rendezvous_answer_calls(root: Path) -> None:
+    with made_hosts(SCALED) as hosts:
+        config = root / "rvz.toml"
+        config.write_text(SCALED_CONFIG)
+        made = spawn("keys", ["keys", "create", "--config", str(config), "--data-dir", str(root / "made")], root)
+        assert made.wait(30) == 0, made.stderr()
+        data = {host: host_data(root, root / "made" / "keys", host, SCALED_SECRETS) for host in SCALED}
+        procs: list[Proc] = []
+        try:
+            for host, only in (("rv", ["rendezvous"]), ("fe", ["hub", "frontend"]), ("m1", ["models"])):
+                args = ["up", "--config", str(config), *(f"--only={part}" for part in only),
+                        "--data-dir", str(data[host])]
+                procs.append(spawn(host, args, root, {"RVZ_TEST_TAG": host}, (RUNNING_PREFIX,),
+                                   prefix=hosts.exec_prefix(host)))
+            banners = {proc.name: proc.wait_line(RUNNING_PREFIX, timeout_s=60) for proc in procs}
+            assert banners["rv"].startswith("rendezvous (2 processes) (binds scores tcp://198.18.0.1:5556 "
+                                            "tcp://198.18.0.1:5566, results tcp://198.18.0.1:5557 "
+                                            "tcp://198.18.0.1:5567;"), banners
+            assert "binds requests tcp://198.18.0.2:5555, requests_in tcp://198.18.0.2:5559" in banners["fe"]
+            first = re.search(r"gRPC on (198\.18\.0\.2:\d+)\)", banners["fe"])
+            assert first is not None, banners["fe"]
+            by_hand = spawn("fe2", ["frontend", "--config", str(config), "--listen", f"{SCALED['fe2']}:0",
+                                    "--name", "fe2", "--data-dir", str(data["fe2"])], root,
+                            prefix=hosts.exec_prefix("fe2"))
+            procs.append(by_hand)
+            second = by_hand.wait_line("rvz frontend listening on ", timeout_s=60)
+            for host, target in (("fe", first.group(1)), ("fe2", second)):
+                client = spawn(f"client-{host}", [target, str(CALLS)], root, None, ("answers ",),
+                               prefix=hosts.exec_prefix(host), python_args=("-c", CLIENT))
+                procs.append(client)
+                answers = json.loads(client.wait_line("answers ", timeout_s=60))
+                assert answers == [["champ", False, {"x": i, "by": "m1"}] for i in range(CALLS)], (host, answers)
+            # Each frontend logged its own calls on its own host; both rendezvous decided a share of them.
+            for host, log in (("fe", "requests"), ("fe2", "requests.fe2")):
+                assert sum(1 for _ in iter_records(data[host] / log)) == CALLS, host
+            decided = {log: sum(1 for _ in iter_records(data["rv"] / log)) for log in ("results", "results.1")}
+            assert sum(decided.values()) == 2 * CALLS and all(decided.values()), decided
+        except BaseException:
+            for proc in procs:
+                print(f"----- {proc.name} (pid {proc.pid}) stderr -----\n{proc.stderr()}")
+            raise
+        finally:
+            for proc in reversed(procs):
+                proc.stop()

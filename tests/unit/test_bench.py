@@ -115,3 +115,32 @@ def test_scale_counts_duplicate_and_missing_scores_per_model_from_the_logs(tmp_p
     runs = {str(n): {"rps": 100.0 * n, "p50_ms": 1.0, "p99_ms": 2.0, "errors": {}, **once} for n in scale.REPLICAS}
     text = scale.table({"model_ms": 10, "concurrency": 64, "runs": runs, "speedup": 4.0})
     assert "| 4 | 400.0 | 4.00x |" in text and "4.0x (met)" in text and "missing scores per model: NOT met" in text
+
+
+def test_frontends_counts_the_cpu_of_a_process_tree_and_tables_each_run(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    with scripts_importable():
+        from bench_systems import frontends
+
+    script = ("import sys, time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass\n"
+              "sys.stdout.write('done\\n')\nsys.stdout.flush()\nsys.stdin.read()")
+    with subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE) as busy:
+        try:
+            assert busy.stdout is not None and busy.stdout.readline() == b"done\n"  # it has burnt its 0.3 s
+            assert busy.pid in frontends.children(os.getpid())
+            assert frontends.cpu_seconds([busy.pid]) >= 0.25
+            assert frontends.cpu_seconds([2**22 + 1]) == 0  # a process that is gone counts nothing
+        finally:
+            busy.kill()
+    spread = {"requests": 10, "requests.1": 9}
+    runs = {name: {"rps": 1000.0 * n, "vs_direct": float(n), "p50_ms": 1.0, "p99_ms": 2.0, "errors": {},
+                   "deployment_cores": 1.5, "cores_by_part": {"rendezvous": 0.5, "frontend": 1.0}, "load_cores": 0.5,
+                   "requests_by_frontend": spread}
+            for name, n, _ in frontends.RUNS}
+    text = frontends.table({"concurrency": 64, "load_processes": 4, "cpus": 2, "runs": runs})
+    assert ("| 2 via hub | 2,000.0 | 2.00x | 1.00 | 2.00 | 1.50 | frontend 1.00, rendezvous 0.50 | 0.50 "
+            "| requests 10, requests.1 9 |") in text
+    assert frontends.by_part([os.getpid()]).keys() <= {"?"}  # pytest is not an rvz process

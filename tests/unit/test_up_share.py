@@ -62,3 +62,36 @@ def test_the_banner_says_what_is_bound_connected_to_and_expected_elsewhere() -> 
     assert models.startswith("models default/gbm, default/rules, fraud/gbm (connects to requests "
                              "tcp://fe.example:5555, scores tcp://rv.example:5556); expects elsewhere: rendezvous, "
                              "frontend; logs in")
+
+
+HUB_CONFIG = parse_config({
+    "frontend": {"processes": 2},
+    "streams": {"requests": "tcp://fe.example:5555", "scores": "tcp://rv.example:5556",
+                "results": "tcp://rv.example:5557", "rendezvous_processes": 2},
+    "models": [{"name": "gbm", "entry": "m:gbm"}],
+}, "rvz.toml")
+
+
+def test_with_several_frontends_the_hub_is_a_part_that_binds_the_requests_stream() -> None:
+    whole = share_from(HUB_CONFIG, ())
+    assert whole.whole and whole.hub
+    hub = share_from(HUB_CONFIG, ["hub", "frontend"])
+    assert not hub.whole and hub.hub and not hub.hub_elsewhere
+    text = describe(hub, HUB_CONFIG, "0.0.0.0:50051")
+    assert text.startswith("hub, frontend (2 processes) (binds requests tcp://fe.example:5555, requests_in "
+                           "tcp://fe.example:5559; connects to results tcp://rv.example:5557 tcp://rv.example:5567; "
+                           "gRPC on 0.0.0.0:50051)")  # every rendezvous's results stream
+    frontends = share_from(HUB_CONFIG, ["frontend"])
+    assert frontends.hub_elsewhere
+    text = describe(frontends, HUB_CONFIG)
+    assert "(connects to requests_in tcp://fe.example:5559, results tcp://rv.example:5557 tcp://rv.example:5567)" \
+        in text
+    assert "expects elsewhere: rendezvous, hub, models default/gbm" in text
+    assert describe(share_from(HUB_CONFIG, ["rendezvous"]), HUB_CONFIG).startswith("rendezvous (2 processes) ")
+    # rendezvous, every model and the frontends together are not the whole deployment while the hub runs elsewhere
+    assert not share_from(HUB_CONFIG, ["rendezvous", "frontend", "models"]).whole
+
+
+def test_only_hub_in_a_deployment_without_one_says_how_to_have_one() -> None:
+    with pytest.raises(ConfigError, match=r"--only hub: rvz\.toml has no requests hub"):
+        share_from(CONFIG, ["hub"])

@@ -10,7 +10,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RequestEnvelope(_message.Message):
-    __slots__ = ("request_id", "use_case", "request", "received_unix_ns", "deadline_unix_ns", "return_address", "trace_context")
+    __slots__ = ("request_id", "use_case", "request", "received_unix_ns", "deadline_unix_ns", "return_address", "trace_context", "rendezvous")
     class TraceContextEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -25,6 +25,7 @@ class RequestEnvelope(_message.Message):
     DEADLINE_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
     RETURN_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     TRACE_CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    RENDEZVOUS_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     use_case: str
     request: bytes
@@ -32,7 +33,8 @@ class RequestEnvelope(_message.Message):
     deadline_unix_ns: int
     return_address: bytes
     trace_context: _containers.ScalarMap[str, str]
-    def __init__(self, request_id: _Optional[str] = ..., use_case: _Optional[str] = ..., request: _Optional[bytes] = ..., received_unix_ns: _Optional[int] = ..., deadline_unix_ns: _Optional[int] = ..., return_address: _Optional[bytes] = ..., trace_context: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    rendezvous: int
+    def __init__(self, request_id: _Optional[str] = ..., use_case: _Optional[str] = ..., request: _Optional[bytes] = ..., received_unix_ns: _Optional[int] = ..., deadline_unix_ns: _Optional[int] = ..., return_address: _Optional[bytes] = ..., trace_context: _Optional[_Mapping[str, str]] = ..., rendezvous: _Optional[int] = ...) -> None: ...
 
 class ScoreEnvelope(_message.Message):
     __slots__ = ("request_id", "use_case", "model_name", "model_version", "role", "output", "error", "error_type", "started_unix_ns", "finished_unix_ns", "worker_id", "replayed", "trace_context")

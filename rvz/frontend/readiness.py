@@ -41,12 +41,15 @@ class Readiness:
         self._ready: dict[str, FeatureSchema] = {}
         # Use cases with a live model their first window accepts.
         self._serving: set[str] = set()
+        # Use cases the rendezvous knows models of (RENDEZVOUS_READY): not unknown, only not heard yet.
+        self._known_to_rendezvous: frozenset[str] = frozenset()
 
     def on_control(self, message: envelope_pb2.Control, now: int) -> None:
         """Take in a RENDEZVOUS_READY or an ANNOUNCE (other kinds are ignored)."""
         if message.kind == envelope_pb2.Control.RENDEZVOUS_READY:
             self.rendezvous_seen_ns = now
             self.rendezvous_lost = False
+            self._known_to_rendezvous = frozenset(message.use_cases)
             if message.deadlines_ms != self.deadlines_ms:
                 self.deadlines_ms = dict(message.deadlines_ms)
             if self._learn_first_windows(message):
@@ -106,6 +109,9 @@ class Readiness:
         if schema is not None:
             return schema
         if not self.models.known(use_case):
+            if use_case in self._known_to_rendezvous:  # a frontend that just started: its announces are on the way
+                raise Unavailable(f"not ready for use case {use_case!r} yet: this frontend has not heard from its "
+                                  "models since it started (within a heartbeat); retry")
             known = ", ".join(repr(u) for u in self.models.use_cases()) or "none yet"
             raise UnknownUseCase(f"no model serves use case {use_case!r} (use cases served: {known}); "
                                  "start one with `rvz model run --use-case ...` or fix the name")

@@ -29,6 +29,7 @@ class ControlPlane:
         ready = envelope_pb2.Control(kind=envelope_pb2.Control.RENDEZVOUS_READY, frontend_id=probe.frontend_id,
                                      sent_unix_ns=time.time_ns(), deadlines_ms=self.state.deadlines_ms())
         ready.default_first_window.accept.extend(self.state.default.first_accept)
+        ready.use_cases.extend(self.models.use_cases())
         for use_case, policy in self.state.policies.items():
             ready.first_windows[use_case].accept.extend(policy.first_accept)
         return ready.SerializeToString()

@@ -35,6 +35,9 @@ class Fault:
     # Frontend processes and rendezvous processes of the deployment.
     frontends: int = 1
     rendezvous: int = 1
+    # At most this many calls may fail in all (None: no such target), and how soon it must be back.
+    max_not_ok: int | None = None
+    recover_within_s: float = 2.0
 
 
 def switch(kind: str, model: str) -> Action:
@@ -113,12 +116,14 @@ FAULTS = (
           recovers=True),
     Fault("stop-challenger", "challenger's worker SIGSTOPped for 2 s", stop("model challenger"), recovers=True),
     # Scaled out: one part of two fails; the other goes on with its share.
+    # Only the calls it was deciding fail: at most one per caller (each has one call in flight).
     Fault("kill-rendezvous-of-2", "kill -9 of one rendezvous of two", kill("rendezvous 2/2"), rendezvous=2,
-          recovers=True),
+          spares_champion=False, recovers=True, max_not_ok=4, recover_within_s=1.0),
     # Recovery counted from the fault, not from SIGCONT: the other rendezvous takes the share meanwhile.
     Fault("hang-rendezvous-of-2", "one rendezvous of two SIGSTOPped for 2 s", stop("rendezvous 2/2"), rendezvous=2,
-          spares_champion=False, recovers=True),
+          spares_champion=False, recovers=True, recover_within_s=1.0),
+    # The calls on the killed process's connections fail; their clients reconnect to the other one.
     Fault("kill-frontend-of-2", "kill -9 of one frontend process of two", kill("frontend 2/2"), frontends=2,
-          spares_champion=False, recovers=True),
+          spares_champion=False, recovers=True, max_not_ok=4),
 )
 QUICK = ("none", "rendezvous-stop", "kill-champion", "challenger-contract")

@@ -34,7 +34,9 @@ def run(address: str, seconds: float, callers: int, use_cases: tuple[str, ...] =
         use_case = use_cases[i % len(use_cases)]
         request = scoring_pb2.ScoreRequest(use_case=use_case)
         request.features.update({"x": float(i), **({"pad": "p" * pad_bytes} if pad_bytes else {})})
-        with grpc.insecure_channel(address) as channel:
+        # A connection of its own per caller, as separate clients have (gRPC would otherwise share one between
+        # the channels of a process): with several frontend processes, the kernel spreads them.
+        with grpc.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)]) as channel:
             score = scoring_pb2_grpc.ScoringStub(channel).Score
             while (sent := time.monotonic()) - started < seconds:
                 try:

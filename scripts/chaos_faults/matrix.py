@@ -50,8 +50,12 @@ class Row:
             missed.append(f"max {self.max_ms:.0f} ms > deadline + 50 ms")
         if self.fault.spares_champion and self.ok_pct < 99.9:
             missed.append(f"{self.ok_pct:.2f}% OK < 99.9%")
-        if self.fault.recovers and (self.recover_s is None or self.recover_s > 2.0):
-            missed.append("not back within 2 s" if self.recover_s is None else f"back after {self.recover_s:.1f} s")
+        if self.fault.max_not_ok is not None and self.calls - self.ok > self.fault.max_not_ok:
+            missed.append(f"{self.calls - self.ok} calls failed > {self.fault.max_not_ok}")
+        within = self.fault.recover_within_s
+        if self.fault.recovers and (self.recover_s is None or self.recover_s > within):
+            missed.append(f"not back within {within:g} s" if self.recover_s is None
+                          else f"back after {self.recover_s:.2f} s > {within:g} s")
         return missed
 
 

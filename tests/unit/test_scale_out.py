@@ -122,3 +122,17 @@ def test_a_change_refused_by_any_rendezvous_is_refused_and_agreed_replies_are_th
     refused = envelope_pb2.AdminReply(call_id=1, status_code=5, status_message="no model 'x'")
     assert merge_replies([ok, refused]) is refused
     assert merge_replies([ok, envelope_pb2.AdminReply(call_id=1)]) is ok
+
+
+def test_a_frontend_that_has_not_heard_a_use_cases_models_yet_answers_unavailable_not_not_found() -> None:
+    from rvz.config import FrontendConfig, StreamsConfig
+    from rvz.errors import Unavailable, UnknownUseCase
+    from rvz.frontend.readiness import Readiness
+
+    readiness = Readiness(FrontendConfig(), StreamsConfig())
+    ready = envelope_pb2.Control(kind=envelope_pb2.Control.RENDEZVOUS_READY, use_cases=["other"])
+    readiness.on_control(ready, time.time_ns())
+    with pytest.raises(Unavailable, match="not ready for use case 'other' yet"):
+        readiness.check("other")  # the rendezvous knows its models: their announces are on the way
+    with pytest.raises(UnknownUseCase, match="no model serves use case 'nosuch'"):
+        readiness.check("nosuch")  # nobody knows it: NOT_FOUND, as ever

@@ -132,7 +132,7 @@ class ResultEnvelope(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., use_case: _Optional[str] = ..., status_code: _Optional[int] = ..., status_message: _Optional[str] = ..., response: _Optional[bytes] = ..., rule: _Optional[str] = ..., elapsed_ms: _Optional[float] = ..., decided_unix_ns: _Optional[int] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., role: _Optional[str] = ..., received_unix_ns: _Optional[int] = ..., deadline_unix_ns: _Optional[int] = ..., policy_version: _Optional[int] = ..., outcome: _Optional[_Union[ResultEnvelope.Outcome, str]] = ...) -> None: ...
 
 class Control(_message.Message):
-    __slots__ = ("kind", "frontend_id", "sent_unix_ns", "model", "deadlines_ms", "default_first_window", "first_windows", "next_sequence")
+    __slots__ = ("kind", "frontend_id", "sent_unix_ns", "model", "deadlines_ms", "default_first_window", "first_windows", "next_sequence", "use_cases")
     class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         KIND_UNSPECIFIED: _ClassVar[Control.Kind]
@@ -172,6 +172,7 @@ class Control(_message.Message):
     DEFAULT_FIRST_WINDOW_FIELD_NUMBER: _ClassVar[int]
     FIRST_WINDOWS_FIELD_NUMBER: _ClassVar[int]
     NEXT_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    USE_CASES_FIELD_NUMBER: _ClassVar[int]
     kind: Control.Kind
     frontend_id: bytes
     sent_unix_ns: int
@@ -180,7 +181,8 @@ class Control(_message.Message):
     default_first_window: Accept
     first_windows: _containers.MessageMap[str, Accept]
     next_sequence: _containers.ScalarMap[str, int]
-    def __init__(self, kind: _Optional[_Union[Control.Kind, str]] = ..., frontend_id: _Optional[bytes] = ..., sent_unix_ns: _Optional[int] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., deadlines_ms: _Optional[_Mapping[str, float]] = ..., default_first_window: _Optional[_Union[Accept, _Mapping]] = ..., first_windows: _Optional[_Mapping[str, Accept]] = ..., next_sequence: _Optional[_Mapping[str, int]] = ...) -> None: ...
+    use_cases: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, kind: _Optional[_Union[Control.Kind, str]] = ..., frontend_id: _Optional[bytes] = ..., sent_unix_ns: _Optional[int] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., deadlines_ms: _Optional[_Mapping[str, float]] = ..., default_first_window: _Optional[_Union[Accept, _Mapping]] = ..., first_windows: _Optional[_Mapping[str, Accept]] = ..., next_sequence: _Optional[_Mapping[str, int]] = ..., use_cases: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Accept(_message.Message):
     __slots__ = ("accept",)

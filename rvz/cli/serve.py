@@ -82,7 +82,8 @@ def _metrics_listen(text: str) -> str:
                      "the same config file (docs/multi-host.md); each host needs its own data directory.")
 @serve_options(listen=True, demo=True, metrics_setting=True)
 @click.option("--only", multiple=True, metavar="PART", show_envvar=True, show_default="every part",
-              help="Run only this part: rendezvous, frontend, models (all of them) or a model's NAME (or "
+              help="Run only this part: rendezvous (every one; rendezvous:I for one of several), hub (the "
+                   "requests hub of several frontends), frontend, models (all of them) or a model's NAME (or "
                    "USE_CASE/NAME); give it again for more parts.")
 def up(config: Config, only: tuple[str, ...]) -> None:
     """Start the frontend, the rendezvous and every configured model (the demo without --config)."""

@@ -187,6 +187,18 @@ def metrics_listen_problem(value: str) -> str | None:
     return listen_problem(value)
 
 
+_HOST = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9][A-Za-z0-9.-]*)$")
+
+
+def hosts_problem(value: str) -> str | None:
+    """Empty, or host names or addresses separated by commas."""
+    hosts = [h.strip() for h in value.split(",")] if value.strip() else []
+    bad = [h for h in hosts if not _HOST.match(h)]
+    if bad:
+        return f"must be host names or addresses separated by commas, got {bad[0]!r} in {value!r}"
+    return None
+
+
 def endpoint_problem(value: str) -> str | None:
     if _ENDPOINT.match(value):
         return None

@@ -15,6 +15,7 @@ from rvz.config.fields import (
     endpoint_problem,
     entry_problem,
     field_path_problem,
+    hosts_problem,
     listen_problem,
     metrics_listen_problem,
     name_problem,
@@ -79,8 +80,12 @@ class StreamsConfig:
     rendezvous_processes: int = setting(1, "Rendezvous processes sharing the requests: the frontend gives each "
                                         "request to one of the live ones, whose scores the models send there. "
                                         "The first binds streams.scores, results and work; rendezvous i (from 0) "
-                                        "binds them with their tcp port + 10 x i (ipc: path + '.i').",
-                                        minimum=1, maximum=16)
+                                        "binds them with their tcp port + 10 x i (ipc: path + '.i'), or on its own "
+                                        "host (see rendezvous_hosts).", minimum=1, maximum=16)
+    rendezvous_hosts: str = setting("", "Rendezvous on several hosts: one host per rendezvous process, comma-separated "
+                                    "(e.g. \"rv1.example, rv2.example\"); rendezvous i binds streams.scores, results "
+                                    "and work on host i, with their ports. Empty: all on the host of those "
+                                    "endpoints.", check=hosts_problem, metavar="HOST,HOST,...")
     work: str = setting("", "ZeroMQ endpoint of the work stream: the rendezvous binds it when a model has replicas, "
                         "and each replica takes its share of that model's requests from it [default: from "
                         "streams.scores: its ipc path + '.work', or its tcp port + 2].",
@@ -89,10 +94,20 @@ class StreamsConfig:
     def of_rendezvous(self, index: int) -> StreamsConfig:
         """The streams as rendezvous ``index`` (from 0) binds them: these for the first, derived for the others
         (see ``rendezvous_processes``); the requests stream is everyone's."""
+        hosts = self.hosts_of_rendezvous
+        if hosts:
+            host = hosts[index]
+            return replace(self, scores=_on_host(self.scores, host), results=_on_host(self.results, host),
+                           work=_on_host(self.work_endpoint, host))
         if index == 0:
             return self
         return replace(self, scores=_nth(self.scores, index), results=_nth(self.results, index),
                        work=_nth(self.work_endpoint, index))
+
+    @property
+    def hosts_of_rendezvous(self) -> list[str]:
+        """``rendezvous_hosts`` as a list (empty when not given)."""
+        return [h.strip() for h in self.rendezvous_hosts.split(",") if h.strip()]
 
     @property
     def rendezvous(self) -> list[StreamsConfig]:
@@ -109,6 +124,12 @@ class StreamsConfig:
             if port.isdigit() and int(port) + 2 <= 65535:
                 return f"{host}:{int(port) + 2}"
         return f"{self.scores}.work"
+
+
+def _on_host(endpoint: str, host: str) -> str:
+    """A tcp endpoint with ``host`` in place of its own (checked tcp:// when the config is read)."""
+    _, _, port = endpoint.rpartition(":")
+    return f"tcp://{host}:{port}"
 
 
 def _nth(endpoint: str, index: int) -> str:

@@ -82,7 +82,24 @@ def parse_config(data: Mapping[str, Any], source: str) -> Config:
     check_limits(config.limits, source, "limits.message_bytes")
     check_work_stream(config.streams, source)
     check_requests_hub(config, source)
+    check_rendezvous_hosts(config.streams, source)
     return config
+
+
+def check_rendezvous_hosts(streams: StreamsConfig, source: str) -> None:
+    """``streams.rendezvous_hosts``: one host per rendezvous, and tcp:// endpoints to put them in."""
+    hosts = streams.hosts_of_rendezvous
+    if not hosts:
+        return
+    if len(hosts) != streams.rendezvous_processes:
+        raise config_error(source, "streams.rendezvous_hosts", f"names {len(hosts)} hosts for "
+                           f"{streams.rendezvous_processes} rendezvous (streams.rendezvous_processes): give one each")
+    for name in ("scores", "results"):
+        if not getattr(streams, name).startswith("tcp://"):
+            raise config_error(source, "streams.rendezvous_hosts", f"puts rendezvous on hosts of their own, which "
+                               f"needs tcp:// endpoints; streams.{name} is {getattr(streams, name)!r}")
+    if streams.work and not streams.work.startswith("tcp://"):
+        raise config_error(source, "streams.rendezvous_hosts", f"needs a tcp:// streams.work, not {streams.work!r}")
 
 
 def check_requests_hub(config: Config, source: str) -> None:

@@ -33,6 +33,8 @@ BINDS: dict[str, tuple[Stream, ...]] = {"frontend": ("requests",), "rendezvous":
                                         "hub": ("requests", "requests_in")}
 CONNECTS: dict[str, tuple[Stream, ...]] = {"frontend": ("results",), "rendezvous": ("requests",),
                                            "model": ("requests", "scores"), "hub": ()}
+# `--only rendezvous:I`: one rendezvous of several (rendezvous I, from 0).
+RENDEZVOUS_PREFIX = "rendezvous:"
 # A frontend behind the hub binds no stream: it connects to the hub's input.
 HUB_FRONTEND_BINDS: tuple[Stream, ...] = ()
 HUB_FRONTEND_CONNECTS: tuple[Stream, ...] = ("requests_in", "results")
@@ -50,11 +52,17 @@ class Share:
     # The requests hub (only in a config that has one: ``Config.requests_hub``), and whether it runs elsewhere.
     hub: bool = False
     hub_elsewhere: bool = False
+    # With several rendezvous: the indices this share runs (`--only rendezvous:I`); None: all of them.
+    rendezvous_indices: frozenset[int] | None = None
 
     @property
     def whole(self) -> bool:
         """Whether this is the whole deployment (plain `rvz up`): then it waits for it to serve end to end."""
-        return self.rendezvous and self.frontend and not self.elsewhere and not self.hub_elsewhere
+        return (self.rendezvous and self.rendezvous_indices is None and self.frontend and not self.elsewhere
+                and not self.hub_elsewhere)
+
+    def runs_rendezvous(self, index: int) -> bool:
+        return self.rendezvous and (self.rendezvous_indices is None or index in self.rendezvous_indices)
 
     @property
     def kinds(self) -> list[str]:
@@ -77,7 +85,11 @@ def share_from(config: Config, only: Sequence[str]) -> Share:
     if not only:
         return whole_share(config)
     chosen: list[ModelConfig] = []
+    indices: set[int] = set()
     for name in only:
+        if name.startswith(RENDEZVOUS_PREFIX) and name != "rendezvous":
+            indices.add(_rendezvous_index(name, config))
+            continue
         if name == "hub" and not config.requests_hub:
             raise ConfigError(f"--only hub: {config.source} has no requests hub (it has one with streams.requests_in "
                               "or frontend.processes > 1): give one of "
@@ -91,16 +103,31 @@ def share_from(config: Config, only: Sequence[str]) -> Share:
             raise ConfigError(_unknown(name, config))
         chosen.extend(matched)
     models = tuple(m for m in config.models if m in chosen)  # the config's order, each once
-    return Share(rendezvous="rendezvous" in only, frontend="frontend" in only, models=models,
+    every = "rendezvous" in only
+    return Share(rendezvous=every or bool(indices), frontend="frontend" in only, models=models,
                  elsewhere=tuple(m for m in config.models if m not in chosen), hub="hub" in only,
-                 hub_elsewhere=bool(config.requests_hub) and "hub" not in only)
+                 hub_elsewhere=bool(config.requests_hub) and "hub" not in only,
+                 rendezvous_indices=None if every or not indices else frozenset(indices))
+
+
+def _rendezvous_index(name: str, config: Config) -> int:
+    """I of ``rendezvous:I``; raises ConfigError unless it is one of the config's rendezvous."""
+    text = name.removeprefix(RENDEZVOUS_PREFIX)
+    last = config.streams.rendezvous_processes - 1
+    if not text.isdigit() or int(text) > last:
+        raise ConfigError(f"--only {name!r}: {config.source} has rendezvous 0 to {last} "
+                          f"(streams.rendezvous_processes = {last + 1}): give rendezvous:0 to rendezvous:{last}, or "
+                          "rendezvous for all of them")
+    return int(text)
 
 
 def valid_names(config: Config) -> list[str]:
     """What --only accepts for ``config``: the parts (the hub only if the config has one), then each model's
     name (each also as USE_CASE/NAME)."""
     parts = [p for p in PARTS if p != "hub" or config.requests_hub]
-    return list(dict.fromkeys([*parts, *(m.name for m in config.models)]))
+    several = config.streams.rendezvous_processes
+    indices = [f"{RENDEZVOUS_PREFIX}{i}" for i in range(several)] if several > 1 else []
+    return list(dict.fromkeys([*parts, *indices, *(m.name for m in config.models)]))
 
 
 def _unknown(name: str, config: Config) -> str:
@@ -114,15 +141,21 @@ def _unknown(name: str, config: Config) -> str:
 def describe(share: Share, config: Config, address: str = "") -> str:
     """What this share runs, what it binds and connects to, and what it expects elsewhere (the banner of
     `rvz up --only`). ``address``: where its frontend listens, once known."""
+    several = config.streams.rendezvous_processes
+    mine = sorted(share.rendezvous_indices) if share.rendezvous_indices is not None else list(range(several))
     runs = [_counted(k, config) for k in ("rendezvous", "hub", "frontend") if getattr(share, k)]
+    if share.rendezvous_indices is not None:
+        runs[0] = f"rendezvous {', '.join(map(str, mine))} of {several}"
     if share.models:
         runs.append("models " + ", ".join(_model_names(share.models)))
     binds = [s for s in STREAMS if any(s in _binds(kind, config) for kind in share.kinds)]
     connects = [s for s in STREAMS if s not in binds and any(s in _connects(kind, config) for kind in share.kinds)]
-    parts = [f"binds {_streams(binds, config)}" if binds else "",
+    parts = [f"binds {_streams(binds, config, mine)}" if binds else "",
              f"connects to {_streams(connects, config)}" if connects else "",
              f"gRPC on {address}" if address else ""]
     elsewhere = [k for k in ("rendezvous", "frontend") if not getattr(share, k)]
+    if share.rendezvous and len(mine) < several:
+        elsewhere.insert(0, "rendezvous " + ", ".join(str(i) for i in range(several) if i not in mine))
     if share.hub_elsewhere:
         elsewhere.append("hub")
     if share.elsewhere:
@@ -149,15 +182,16 @@ def _connects(kind: str, config: Config) -> tuple[Stream, ...]:
     return HUB_FRONTEND_CONNECTS if kind == "frontend" and config.requests_hub else CONNECTS[kind]
 
 
-def endpoint(stream: Stream, config: Config) -> str:
+def endpoint(stream: Stream, config: Config, rendezvous: Sequence[int] | None = None) -> str:
     """The endpoint of ``stream`` in ``config`` (requests_in: the hub's input, derived or given; scores and
-    results: every rendezvous's, in index order)."""
+    results: those of the rendezvous ``rendezvous``, by default every one's, in index order)."""
     if stream == "requests_in":
         return config.requests_hub
     if stream in ("scores", "results"):
-        return " ".join(str(getattr(r, stream)) for r in config.streams.rendezvous)
+        every = config.streams.rendezvous
+        return " ".join(str(getattr(every[i], stream)) for i in (rendezvous or range(len(every))))
     return str(getattr(config.streams, stream))
 
 
-def _streams(names: Sequence[Stream], config: Config) -> str:
-    return ", ".join(f"{n} {endpoint(n, config)}" for n in names)
+def _streams(names: Sequence[Stream], config: Config, rendezvous: Sequence[int] | None = None) -> str:
+    return ", ".join(f"{n} {endpoint(n, config, rendezvous)}" for n in names)

@@ -146,7 +146,9 @@ class Supervisor:
             return self.share.frontend
         if child is self.hub:
             return self.share.hub
-        return self.share.rendezvous if self._is_rendezvous(child) else True
+        if self._is_rendezvous(child):
+            return self.share.runs_rendezvous(next(i for i, r in enumerate(self.rendezvous_all) if r is child))
+        return True
 
     def _is_rendezvous(self, child: Supervised) -> bool:
         return any(child is r for r in self.rendezvous_all)
@@ -222,8 +224,8 @@ class Supervisor:
         servers = [c for c in (*self.rendezvous_all, self.hub, self.frontend) if self._runs(c)]
         for child in servers:
             self._spawn(child)
-        if self.share.rendezvous:
-            for child in self.rendezvous_all:
+        for child in self.rendezvous_all:
+            if self._runs(child):
                 child.process.wait_line(RENDEZVOUS_READY, stop=self.should_exit, check=self._check_startup)
         if self.share.hub:
             self.hub.process.wait_line(HUB_READY, stop=self.should_exit, check=self._check_startup)

@@ -249,16 +249,17 @@ def test_three_hosts_in_network_namespaces_answer_calls_with_curve(root: Path, h
             proc.stop()
 
 
-# Scaled out over four hosts: two rendezvous on rv, the requests hub and a frontend on fe, a second
-# frontend started by hand on fe2 (joining through the hub), the models on m1.
-SCALED = {**ADDRESSES, "fe2": "198.18.0.4"}
-SCALED_SECRETS = {**SECRETS, "fe2": {"frontend.key_secret"}}
-SCALED_CONFIG = CONFIG.replace('results = "tcp://198.18.0.1:5557"', '''results = "tcp://198.18.0.1:5557"
+# Scaled out over five hosts: a rendezvous on rv and another on rv2, the requests hub and a frontend on fe, a
+# second frontend started by hand on fe2 (joining through the hub), the models on m1.
+SCALED = {**ADDRESSES, "fe2": "198.18.0.4", "rv2": "198.18.0.5"}
+SCALED_SECRETS = {**SECRETS, "fe2": {"frontend.key_secret"}, "rv2": {"rendezvous.key_secret"}}
+SCALED_CONFIG = CONFIG.replace('results = "tcp://198.18.0.1:5557"', f'''results = "tcp://198.18.0.1:5557"
 requests_in = "tcp://198.18.0.2:5559"
-rendezvous_processes = 2''')
+rendezvous_processes = 2
+rendezvous_hosts = "{ADDRESSES['rv']}, {SCALED['rv2']}"''')
 
 
-def test_frontends_on_two_hosts_through_the_hub_and_two_rendezvous_answer_calls(root: Path) -> None:
+def test_frontends_on_two_hosts_through_the_hub_and_rendezvous_on_two_hosts_answer_calls(root: Path) -> None:
     with made_hosts(SCALED) as hosts:
         config = root / "rvz.toml"
         config.write_text(SCALED_CONFIG)
@@ -267,15 +268,15 @@ def test_frontends_on_two_hosts_through_the_hub_and_two_rendezvous_answer_calls(
         data = {host: host_data(root, root / "made" / "keys", host, SCALED_SECRETS) for host in SCALED}
         procs: list[Proc] = []
         try:
-            for host, only in (("rv", ["rendezvous"]), ("fe", ["hub", "frontend"]), ("m1", ["models"])):
+            for host, only in (("rv", ["rendezvous:0"]), ("rv2", ["rendezvous:1"]), ("fe", ["hub", "frontend"]),
+                               ("m1", ["models"])):
                 args = ["up", "--config", str(config), *(f"--only={part}" for part in only),
                         "--data-dir", str(data[host])]
                 procs.append(spawn(host, args, root, {"RVZ_TEST_TAG": host}, (RUNNING_PREFIX,),
                                    prefix=hosts.exec_prefix(host)))
             banners = {proc.name: proc.wait_line(RUNNING_PREFIX, timeout_s=60) for proc in procs}
-            assert banners["rv"].startswith("rendezvous (2 processes) (binds scores tcp://198.18.0.1:5556 "
-                                            "tcp://198.18.0.1:5566, results tcp://198.18.0.1:5557 "
-                                            "tcp://198.18.0.1:5567;"), banners
+            assert banners["rv2"].startswith("rendezvous 1 of 2 (binds scores tcp://198.18.0.5:5556, results "
+                                             "tcp://198.18.0.5:5557;"), banners
             assert "binds requests tcp://198.18.0.2:5555, requests_in tcp://198.18.0.2:5559" in banners["fe"]
             first = re.search(r"gRPC on (198\.18\.0\.2:\d+)\)", banners["fe"])
             assert first is not None, banners["fe"]
@@ -290,10 +291,11 @@ def test_frontends_on_two_hosts_through_the_hub_and_two_rendezvous_answer_calls(
                 procs.append(client)
                 answers = json.loads(client.wait_line("answers ", timeout_s=60))
                 assert answers == [["champ", False, {"x": i, "by": "m1"}] for i in range(CALLS)], (host, answers)
-            # Each frontend logged its own calls on its own host; both rendezvous decided a share of them.
+            # Each frontend logged its own calls on its own host; each rendezvous decided a share of them on its own.
             for host, log in (("fe", "requests"), ("fe2", "requests.fe2")):
                 assert sum(1 for _ in iter_records(data[host] / log)) == CALLS, host
-            decided = {log: sum(1 for _ in iter_records(data["rv"] / log)) for log in ("results", "results.1")}
+            decided = {host: sum(1 for _ in iter_records(data[host] / log))
+                       for host, log in (("rv", "results"), ("rv2", "results.1"))}
             assert sum(decided.values()) == 2 * CALLS and all(decided.values()), decided
         except BaseException:
             for proc in procs:

@@ -95,3 +95,38 @@ def test_with_several_frontends_the_hub_is_a_part_that_binds_the_requests_stream
 def test_only_hub_in_a_deployment_without_one_says_how_to_have_one() -> None:
     with pytest.raises(ConfigError, match=r"--only hub: rvz\.toml has no requests hub"):
         share_from(CONFIG, ["hub"])
+
+
+HOSTS_CONFIG = parse_config({
+    "streams": {"requests": "tcp://fe.example:5555", "scores": "tcp://rv1.example:5556",
+                "results": "tcp://rv1.example:5557", "rendezvous_processes": 2,
+                "rendezvous_hosts": "rv1.example, rv2.example"},
+    "models": [{"name": "gbm", "entry": "m:gbm"}],
+}, "rvz.toml")
+
+
+def test_rendezvous_on_hosts_of_their_own_each_run_by_its_own_share() -> None:
+    second = HOSTS_CONFIG.streams.of_rendezvous(1)
+    assert (second.scores, second.results, second.work_endpoint) == (
+        "tcp://rv2.example:5556", "tcp://rv2.example:5557", "tcp://rv2.example:5558")
+    share = share_from(HOSTS_CONFIG, ["rendezvous:1"])
+    assert share.rendezvous and not share.whole and share.runs_rendezvous(1) and not share.runs_rendezvous(0)
+    text = describe(share, HOSTS_CONFIG)
+    assert text.startswith("rendezvous 1 of 2 (binds scores tcp://rv2.example:5556, results "
+                           "tcp://rv2.example:5557; connects to requests tcp://fe.example:5555); expects elsewhere: "
+                           "rendezvous 0, frontend, "), text
+    models = describe(share_from(HOSTS_CONFIG, ["models"]), HOSTS_CONFIG)
+    assert "scores tcp://rv1.example:5556 tcp://rv2.example:5556" in models  # a model connects to every rendezvous
+    assert share_from(HOSTS_CONFIG, ["rendezvous"]).runs_rendezvous(0)
+    with pytest.raises(ConfigError, match="has rendezvous 0 to 1"):
+        share_from(HOSTS_CONFIG, ["rendezvous:2"])
+
+
+@pytest.mark.parametrize(("streams", "problem"), [
+    ({"rendezvous_processes": 3, "rendezvous_hosts": "a, b"}, "names 2 hosts for 3 rendezvous"),
+    ({"rendezvous_processes": 2, "rendezvous_hosts": "a, b", "scores": "ipc:///tmp/s"}, "needs tcp:// endpoints"),
+    ({"rendezvous_processes": 2, "rendezvous_hosts": "a, b c"}, "must be host names or addresses separated by commas"),
+])
+def test_rendezvous_hosts_that_cannot_work_are_refused(streams: dict[str, object], problem: str) -> None:
+    with pytest.raises(ConfigError, match=problem):
+        parse_config({"streams": streams}, "rvz.toml")

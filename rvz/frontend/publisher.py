@@ -7,8 +7,8 @@ case carrying them all as frames. A flush waits while the event loop is busy
 (a few passes, see ``_gather``) and not when it is idle, so one request in
 flight is not delayed, while under load hundreds of socket sends and wake-ups
 per second become a few. Results come back the same way (several per message)
-and are read by a reader callback on the DEALER socket's file descriptor that
-drains everything queued in one go.
+and are read by a reader callback on the file descriptor of each rendezvous's
+DEALER socket (``rvz.frontend.links``) that drains everything queued in one go.
 """
 
 from __future__ import annotations

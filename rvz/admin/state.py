@@ -11,6 +11,7 @@ policy that decided it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -47,6 +48,12 @@ class AdminState:
         self.roles: dict[str, dict[str, str]] = {}
         # Use cases whose entry in ``policies`` is the config's policy, put back by ``reset``.
         self.from_config: set[str] = set()
+        # What is in force, in a few bytes, and when the Admin API last changed it (0: never): several rendezvous
+        # tell the frontends both, so that one that missed a change decides nothing until it has it.
+        self.digest = _digest(self._state())
+        self.changed_unix_ns = 0
+        # The saved file's (mtime_ns, size) as this process last wrote or read it.
+        self._stamp: tuple[int, int] | None = None
         self._load()
 
     # --- policies -----------------------------------------------------------------------------
@@ -138,21 +145,50 @@ class AdminState:
             use_case=use_case, changed_unix_ns=time.time_ns(), change=change, version=policy.version,
             policy=policy_message(policy.config), roles=self.roles.get(use_case, {})), self.rendezvous)
 
+    def _state(self) -> dict[str, Any]:
+        return {"policies": {u: {"version": p.version, "from_config": True} if u in self.from_config else
+                             {"version": p.version, "policy": config_table(p.config)}
+                             for u, p in self.policies.items()},
+                "roles": self.roles}
+
     def _save(self) -> None:
-        state = {"policies": {u: {"version": p.version, "from_config": True} if u in self.from_config else
-                              {"version": p.version, "policy": config_table(p.config)}
-                              for u, p in self.policies.items()},
-                 "roles": self.roles}
+        state = self._state()
+        self.digest = _digest(state)
+        self.changed_unix_ns = time.time_ns()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(f".{os.getpid()}.tmp")  # several rendezvous may save at once
         with open(tmp, "w") as f:
-            json.dump(state, f, indent=2)
+            json.dump({**state, "changed_unix_ns": self.changed_unix_ns}, f, indent=2)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.path)
+        self._stamp = _stamp(self.path)
+
+    def reload_if_changed(self) -> bool:
+        """Load the saved state again if another process (a rendezvous of the same data directory) wrote it
+        since this one last did: one that missed a change (stopped, or cut off from the frontends) catches up.
+        Returns whether it did. Cheap: one stat."""
+        stamp = _stamp(self.path)
+        if stamp is None or stamp == self._stamp:
+            return False
+        before = (self.policies, self.roles, self.from_config, self.digest, self.changed_unix_ns)
+        self.policies, self.roles, self.from_config = {}, {}, set()
+        try:
+            self._load()
+        except ConfigError as e:  # not a torn write (the file is renamed into place): someone edited it
+            self.policies, self.roles, self.from_config, self.digest, self.changed_unix_ns = before
+            self._stamp = stamp
+            logger.error("%s; keeping the admin state in force", e)
+            return False
+        if self.digest != before[3]:
+            logger.info("admin state loaded again from %s (another rendezvous changed it): %s", self.path,
+                        ", ".join(f"{u} policy v{p.version}" for u, p in sorted(self.policies.items()))
+                        or "no policy changed")
+        return True
 
     def _load(self) -> None:
-        if not self.path.exists():
+        stamp = _stamp(self.path)
+        if stamp is None:
             return
         try:
             state = json.loads(self.path.read_text())
@@ -163,10 +199,13 @@ class AdminState:
                 if from_config:
                     self.from_config.add(use_case)
             self.roles = {u: dict(r) for u, r in state.get("roles", {}).items()}
+            self.changed_unix_ns = int(state.get("changed_unix_ns", 0))
         except (ValueError, KeyError, TypeError, ConfigError) as e:
             raise ConfigError(f"{self.path}: cannot read the saved admin state ({e}); fix or remove the file") from e
         logger.info("admin state loaded from %s: %d policies, role changes in %d use cases", self.path,
                     len(self.policies), len(self.roles))
+        self.digest = _digest(self._state())
+        self._stamp = stamp
 
 
 def config_table(config: RendezvousConfig) -> dict[str, Any]:
@@ -202,3 +241,16 @@ def policy_message(config: RendezvousConfig) -> admin_pb2.Policy:
     if config.default_output is not None:
         python_to_value(config.default_output, message.default_output)
     return message
+
+
+def _digest(state: dict[str, Any]) -> str:
+    """A short digest of what is in force (policies and roles), the same for the same state in any process."""
+    return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_mtime_ns, st.st_size

@@ -259,13 +259,13 @@ class Dispatcher:
             except zmq.Again:
                 return
             self.rendezvous_heard_ns = time.time_ns()
-            if not taken and self.links is not None:
-                self.links.heard(link, self.rendezvous_heard_ns)
+            if not taken and link.lost and self.links is not None:
+                self.links.heard(link)
             if kind == streams.RESULT:
                 for payload in payloads:
                     self._on_result(payload)
             elif kind == streams.CONTROL and payloads:
-                self._on_control(payloads[0])
+                self._on_control(link, payloads[0])
             elif kind == streams.ADMIN and payloads:
                 self._on_admin_reply(link, payloads[0])
         # More is queued: continue after other callbacks had a turn (the fd is edge-triggered).
@@ -361,7 +361,7 @@ class Dispatcher:
         within ``timeout_s`` are left out, as long as one came."""
         assert self.links is not None and self._loop is not None
         call.call_id = next(self._admin_ids)
-        targets = self.links.live() or [link.index for link in self.links]
+        targets = self.links.reachable() or [link.index for link in self.links]
         pending = AdminCall(set(), self._loop.create_future())
         self._admin_calls[call.call_id] = pending
         payload = call.SerializeToString()
@@ -392,6 +392,8 @@ class Dispatcher:
         reply = streams.decode(envelope_pb2.AdminReply, payload, "admin reply")
         if reply is None:
             return
+        if self.links is not None and self.links.shared and reply.state_digest:
+            self.links.note_state(link, reply.state_digest, reply.state_changed_unix_ns, time.time_ns())
         pending = self._admin_calls.get(reply.call_id)
         if pending is None or link.index not in pending.expected:
             return
@@ -399,11 +401,14 @@ class Dispatcher:
         if pending.replies.keys() >= pending.expected and not pending.done.done():
             pending.done.set_result(None)
 
-    def _on_control(self, payload: bytes) -> None:
+    def _on_control(self, link: Link, payload: bytes) -> None:
         message = streams.decode(envelope_pb2.Control, payload, "control message")
         if message is None:
             return
-        self.readiness.on_control(message, time.time_ns())
+        now = time.time_ns()
+        self.readiness.on_control(message, now)
+        if message.kind == envelope_pb2.Control.RENDEZVOUS_READY and self.links is not None:
+            self.links.answered(link, message.state_digest, message.state_changed_unix_ns, now)
         if message.kind == envelope_pb2.Control.RENDEZVOUS_READY and message.deadlines_ms != self._deadlines_ms:
             self._deadlines_ms = dict(message.deadlines_ms)
             self._log_deadlines()

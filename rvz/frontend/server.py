@@ -13,6 +13,7 @@ import logging
 import secrets
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import grpc
@@ -127,6 +128,9 @@ class Frontend:
         self.started = False
         self._tasks: list[asyncio.Task[None]] = []
         self._published_health: dict[str, int] = {}
+        # Called once, the first time the server's health turns SERVING (`rvz up` waits for every frontend's).
+        self.on_serving: Callable[[], None] | None = None
+        self._served = False
         self._duration: Histogram | None = None
         if self.telemetry.meter is not None:
             self._observe(self.telemetry.meter)
@@ -319,4 +323,7 @@ class Frontend:
                     await self.health.set(service, status)
                     logger.info("health of %r: %s", service or "<server>",
                                 health_pb2.HealthCheckResponse.ServingStatus.Name(status))
+                    if service == "" and status == SERVING and not self._served and self.on_serving is not None:
+                        self._served = True
+                        self.on_serving()
             await asyncio.sleep(HEALTH_REFRESH_S)

@@ -37,6 +37,8 @@ LISTENING_PREFIX = "rvz frontend listening on "
 MODEL_READY = "rvz model ready: "
 # Printed on stdout by the rendezvous once its logs are open and its endpoints bound.
 RENDEZVOUS_READY = "rvz rendezvous ready"
+# Printed on stdout by a frontend the first time its health turns SERVING.
+FRONTEND_SERVING = "rvz frontend serving"
 # Printed on stdout by the requests hub once both of its endpoints are bound.
 HUB_READY = "rvz hub ready"
 _PR_SET_PDEATHSIG = 1
@@ -61,6 +63,7 @@ async def _serve_frontend(config: Config, telemetry: Telemetry, name: str) -> No
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, should_exit.set)
     frontend = Frontend(config, telemetry, name)
+    frontend.on_serving = lambda: print(FRONTEND_SERVING, flush=True)
     port = await frontend.start()
     freeze_heap()
     host = config.frontend.listen.rsplit(":", 1)[0]

@@ -40,7 +40,7 @@ from rvz.errors import ChildExited, Interrupted, StartupFailed
 from rvz.process import serving
 from rvz.process.banner import serving_banner
 from rvz.process.child import TICK_S, ChildProcess, ChildSpec
-from rvz.process.entry import HUB_READY, LISTENING_PREFIX, MODEL_READY, RENDEZVOUS_READY
+from rvz.process.entry import FRONTEND_SERVING, HUB_READY, LISTENING_PREFIX, MODEL_READY, RENDEZVOUS_READY
 from rvz.process.heartbeat import HEARTBEAT_ENV, RESTARTS_ENV, last_beat_ns
 from rvz.process.share import Share, describe, whole_share
 from rvz.security.deployment import ensure_keys, missing_public_keys, model_identity, own_connection
@@ -105,9 +105,9 @@ class Supervisor:
         self.models = [self._model_child(m, replica, i) for i, (m, replica) in enumerate(workers)
                        if m in self.share.models]
 
-    def _child(self, name: str, command: list[str], announces: str = "") -> Supervised:
-        spec = ChildSpec(name, (sys.executable, "-m", "rvz", *command), env=self._env,
-                         announces=(announces,) if announces else (), own_session=True)
+    def _child(self, name: str, command: list[str], *announces: str) -> Supervised:
+        spec = ChildSpec(name, (sys.executable, "-m", "rvz", *command), env=self._env, announces=announces,
+                         own_session=True)
         return Supervised(ChildProcess(spec))
 
     def _rendezvous_child(self, index: int, workers: int) -> Supervised:
@@ -121,11 +121,11 @@ class Supervisor:
     def _frontend_child(self, index: int, workers: int) -> Supervised:
         """The child of frontend process ``index`` (from 0); its metrics port comes after every model's."""
         if index == 0:
-            return self._child("frontend", ["frontend"], LISTENING_PREFIX)
+            return self._child("frontend", ["frontend"], LISTENING_PREFIX, FRONTEND_SERVING)
         processes = self.config.frontend.processes
         return self._child(f"frontend {index + 1}/{processes}",
                            ["frontend", "--name", str(index), *_metrics_args(self.config, workers + 1 + index)],
-                           LISTENING_PREFIX)
+                           LISTENING_PREFIX, FRONTEND_SERVING)
 
     def _model_child(self, model: ModelConfig, replica: int, index: int) -> Supervised:
         """The child of one worker of ``model``: replica number ``replica`` (from 0), the ``index``-th worker."""
@@ -210,6 +210,9 @@ class Supervisor:
             # The other parts may start later, on other hosts: its own processes being ready is this share's start.
             return RUNNING_PREFIX + describe(self.share, self.config, address)
         expected = {(m.use_case, m.name) for m in self.config.models}
+        # Every frontend process serves, not only the one this channel reaches (they share the port).
+        for child in self.frontends:
+            child.process.wait_line(FRONTEND_SERVING, stop=self.should_exit, check=self._check_startup)
         with own_connection(self.config, address).channel() as channel:
             serving.wait_serving(channel, stop=self.should_exit, check=self._check_startup)
             listed = serving.wait_models(channel, expected, stop=self.should_exit, check=self._check_startup,

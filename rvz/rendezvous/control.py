@@ -30,6 +30,7 @@ class ControlPlane:
                                      sent_unix_ns=time.time_ns(), deadlines_ms=self.state.deadlines_ms())
         ready.default_first_window.accept.extend(self.state.default.first_accept)
         ready.use_cases.extend(self.models.use_cases())
+        ready.state_digest, ready.state_changed_unix_ns = self.state.digest, self.state.changed_unix_ns
         for use_case, policy in self.state.policies.items():
             ready.first_windows[use_case].accept.extend(policy.first_accept)
         return ready.SerializeToString()
@@ -46,4 +47,6 @@ class ControlPlane:
 
     def admin_reply(self, call: envelope_pb2.AdminCall) -> bytes:
         """The reply to an Admin call forwarded by a frontend (to the frontend that sent it)."""
-        return self.admin.handle(call).SerializeToString()
+        reply = self.admin.handle(call)
+        reply.state_digest, reply.state_changed_unix_ns = self.state.digest, self.state.changed_unix_ns
+        return reply.SerializeToString()

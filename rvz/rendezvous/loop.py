@@ -58,6 +58,8 @@ DRAIN_FRAMES = 512
 USER_ID = "User-Id"
 # How often replicas are pinged (a dead one is found at once) and their held requests checked for expiry.
 REPLICA_CHECK_NS = 20_000_000
+# How often one of several rendezvous looks for an Admin state saved by another (one stat).
+STATE_CHECK_NS = 100_000_000
 _refused = ThrottledLog(logger)
 
 
@@ -185,6 +187,7 @@ class Rendezvous:
         drift_every_ns = int(self.config.drift.check_s * 1e9)
         next_drift_check = time.time_ns() + drift_every_ns
         next_replica_check = 0
+        next_state_check = 0
         while not self.should_exit.is_set():
             events = dict(poller.poll(self._poll_timeout_ms()))
             # Requests first, so a score and its request drained together meet without the early buffer.
@@ -206,6 +209,9 @@ class Rendezvous:
             if now >= next_drift_check:
                 self.stats.check_drift()
                 next_drift_check = now + drift_every_ns
+            if self.shared and now >= next_state_check:  # another rendezvous may have carried out a change we missed
+                self.admin_state.reload_if_changed()
+                next_state_check = now + STATE_CHECK_NS
 
     def _poll_timeout_ms(self) -> int:
         next_ns = self.matcher.next_timer_ns()

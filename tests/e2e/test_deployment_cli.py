@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -106,6 +107,8 @@ def test_promote_set_and_reset_act_on_the_default_use_case_of_the_config(deploym
     assert "policy version 3" in shown and "until_ms = 30.0" in shown and "until_ms = 25.0" not in shown
     assert d.score({"v": 1}).model_name == "forest"
     saved = json.loads((d.root / "data" / "admin-state.json").read_text())
+    changed_ns = saved.pop("changed_unix_ns")  # when the last change was made (several rendezvous compare it)
+    assert 0 < time.time_ns() - changed_ns < 60 * 10**9
     assert saved == {"policies": {"diabetes": {"version": 3, "from_config": True}}, "roles": {}}
 
     # A restarted rendezvous keeps the reset: the config's policy, the started roles.

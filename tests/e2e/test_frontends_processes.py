@@ -89,6 +89,9 @@ def test_rvz_up_with_two_frontend_processes_serves_one_port_from_both_each_with_
                 break
             except grpc.RpcError:  # calls made while the hub was down get UNAVAILABLE or a deadline
                 assert time.monotonic() < deadline, "no call answered 10 s after the hub's restart"
+    except BaseException:
+        print(f"----- rvz up (pid {up.pid}) stderr -----\n{up.stderr()}")
+        raise
     finally:
         assert up.stop() == 0, up.stderr()
     # The report reads both frontends' request logs.

@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,9 +25,10 @@ from pathlib import Path
 import grpc
 import pytest
 
-from harness import Proc, base_config, policy, spawn
+from harness import Deployment, Proc, base_config, policy, spawn
 from rvz.log.reader import iter_records
 from rvz.process.banner import SERVING_PREFIX
+from rvz.process.entry import LISTENING_PREFIX, RENDEZVOUS_READY
 from rvz.wire.proto import admin_pb2, envelope_pb2, scoring_pb2, scoring_pb2_grpc
 from security_tools import operator_admin
 
@@ -229,3 +230,57 @@ def test_a_replicated_model_scores_each_request_once_across_two_rendezvous(root:
         assert len(workers) == 2, workers  # both replicas took work (from both rendezvous' work streams)
     finally:
         assert up.stop() == 0, up.stderr()
+
+
+def results_count(directory: Path) -> int:
+    return sum(1 for _ in iter_records(directory)) if directory.exists() else 0
+
+
+def answered_by(d: Deployment, calls: int) -> Counter[str]:
+    return Counter(d.score({"x": x}).model_name for x in range(calls))
+
+
+@pytest.mark.parametrize("shared_data", [True, False], ids=["one-data-directory", "own-data-directory"])
+def test_a_rendezvous_that_missed_a_change_decides_nothing_until_it_has_it(
+        deployment: Callable[..., Deployment], root: Path, shared_data: bool) -> None:
+    keys = f'\n[security]\nkeys_dir = "{root}/keys"\n'  # one set of keys, whatever the data directory
+    d = deployment(policy=POLICY, streams=TWO, extra=MODELS + keys)
+    d.start_rendezvous()
+    other = root / "other"
+    second = d.spawn("rendezvous-1", "rendezvous", "--config", str(d.config_path), "--index", "1",
+                     *([] if shared_data else ["--data-dir", str(other)]), announces=(RENDEZVOUS_READY,))
+    second.wait_line(RENDEZVOUS_READY, check=d.check)
+    frontend = d.start_frontend(wait=False)
+    d.start_model("champ", "rvz_test_models:echo", wait=False)
+    d.start_model("chall", "rvz_test_models:echo", role="challenger", wait=False)
+    d.address = frontend.wait_line(LISTENING_PREFIX, check=d.check)
+    d.wait_serving("default")
+    d.wait_models({"champ", "chall"})
+    its_results = (root / "data" if shared_data else other) / "results.1"
+    deadline = time.monotonic() + 10
+    while results_count(its_results) == 0:  # both take requests
+        assert answered_by(d, 10) == {"champ": 10}
+        assert time.monotonic() < deadline, "rendezvous 1 decided nothing"
+    # Stopped while the other carries out a promotion, then back: it has the old champion in force. (The
+    # promotion is made once the frontend has found it silent: before, the call would wait in its queue.)
+    os.kill(second.pid, signal.SIGSTOP)
+    try:
+        frontend.wait_stderr(r"rendezvous 1 has answered no probe for \d+ ms")
+        operator_admin(d.channel, root).Promote(  # the token is in keys_dir, root/keys
+            admin_pb2.PromoteRequest(use_case="default", model_name="chall"), timeout=10)
+    finally:
+        os.kill(second.pid, signal.SIGCONT)
+    if not shared_data:
+        # On a data directory of its own it cannot catch up: the frontend keeps it out of the turn and says so.
+        frontend.wait_stderr(r"rendezvous 1 takes no requests: its Admin state .* missed that change")
+        before = results_count(its_results)
+        assert answered_by(d, 60) == {"chall": 60}  # never the old champion
+        assert results_count(its_results) == before
+        # The change made again reaches it (Admin calls go to every rendezvous that answers): back in step.
+        operator_admin(d.channel, root).Promote(  # the token is in keys_dir, root/keys
+            admin_pb2.PromoteRequest(use_case="default", model_name="chall"), timeout=10)
+    before = results_count(its_results)
+    deadline = time.monotonic() + 10
+    while results_count(its_results) == before:  # it takes its share again, in step
+        assert answered_by(d, 10) == {"chall": 10}  # never the old champion, not even while it catches up
+        assert time.monotonic() < deadline, "rendezvous 1 took no share again"

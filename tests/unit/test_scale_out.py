@@ -67,12 +67,14 @@ def test_requests_go_to_the_live_rendezvous_in_turn_and_a_lost_ones_share_moves(
         assert [links.choose() for _ in range(6)] == [0, 1, 2, 0, 1, 2]  # none heard yet: all of them
         now = time.time_ns()
         for link in links:
-            links.heard(link, now)
+            links.answered(link, "same", 0, now)
         links.lost(links.links[1], now)
         assert sorted({links.choose() for _ in range(10)}) == [0, 2]
         links.refresh(now + links.silent_ns + 1)  # 0 and 2 fell silent (hung): none is live
         assert links.live() == []
-        links.heard(links.links[1], now + links.silent_ns + 2)  # back: it takes every request
+        links.heard(links.links[1])  # its connection is back: not in the turn before it answers a probe
+        assert links.live() == []
+        links.answered(links.links[1], "same", 0, now + links.silent_ns + 2)  # back: it takes every request
         assert {links.choose() for _ in range(5)} == {1}
     finally:
         links.close()
@@ -136,3 +138,24 @@ def test_a_frontend_that_has_not_heard_a_use_cases_models_yet_answers_unavailabl
         readiness.check("other")  # the rendezvous knows its models: their announces are on the way
     with pytest.raises(UnknownUseCase, match="no model serves use case 'nosuch'"):
         readiness.check("nosuch")  # nobody knows it: NOT_FOUND, as ever
+
+
+def test_a_rendezvous_out_of_step_with_the_newest_admin_state_takes_no_requests_but_admin_calls(
+        tmp_path: Path) -> None:
+    config = config_of(tmp_path, f'[streams]\nrendezvous_processes = 2\nresults = "ipc://{tmp_path}/r"\n'
+                                 '[security]\ncurve = false\n')
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    links = RendezvousLinks(ctx, config, b"fe-test", ProcessKeys(None))
+    try:
+        now = time.time_ns()
+        first, second = links.links
+        links.answered(first, "old", 0, now)
+        links.answered(second, "old", 0, now)
+        assert links.live() == [0, 1]
+        links.note_state(first, "new", 5, now)  # its Admin reply: it carried out a change the other missed
+        assert links.live() == [0] and links.reachable() == [0, 1]
+        links.answered(second, "new", 6, now)  # caught up (a later save of the same state)
+        assert links.live() == [0, 1]
+    finally:
+        links.close()
+        ctx.destroy(linger=0)

@@ -132,7 +132,7 @@ class ResultEnvelope(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., use_case: _Optional[str] = ..., status_code: _Optional[int] = ..., status_message: _Optional[str] = ..., response: _Optional[bytes] = ..., rule: _Optional[str] = ..., elapsed_ms: _Optional[float] = ..., decided_unix_ns: _Optional[int] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., role: _Optional[str] = ..., received_unix_ns: _Optional[int] = ..., deadline_unix_ns: _Optional[int] = ..., policy_version: _Optional[int] = ..., outcome: _Optional[_Union[ResultEnvelope.Outcome, str]] = ...) -> None: ...
 
 class Control(_message.Message):
-    __slots__ = ("kind", "frontend_id", "sent_unix_ns", "model", "deadlines_ms", "default_first_window", "first_windows", "next_sequence", "use_cases")
+    __slots__ = ("kind", "frontend_id", "sent_unix_ns", "model", "deadlines_ms", "default_first_window", "first_windows", "next_sequence", "use_cases", "state_digest", "state_changed_unix_ns")
     class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         KIND_UNSPECIFIED: _ClassVar[Control.Kind]
@@ -173,6 +173,8 @@ class Control(_message.Message):
     FIRST_WINDOWS_FIELD_NUMBER: _ClassVar[int]
     NEXT_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     USE_CASES_FIELD_NUMBER: _ClassVar[int]
+    STATE_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    STATE_CHANGED_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
     kind: Control.Kind
     frontend_id: bytes
     sent_unix_ns: int
@@ -182,7 +184,9 @@ class Control(_message.Message):
     first_windows: _containers.MessageMap[str, Accept]
     next_sequence: _containers.ScalarMap[str, int]
     use_cases: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, kind: _Optional[_Union[Control.Kind, str]] = ..., frontend_id: _Optional[bytes] = ..., sent_unix_ns: _Optional[int] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., deadlines_ms: _Optional[_Mapping[str, float]] = ..., default_first_window: _Optional[_Union[Accept, _Mapping]] = ..., first_windows: _Optional[_Mapping[str, Accept]] = ..., next_sequence: _Optional[_Mapping[str, int]] = ..., use_cases: _Optional[_Iterable[str]] = ...) -> None: ...
+    state_digest: str
+    state_changed_unix_ns: int
+    def __init__(self, kind: _Optional[_Union[Control.Kind, str]] = ..., frontend_id: _Optional[bytes] = ..., sent_unix_ns: _Optional[int] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., deadlines_ms: _Optional[_Mapping[str, float]] = ..., default_first_window: _Optional[_Union[Accept, _Mapping]] = ..., first_windows: _Optional[_Mapping[str, Accept]] = ..., next_sequence: _Optional[_Mapping[str, int]] = ..., use_cases: _Optional[_Iterable[str]] = ..., state_digest: _Optional[str] = ..., state_changed_unix_ns: _Optional[int] = ...) -> None: ...
 
 class Accept(_message.Message):
     __slots__ = ("accept",)
@@ -209,20 +213,24 @@ class AdminCall(_message.Message):
     def __init__(self, call_id: _Optional[int] = ..., caller: _Optional[str] = ..., list_models: _Optional[_Union[_admin_pb2.ListModelsRequest, _Mapping]] = ..., get_policy: _Optional[_Union[_admin_pb2.GetPolicyRequest, _Mapping]] = ..., set_policy: _Optional[_Union[_admin_pb2.SetPolicyRequest, _Mapping]] = ..., promote: _Optional[_Union[_admin_pb2.PromoteRequest, _Mapping]] = ..., reset_policy: _Optional[_Union[_admin_pb2.ResetPolicyRequest, _Mapping]] = ...) -> None: ...
 
 class AdminReply(_message.Message):
-    __slots__ = ("call_id", "status_code", "status_message", "models", "policy", "promoted")
+    __slots__ = ("call_id", "status_code", "status_message", "models", "policy", "promoted", "state_digest", "state_changed_unix_ns")
     CALL_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_CODE_FIELD_NUMBER: _ClassVar[int]
     STATUS_MESSAGE_FIELD_NUMBER: _ClassVar[int]
     MODELS_FIELD_NUMBER: _ClassVar[int]
     POLICY_FIELD_NUMBER: _ClassVar[int]
     PROMOTED_FIELD_NUMBER: _ClassVar[int]
+    STATE_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    STATE_CHANGED_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
     call_id: int
     status_code: int
     status_message: str
     models: _admin_pb2.ListModelsResponse
     policy: _admin_pb2.PolicyState
     promoted: _admin_pb2.PromoteResponse
-    def __init__(self, call_id: _Optional[int] = ..., status_code: _Optional[int] = ..., status_message: _Optional[str] = ..., models: _Optional[_Union[_admin_pb2.ListModelsResponse, _Mapping]] = ..., policy: _Optional[_Union[_admin_pb2.PolicyState, _Mapping]] = ..., promoted: _Optional[_Union[_admin_pb2.PromoteResponse, _Mapping]] = ...) -> None: ...
+    state_digest: str
+    state_changed_unix_ns: int
+    def __init__(self, call_id: _Optional[int] = ..., status_code: _Optional[int] = ..., status_message: _Optional[str] = ..., models: _Optional[_Union[_admin_pb2.ListModelsResponse, _Mapping]] = ..., policy: _Optional[_Union[_admin_pb2.PolicyState, _Mapping]] = ..., promoted: _Optional[_Union[_admin_pb2.PromoteResponse, _Mapping]] = ..., state_digest: _Optional[str] = ..., state_changed_unix_ns: _Optional[int] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
     __slots__ = ("use_case", "name", "version", "role", "worker_id", "pid", "host", "features", "missed", "restarts", "capacity")

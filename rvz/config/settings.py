@@ -117,13 +117,7 @@ class StreamsConfig:
     @property
     def work_endpoint(self) -> str:
         """``work``, or the endpoint derived from ``scores`` when it is empty (see the setting)."""
-        if self.work:
-            return self.work
-        if self.scores.startswith("tcp://"):
-            host, _, port = self.scores.rpartition(":")
-            if port.isdigit() and int(port) + 2 <= 65535:
-                return f"{host}:{int(port) + 2}"
-        return f"{self.scores}.work"
+        return self.work or derived_endpoint(self.scores, 2, ".work")
 
 
 def _on_host(endpoint: str, host: str) -> str:
@@ -134,11 +128,17 @@ def _on_host(endpoint: str, host: str) -> str:
 
 def _nth(endpoint: str, index: int) -> str:
     """The endpoint of rendezvous ``index``: a tcp port + 10 x index, or an ipc path + '.index'."""
+    return derived_endpoint(endpoint, 10 * index, f".{index}")
+
+
+def derived_endpoint(endpoint: str, port_offset: int, suffix: str) -> str:
+    """An endpoint of its own next to ``endpoint``: its tcp port + ``port_offset``, else (ipc, or a port that
+    would pass 65535) its address + ``suffix``."""
     if endpoint.startswith("tcp://"):
         host, _, port = endpoint.rpartition(":")
-        if port.isdigit():
-            return f"{host}:{int(port) + 10 * index}"
-    return f"{endpoint}.{index}"
+        if port.isdigit() and int(port) + port_offset <= 65535:
+            return f"{host}:{int(port) + port_offset}"
+    return f"{endpoint}{suffix}"
 
 
 @dataclass(frozen=True)
@@ -343,12 +343,7 @@ class Config:
             return self.streams.requests_in
         if self.frontend.processes <= 1:
             return ""
-        requests = self.streams.requests
-        if requests.startswith("tcp://"):
-            host, _, port = requests.rpartition(":")
-            if port.isdigit() and int(port) + 4 <= 65535:
-                return f"{host}:{int(port) + 4}"
-        return f"{requests}.in"
+        return derived_endpoint(self.streams.requests, 4, ".in")
 
     def use_case(self, name: str) -> UseCaseConfig | None:
         """The [[use_cases]] entry of ``name``, if the config declares one."""

@@ -19,8 +19,8 @@ from pathlib import Path
 from google.protobuf import struct_pb2
 
 from rvz.config import LogConfig
-from rvz.frontend.names import log_name
 from rvz.log.dirs import read_by_time
+from rvz.log.naming import log_name
 from rvz.log.writer import LogWriter
 from rvz.wire.ids import id_time_ms
 from rvz.wire.proto import envelope_pb2, scoring_pb2

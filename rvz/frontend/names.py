@@ -7,17 +7,11 @@ and the readers (`rvz report`, `rvz replay`, `rvz log cat`) read them all (``rvz
 
 from __future__ import annotations
 
-import re
-
-from rvz.log.naming import log_name
-
-__all__ = ["NAME", "log_name", "name_problem"]
-
-NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+from rvz.log.naming import WRITER_NAME
 
 
 def name_problem(name: str) -> str | None:
     """What is wrong with ``name`` as a frontend's name ("" is the unnamed frontend), or None."""
-    if not name or NAME.fullmatch(name):
+    if not name or WRITER_NAME.fullmatch(name):
         return None
     return f"a frontend's name is 1 to 64 letters, digits, '-' or '_' (it names its logs), got {name!r}"

@@ -28,10 +28,10 @@ from rvz.errors import LogLockedError, NoAnswer, Overloaded, RvzError, status_fr
 from rvz.frontend import feedback, grpc_overflow
 from rvz.frontend.admission import Admission
 from rvz.frontend.grpc_backlog import Shedder
-from rvz.frontend.names import log_name
 from rvz.frontend.publisher import Dispatcher
 from rvz.frontend.readiness import Readiness
 from rvz.frontend.validation import RequestCheck
+from rvz.log.naming import log_name
 from rvz.log.writer import LogWriter
 from rvz.security.admin_auth import AdminAuth
 from rvz.security.deployment import keyring_for

@@ -15,12 +15,12 @@ live rendezvous: those logs are merged with each change once (``SAME_CHANGE``).
 from __future__ import annotations
 
 import heapq
-import re
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from rvz.log.naming import WRITER_NAME
 from rvz.log.reader import iter_records
 from rvz.wire.proto import admin_pb2, envelope_pb2
 
@@ -31,9 +31,6 @@ LOGS = ("requests", "scores", "results", "feedback", "policies", "audit")
 # The field of each log's records that says when it was written: the copies of a log are merged by it.
 TIME_FIELDS = {"requests": "received_unix_ns", "feedback": "received_unix_ns", "scores": "received_unix_ns",
                "results": "decided_unix_ns", "policies": "changed_unix_ns", "audit": "unix_ns"}
-# Every name rvz.frontend.names accepts, and every rendezvous index (a reader need not enforce the writer's
-# length limit).
-_NAME = re.compile(r"[A-Za-z0-9_-]+")
 
 T = TypeVar("T")
 
@@ -67,7 +64,7 @@ def log_dirs(root: Path, log: str) -> list[Path]:
         return found
     prefix = log + "."
     return found + [path for path in entries if path.name.startswith(prefix)
-                    and _NAME.fullmatch(path.name[len(prefix):]) and path.is_dir()]
+                    and WRITER_NAME.fullmatch(path.name[len(prefix):]) and path.is_dir()]
 
 
 def time_of(log: str) -> Callable[[Any], int]:

@@ -8,6 +8,11 @@ copy of that kind's logs: the first (or only) one ``LOG``, the one named NAME ``
 
 from __future__ import annotations
 
+import re
+
+# A writer's name: a frontend's (`rvz frontend --name`), or a rendezvous's index. It names directories.
+WRITER_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
 
 def log_name(log: str, writer: str) -> str:
     """The directory (or file) name of the log ``log`` written by the process named ``writer`` ("" for the
